@@ -1,0 +1,117 @@
+package rdsbackup
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Error codes. Most are the wire codes of the RDS/RAM API, because the
+// product's vocabulary is that API; the generic classes (EINTERNAL,
+// ENOTFOUND, ECONFLICT, EINVALID) are used by adapters that do not know
+// which API call they serve, and the API layer refines them. The HTTP status
+// of every code is decided in one table at the edge (package rpc).
+const (
+	EINTERNAL = "InternalError"
+	ENOTFOUND = "NotFound"
+	ECONFLICT = "Conflict"
+	EINVALID  = "InvalidParameter"
+
+	// Protocol and authentication.
+	EMissingParameter      = "MissingParameter"
+	EInvalidAction         = "InvalidAction.NotFound"
+	EInvalidVersion        = "InvalidVersion"
+	EAccessKeyNotFound     = "InvalidAccessKeyId.NotFound"
+	EAccessKeyDisabled     = "Forbidden.AccessKeyDisabled"
+	ESignatureDoesNotMatch = "SignatureDoesNotMatch"
+	EIncompleteSignature   = "IncompleteSignature"
+	ETimestampExpired      = "InvalidTimeStamp.Expired"
+	ETimestampFormat       = "InvalidTimeStamp.Format"
+	ENonceUsed             = "SignatureNonceUsed"
+	EThrottling            = "Throttling.User"
+	EServiceUnavailable    = "ServiceUnavailable"
+	EForbiddenRAM          = "Forbidden.RAM"
+	EUnsupportedSignature  = "InvalidSignatureMethod"
+	EInvalidFormat         = "InvalidFormat"
+
+	// DescribeBackups and instance lookups.
+	EInvalidPageNumber      = "InvalidPageNumbers.Malformed"
+	EInvalidPageSize        = "InvalidMaxRecordsPerPage.Malformed"
+	EInvalidStartTime       = "InvalidStartTime.Format"
+	EInvalidEndTime         = "InvalidEndTime.Format"
+	EInvalidCombination     = "InvalidParameterCombination"
+	EInvalidBackupLocation  = "InvalidBackupSetLocation.Format"
+	EInstanceIdNotFound     = "InvalidDBInstanceId.NotFound"
+	EInstanceNotFound       = "InvalidDBInstance.NotFound"
+	EInvalidBackupId        = "InvalidBackupId.Malformed"
+	EIncorrectInstanceState = "IncorrectDBInstanceState"
+
+	// RAM.
+	EEntityNotExistUser       = "EntityNotExist.User"
+	EEntityNotExistPolicy     = "EntityNotExist.Policy"
+	EEntityNotExistAccessKey  = "EntityNotExist.User.AccessKey"
+	EEntityAlreadyExistsUser  = "EntityAlreadyExists.User"
+	EEntityAlreadyExistsPol   = "EntityAlreadyExists.Policy"
+	EEntityAlreadyAttached    = "EntityAlreadyExists.User.Policy"
+	EEntityNotAttached        = "EntityNotExist.User.Policy"
+	EDeleteConflictUserPolicy = "DeleteConflict.User.Policy"
+	EDeleteConflictUserKey    = "DeleteConflict.User.AccessKey"
+	EDeleteConflictPolicyUser = "DeleteConflict.Policy.User"
+	EInvalidPolicyDocument    = "MalformedPolicyDocument"
+	ELimitExceededAccessKey   = "LimitExceeded.User.AccessKey"
+	ENoPermissionSystemPolicy = "NoPermission.SystemPolicy"
+)
+
+// Error is the domain's error: a code that classifies it and a message fit
+// to show to the API caller. Detail, when set, is rendered next to the code
+// (Forbidden.RAM carries its AccessDeniedDetail there).
+type Error struct {
+	Code    string
+	Message string
+	Detail  any
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("rdsbackup error: code=%s message=%s", e.Code, e.Message)
+}
+
+// Errorf returns an *Error with the given code and a formatted message.
+func Errorf(code string, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// ErrorCode returns the code of the first *Error in err's chain, EINTERNAL
+// for any other non-nil error and "" for nil.
+func ErrorCode(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Code
+	}
+	return EINTERNAL
+}
+
+// ErrorMessage returns the message of the first *Error in err's chain. Other
+// errors are internal and their text is not shown to callers.
+func ErrorMessage(err error) string {
+	var e *Error
+	if err == nil {
+		return ""
+	} else if errors.As(err, &e) {
+		return e.Message
+	}
+	return "The request processing has failed due to some unknown error, exception or failure."
+}
+
+// MissingParameter is the error for a required parameter that is absent.
+func MissingParameter(name string) *Error {
+	return Errorf(EMissingParameter, "The input parameter %q that is mandatory for processing this request is not supplied.", name)
+}
+
+// InvalidParameter is the error for a parameter whose value is not allowed.
+func InvalidParameter(name, why string) *Error {
+	if why == "" {
+		return Errorf(EINVALID, "The specified parameter %q is not valid.", name)
+	}
+	return Errorf(EINVALID, "The specified parameter %q is not valid: %s", name, why)
+}

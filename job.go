@@ -1,0 +1,55 @@
+package rdsbackup
+
+import (
+	"context"
+	"time"
+)
+
+// JobStatus is a backup job's state, with DescribeBackupTasks' values.
+type JobStatus string
+
+const (
+	JobNoStart   JobStatus = "NoStart"
+	JobPreparing JobStatus = "Preparing"
+	JobWaiting   JobStatus = "Waiting"
+	JobUploading JobStatus = "Uploading"
+	JobChecking  JobStatus = "Checking"
+	JobFinished  JobStatus = "Finished"
+	JobFailed    JobStatus = "Failed"
+)
+
+// Done reports whether the job has reached a final state.
+func (s JobStatus) Done() bool { return s == JobFinished || s == JobFailed }
+
+// Job is one backup run of one instance.
+type Job struct {
+	ID          int64
+	InstanceID  string
+	Status      JobStatus
+	Mode        BackupMode
+	Method      BackupMethod
+	Strategy    string   // "instance" or "db"
+	Databases   []string // for Strategy "db"
+	Progress    int      // percent
+	BackupSetID int64    // set once the job has written its set
+	Error       string
+	CreatedAt   time.Time
+	UpdatedAt   time.Time
+}
+
+// JobFilter selects jobs; empty fields do not filter.
+type JobFilter struct {
+	InstanceID string
+	ID         *int64
+	Mode       *BackupMode
+	Statuses   []JobStatus
+	Limit      int
+}
+
+// JobService stores backup jobs.
+type JobService interface {
+	CreateJob(ctx context.Context, job *Job) error
+	UpdateJob(ctx context.Context, job *Job) error
+	// FindJobs returns matching jobs newest first.
+	FindJobs(ctx context.Context, filter JobFilter) ([]*Job, error)
+}
