@@ -1,0 +1,192 @@
+package rpc
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"sync"
+	"time"
+
+	"github.com/rdsbackup/rdsbackup"
+)
+
+// DefaultMaxSkew is how far a signed timestamp may be from server time.
+const DefaultMaxSkew = 15 * time.Minute
+
+// DefaultMaxNonces is the NonceCache cap used when none is given: about
+// 45 MB at most, and room for ~2,200 requests/s sustained over a 15-minute
+// window.
+const DefaultMaxNonces = 1 << 21
+
+// NonceCache remembers which (AccessKeyId, nonce) pairs were used so that a
+// signed request cannot be replayed while its timestamp is acceptable.
+//
+// Entries are filed in one bucket per minute of the request's signed time
+// and a bucket is dropped whole once every timestamp in it is older than the
+// window, because such a request is refused as expired anyway. Filing by
+// signed time rather than arrival time lets the window equal the maximum
+// skew even for requests dated in the future.
+//
+// Memory bound: an entry is a 64-bit keyed hash (hash/maphash, random seed,
+// so nobody can aim collisions at another caller's nonces) in an
+// open-addressing table kept between 3/8 and 3/4 full, i.e. at most
+// 8/(3/8) ≈ 21.3 bytes per entry, so the cache never holds much more than
+// 21.3 B × maxEntries (plus 128 B per bucket, ≤ 2·window/min + 2 buckets, and
+// one bucket's table while it doubles): ≈ 45 MB for DefaultMaxNonces. At the
+// cap new nonces are refused with ServiceUnavailable rather than older ones
+// forgotten, since forgetting would reopen replay.
+//
+// A false "used" needs a 64-bit collision: with 2M entries, ~1e-13 per request.
+type NonceCache struct {
+	window time.Duration
+	max    int
+	seed   maphash.Seed
+
+	mu      sync.Mutex
+	n       int // entries over all buckets
+	buckets []nonceBucket
+}
+
+type nonceBucket struct {
+	minute int64 // Unix minute of the signed times filed here
+	set    hashSet
+}
+
+// NewNonceCache returns a cache that remembers a nonce until its signed time
+// is window in the past, holding at most maxEntries nonces. window should be
+// at least the Authenticator's MaxSkew (a shorter one narrows the accepted
+// skew). Zero or negative values select DefaultMaxSkew and DefaultMaxNonces.
+func NewNonceCache(window time.Duration, maxEntries int) *NonceCache {
+	if window <= 0 {
+		window = DefaultMaxSkew
+	}
+	if maxEntries <= 0 {
+		maxEntries = DefaultMaxNonces
+	}
+	return &NonceCache{window: window, max: maxEntries, seed: maphash.MakeSeed()}
+}
+
+// Use records the nonce of a request signed at signedAt and received at now.
+// It fails with SignatureNonceUsed if the pair was seen before,
+// InvalidTimeStamp.Expired if signedAt is outside the window (the cache could
+// not vouch for it) and ServiceUnavailable when the cache is full.
+func (c *NonceCache) Use(accessKeyID, nonce string, signedAt, now time.Time) error {
+	if d := now.Sub(signedAt); d > c.window || d < -c.window {
+		return errTimestampExpired()
+	}
+	h := c.hash(accessKeyID, nonce)
+	m := unixMinute(signedAt)
+	oldest := unixMinute(now.Add(-c.window))
+
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	live := c.buckets[:0]
+	for _, b := range c.buckets {
+		if b.minute < oldest {
+			c.n -= b.set.n
+			continue
+		}
+		live = append(live, b)
+	}
+	clear(c.buckets[len(live):]) // release dropped tables to the GC
+	c.buckets = live
+
+	idx := -1
+	for i := range c.buckets {
+		if c.buckets[i].set.has(h) {
+			return rdsbackup.Errorf(rdsbackup.ENonceUsed, "Specified signature nonce was used already.")
+		}
+		if c.buckets[i].minute == m {
+			idx = i
+		}
+	}
+	if c.n >= c.max {
+		return rdsbackup.Errorf(rdsbackup.EServiceUnavailable,
+			"The request has failed due to a temporary failure of the server: the replay protection memory is full. Retry later.")
+	}
+	if idx < 0 {
+		c.buckets = append(c.buckets, nonceBucket{minute: m})
+		idx = len(c.buckets) - 1
+	}
+	c.buckets[idx].set.add(h)
+	c.n++
+	return nil
+}
+
+// Len returns the number of nonces held.
+func (c *NonceCache) Len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n
+}
+
+func (c *NonceCache) hash(accessKeyID, nonce string) uint64 {
+	var h maphash.Hash
+	h.SetSeed(c.seed)
+	// The length prefix keeps ("a","bc") and ("ab","c") apart.
+	var n [8]byte
+	binary.LittleEndian.PutUint64(n[:], uint64(len(accessKeyID)))
+	h.Write(n[:])
+	h.WriteString(accessKeyID)
+	h.WriteString(nonce)
+	if s := h.Sum64(); s != 0 {
+		return s
+	}
+	return 1 // 0 marks an empty slot in hashSet
+}
+
+func unixMinute(t time.Time) int64 {
+	s := t.Unix()
+	m := s / 60
+	if s%60 < 0 {
+		m--
+	}
+	return m
+}
+
+// hashSet is a linear-probing set of non-zero uint64s. It needs no deletion
+// (buckets are dropped whole), which keeps it to 8 bytes a slot where a Go
+// map[uint64]struct{} costs about 35 bytes an entry.
+type hashSet struct {
+	slots []uint64 // power-of-two length; 0 is empty
+	n     int
+}
+
+func (s *hashSet) has(h uint64) bool {
+	if len(s.slots) == 0 {
+		return false
+	}
+	mask := uint64(len(s.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		switch s.slots[i] {
+		case h:
+			return true
+		case 0:
+			return false
+		}
+	}
+}
+
+// add inserts h, which must not be present.
+func (s *hashSet) add(h uint64) {
+	if 4*(s.n+1) > 3*len(s.slots) {
+		old := s.slots
+		s.slots = make([]uint64, max(16, 2*len(old)))
+		for _, v := range old {
+			if v != 0 {
+				s.insert(v)
+			}
+		}
+	}
+	s.insert(h)
+	s.n++
+}
+
+func (s *hashSet) insert(h uint64) {
+	mask := uint64(len(s.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		if s.slots[i] == 0 {
+			s.slots[i] = h
+			return
+		}
+	}
+}

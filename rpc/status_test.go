@@ -1,0 +1,108 @@
+package rpc
+
+import (
+	"go/ast"
+	"go/parser"
+	"go/token"
+	"strconv"
+	"testing"
+
+	"github.com/rdsbackup/rdsbackup"
+)
+
+// wantStatus lists every code in error.go with its documented status.
+var wantStatus = map[string]int{
+	rdsbackup.EINTERNAL:                 500,
+	rdsbackup.ENOTFOUND:                 404,
+	rdsbackup.ECONFLICT:                 409,
+	rdsbackup.EINVALID:                  400,
+	rdsbackup.EMissingParameter:         400,
+	rdsbackup.EInvalidAction:            404,
+	rdsbackup.EInvalidVersion:           400,
+	rdsbackup.EAccessKeyNotFound:        404,
+	rdsbackup.EAccessKeyDisabled:        403,
+	rdsbackup.ESignatureDoesNotMatch:    400,
+	rdsbackup.EIncompleteSignature:      400,
+	rdsbackup.ETimestampExpired:         400,
+	rdsbackup.ETimestampFormat:          400,
+	rdsbackup.ENonceUsed:                400,
+	rdsbackup.EThrottling:               400,
+	rdsbackup.EServiceUnavailable:       503,
+	rdsbackup.EForbiddenRAM:             403,
+	rdsbackup.EUnsupportedSignature:     400,
+	rdsbackup.EInvalidFormat:            400,
+	rdsbackup.EInvalidPageNumber:        400,
+	rdsbackup.EInvalidPageSize:          403,
+	rdsbackup.EInvalidStartTime:         400,
+	rdsbackup.EInvalidEndTime:           400,
+	rdsbackup.EInvalidCombination:       400,
+	rdsbackup.EInvalidBackupLocation:    400,
+	rdsbackup.EInstanceIdNotFound:       400,
+	rdsbackup.EInstanceNotFound:         404,
+	rdsbackup.EInvalidBackupId:          400,
+	rdsbackup.EIncorrectInstanceState:   403,
+	rdsbackup.EEntityNotExistUser:       404,
+	rdsbackup.EEntityNotExistPolicy:     404,
+	rdsbackup.EEntityNotExistAccessKey:  404,
+	rdsbackup.EEntityAlreadyExistsUser:  409,
+	rdsbackup.EEntityAlreadyExistsPol:   409,
+	rdsbackup.EEntityAlreadyAttached:    409,
+	rdsbackup.EEntityNotAttached:        404,
+	rdsbackup.EDeleteConflictUserPolicy: 409,
+	rdsbackup.EDeleteConflictUserKey:    409,
+	rdsbackup.EDeleteConflictPolicyUser: 409,
+	rdsbackup.EInvalidPolicyDocument:    400,
+	rdsbackup.ELimitExceededAccessKey:   409,
+	rdsbackup.ENoPermissionSystemPolicy: 403,
+}
+
+func TestHTTPStatus(t *testing.T) {
+	for code, want := range wantStatus {
+		got, ok := knownStatus(code)
+		if !ok {
+			t.Errorf("%s is not in the status table", code)
+		}
+		if got != want || HTTPStatus(code) != want {
+			t.Errorf("HTTPStatus(%s) = %d, want %d", code, got, want)
+		}
+	}
+	if got := HTTPStatus("Some.Unknown"); got != 400 {
+		t.Errorf("unknown code: %d", got)
+	}
+	if got := HTTPStatus("InternalError.Dependency"); got != 500 {
+		t.Errorf("InternalError.*: %d", got)
+	}
+}
+
+// TestEveryCodeListed fails when error.go gains a code that wantStatus (and
+// so the table review) does not cover.
+func TestEveryCodeListed(t *testing.T) {
+	f, err := parser.ParseFile(token.NewFileSet(), "../error.go", nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, d := range f.Decls {
+		gd, ok := d.(*ast.GenDecl)
+		if !ok || gd.Tok != token.CONST {
+			continue
+		}
+		for _, spec := range gd.Specs {
+			vs := spec.(*ast.ValueSpec)
+			for i, name := range vs.Names {
+				lit, ok := vs.Values[i].(*ast.BasicLit)
+				if !ok || lit.Kind != token.STRING {
+					continue
+				}
+				code, _ := strconv.Unquote(lit.Value)
+				n++
+				if _, ok := wantStatus[code]; !ok {
+					t.Errorf("error.go %s = %q is missing from wantStatus", name.Name, code)
+				}
+			}
+		}
+	}
+	if n < len(wantStatus) {
+		t.Errorf("found %d codes in error.go, wantStatus has %d", n, len(wantStatus))
+	}
+}
