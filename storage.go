@@ -1,0 +1,42 @@
+package rdsbackup
+
+import (
+	"context"
+	"io"
+	"time"
+)
+
+// ObjectInfo describes a stored object.
+type ObjectInfo struct {
+	Key     string
+	Size    int64
+	ModTime time.Time
+}
+
+// ObjectWriter receives an object's bytes. Nothing is visible under the key
+// until Commit returns nil; Abort (or a failed Commit) leaves nothing behind.
+// Exactly one of Commit or Abort must be called.
+type ObjectWriter interface {
+	io.Writer
+	// Commit makes the object durable and visible under its key.
+	Commit() error
+	// Abort discards what was written.
+	Abort() error
+}
+
+// ObjectStore holds backup objects (artifacts and manifests). Keys are
+// slash-separated relative paths such as "sets/rm-a1/42/set.zst".
+// A missing object is reported with an error whose ErrorCode is ENOTFOUND.
+type ObjectStore interface {
+	// Create starts writing a new object; an existing object with the same
+	// key is replaced only when the new one commits.
+	Create(ctx context.Context, key string) (ObjectWriter, error)
+	// Open reads length bytes from offset (length < 0: to the end).
+	Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
+	Stat(ctx context.Context, key string) (ObjectInfo, error)
+	// Delete removes an object; deleting a missing object is not an error.
+	Delete(ctx context.Context, key string) error
+	// List returns the committed objects whose keys start with prefix, in
+	// key order.
+	List(ctx context.Context, prefix string) ([]ObjectInfo, error)
+}
