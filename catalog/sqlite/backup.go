@@ -1,0 +1,298 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/rdsbackup/rdsbackup"
+)
+
+var _ rdsbackup.BackupSetService = (*DB)(nil)
+
+const backupColumns = `id, instance_id, status, start_time, end_time, type, mode, method, initiator,
+	size, available, store_status, meta_status, storage_class, copy_only, consistent_time, checksum,
+	host_instance_id, encryption, engine, engine_version, resource_group_id, location, scale, db_names,
+	expect_expire_time, failure_reason, object_key`
+
+// FindBackupSets returns one page of matching sets, newest first, and the
+// number of all matches.
+func (db *DB) FindBackupSets(ctx context.Context, f rdsbackup.BackupFilter) ([]*rdsbackup.BackupSet, int, error) {
+	var where []string
+	var args []any
+	if f.InstanceID != "" {
+		where, args = append(where, "instance_id = ?"), append(args, f.InstanceID)
+	}
+	if f.ID != nil {
+		where, args = append(where, "id = ?"), append(args, *f.ID)
+	}
+	if f.Status != nil {
+		where, args = append(where, "status = ?"), append(args, string(*f.Status))
+	}
+	if f.Mode != nil {
+		where, args = append(where, "mode = ?"), append(args, string(*f.Mode))
+	}
+	if f.Type != nil {
+		where, args = append(where, "type = ?"), append(args, string(*f.Type))
+	}
+	if f.StartFrom != nil {
+		where, args = append(where, "start_time >= ?"), append(args, f.StartFrom.Unix())
+	}
+	if f.StartTo != nil {
+		where, args = append(where, "start_time <= ?"), append(args, f.StartTo.Unix())
+	}
+	cond := ""
+	if len(where) > 0 {
+		cond = " WHERE " + strings.Join(where, " AND ")
+	}
+
+	count, err := db.stmt(ctx, `SELECT COUNT(*) FROM backup_sets`+cond)
+	if err != nil {
+		return nil, 0, fmt.Errorf("find backup sets: %w", err)
+	}
+	var total int
+	if err := count.QueryRowContext(ctx, args...).Scan(&total); err != nil {
+		return nil, 0, fmt.Errorf("count backup sets: %w", err)
+	}
+	if total == 0 || f.Offset >= total {
+		return nil, total, nil
+	}
+	limit := f.Limit
+	if limit <= 0 {
+		limit = -1
+	}
+	page, err := db.stmt(ctx, `SELECT `+backupColumns+` FROM backup_sets`+cond+
+		` ORDER BY start_time DESC, id DESC LIMIT ? OFFSET ?`)
+	if err != nil {
+		return nil, 0, fmt.Errorf("find backup sets: %w", err)
+	}
+	rows, err := page.QueryContext(ctx, append(args, limit, f.Offset)...)
+	if err != nil {
+		return nil, 0, fmt.Errorf("find backup sets: %w", err)
+	}
+	defer rows.Close()
+	var sets []*rdsbackup.BackupSet
+	for rows.Next() {
+		set, err := scanBackupSet(rows)
+		if err != nil {
+			return nil, 0, fmt.Errorf("find backup sets: %w", err)
+		}
+		sets = append(sets, set)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, 0, fmt.Errorf("find backup sets: %w", err)
+	}
+	if err := db.attachArtifacts(ctx, sets); err != nil {
+		return nil, 0, err
+	}
+	return sets, total, nil
+}
+
+// FindBackupSet returns the set with that id.
+func (db *DB) FindBackupSet(ctx context.Context, id int64) (*rdsbackup.BackupSet, error) {
+	s, err := db.stmt(ctx, `SELECT `+backupColumns+` FROM backup_sets WHERE id = ?`)
+	if err != nil {
+		return nil, fmt.Errorf("find backup set: %w", err)
+	}
+	set, err := scanBackupSet(s.QueryRowContext(ctx, id))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "backup set %d not found", id)
+	} else if err != nil {
+		return nil, fmt.Errorf("find backup set %d: %w", id, err)
+	}
+	if err := db.attachArtifacts(ctx, []*rdsbackup.BackupSet{set}); err != nil {
+		return nil, err
+	}
+	return set, nil
+}
+
+// artifactBatch bounds the set ids in one artifacts query: SQLite allows at
+// most 32766 variables in a statement, and each distinct count is a cached
+// statement.
+const artifactBatch = 100
+
+// attachArtifacts loads the artifacts of sets with one query per batch.
+func (db *DB) attachArtifacts(ctx context.Context, sets []*rdsbackup.BackupSet) error {
+	for len(sets) > artifactBatch {
+		if err := db.attachArtifacts(ctx, sets[:artifactBatch]); err != nil {
+			return err
+		}
+		sets = sets[artifactBatch:]
+	}
+	if len(sets) == 0 {
+		return nil
+	}
+	byID := make(map[int64]*rdsbackup.BackupSet, len(sets))
+	args := make([]any, len(sets))
+	for i, s := range sets {
+		byID[s.ID] = s
+		args[i] = s.ID
+	}
+	q := `SELECT set_id, database, offset, length, checksum FROM backup_artifacts WHERE set_id IN (?` +
+		strings.Repeat(",?", len(sets)-1) + `) ORDER BY set_id, seq`
+	stmt, err := db.stmt(ctx, q)
+	if err != nil {
+		return fmt.Errorf("find artifacts: %w", err)
+	}
+	rows, err := stmt.QueryContext(ctx, args...)
+	if err != nil {
+		return fmt.Errorf("find artifacts: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id int64
+		var a rdsbackup.Artifact
+		if err := rows.Scan(&id, &a.Database, &a.Offset, &a.Length, &a.Checksum); err != nil {
+			return fmt.Errorf("find artifacts: %w", err)
+		}
+		byID[id].Artifacts = append(byID[id].Artifacts, a)
+	}
+	return rows.Err()
+}
+
+// CreateBackupSet stores a new set with its artifacts.
+func (db *DB) CreateBackupSet(ctx context.Context, set *rdsbackup.BackupSet) error {
+	if err := validateBackupSet(set); err != nil {
+		return err
+	}
+	return db.update(ctx, func(tx *sql.Tx) error { return insertBackupSet(ctx, tx, set) })
+}
+
+var insertBackupSQL = `INSERT INTO backup_sets (` + backupColumns + `) VALUES (?` +
+	strings.Repeat(",?", strings.Count(backupColumns, ",")) + `)`
+
+// insertBackupSet inserts set and its artifacts; a zero ID is assigned by
+// SQLite.
+func insertBackupSet(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) error {
+	if set.ID == 0 {
+		// Jobs and sets share one id space (a job's id is its set's BackupId).
+		if err := tx.QueryRowContext(ctx, `SELECT 1 + MAX(
+				COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0),
+				COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'backup_sets'), 0))`).Scan(&set.ID); err != nil {
+			return fmt.Errorf("create backup set: %w", err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, insertBackupSQL, backupValues(set)...); err != nil {
+		return fmt.Errorf("create backup set: %w", err)
+	}
+	return insertArtifacts(ctx, tx, set)
+}
+
+// UpdateBackupSet replaces a stored set and its artifacts.
+func (db *DB) UpdateBackupSet(ctx context.Context, set *rdsbackup.BackupSet) error {
+	if err := validateBackupSet(set); err != nil {
+		return err
+	}
+	return db.update(ctx, func(tx *sql.Tx) error {
+		cols := strings.Split(backupColumns, ",")
+		var assign []string
+		for _, c := range cols[1:] {
+			assign = append(assign, strings.TrimSpace(c)+" = ?")
+		}
+		vals := backupValues(set)
+		res, err := tx.ExecContext(ctx, `UPDATE backup_sets SET `+strings.Join(assign, ", ")+` WHERE id = ?`, append(vals[1:], set.ID)...)
+		if err != nil {
+			return fmt.Errorf("update backup set %d: %w", set.ID, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "backup set %d not found", set.ID)
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM backup_artifacts WHERE set_id = ?`, set.ID); err != nil {
+			return fmt.Errorf("update backup set %d: %w", set.ID, err)
+		}
+		return insertArtifacts(ctx, tx, set)
+	})
+}
+
+// DeleteBackupSet removes a set and its artifacts' rows.
+func (db *DB) DeleteBackupSet(ctx context.Context, id int64) error {
+	return db.update(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `DELETE FROM backup_sets WHERE id = ?`, id)
+		if err != nil {
+			return fmt.Errorf("delete backup set %d: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "backup set %d not found", id)
+		}
+		return nil
+	})
+}
+
+func validateBackupSet(set *rdsbackup.BackupSet) error {
+	switch {
+	case set.InstanceID == "":
+		return rdsbackup.Errorf(rdsbackup.EINVALID, "backup set: instance id required")
+	case set.Status != rdsbackup.BackupSuccess && set.Status != rdsbackup.BackupFailed:
+		return rdsbackup.Errorf(rdsbackup.EINVALID, "backup set: invalid status %q", set.Status)
+	case set.StartTime.IsZero():
+		return rdsbackup.Errorf(rdsbackup.EINVALID, "backup set: start time required")
+	case set.Status == rdsbackup.BackupSuccess && set.Available && set.ObjectKey == "" && set.Method != rdsbackup.MethodSnapshot:
+		// The catalog never says a set is available when nothing holds its data.
+		return rdsbackup.Errorf(rdsbackup.EINVALID, "backup set: an available set needs an object")
+	}
+	return nil
+}
+
+func backupValues(s *rdsbackup.BackupSet) []any {
+	encryption := s.Encryption
+	if encryption == "" {
+		encryption = "{}"
+	}
+	storageClass := s.StorageClass
+	if storageClass == "" {
+		storageClass = "0"
+	}
+	return []any{s.ID, s.InstanceID, string(s.Status), unix(s.StartTime), unix(s.EndTime), string(s.Type),
+		string(s.Mode), string(s.Method), string(s.Initiator), s.Size, boolInt(s.Available), string(s.StoreStatus),
+		s.MetaStatus, storageClass, boolInt(s.CopyOnly), s.ConsistentTime, s.Checksum, s.HostInstanceID,
+		encryption, string(s.Engine), s.EngineVersion, s.ResourceGroupID, s.Location, s.Scale,
+		joinList(s.DBNames), unix(s.ExpectExpireTime), s.FailureReason, s.ObjectKey}
+}
+
+func insertArtifacts(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) error {
+	for i, a := range set.Artifacts {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO backup_artifacts (set_id, seq, database, offset, length, checksum) VALUES (?, ?, ?, ?, ?, ?)`,
+			set.ID, i, a.Database, a.Offset, a.Length, a.Checksum); err != nil {
+			return fmt.Errorf("store artifact %s of set %d: %w", a.Database, set.ID, err)
+		}
+	}
+	return nil
+}
+
+func scanBackupSet(row scanner) (*rdsbackup.BackupSet, error) {
+	var s rdsbackup.BackupSet
+	var start, end, expire int64
+	var avail, copyOnly int
+	var dbNames string
+	if err := row.Scan(&s.ID, &s.InstanceID, &s.Status, &start, &end, &s.Type, &s.Mode, &s.Method, &s.Initiator,
+		&s.Size, &avail, &s.StoreStatus, &s.MetaStatus, &s.StorageClass, &copyOnly, &s.ConsistentTime, &s.Checksum,
+		&s.HostInstanceID, &s.Encryption, &s.Engine, &s.EngineVersion, &s.ResourceGroupID, &s.Location, &s.Scale,
+		&dbNames, &expire, &s.FailureReason, &s.ObjectKey); err != nil {
+		return nil, err
+	}
+	s.StartTime, s.EndTime, s.ExpectExpireTime = fromUnix(start), fromUnix(end), fromUnix(expire)
+	s.Available, s.CopyOnly = avail == 1, copyOnly == 1
+	s.DBNames = splitList(dbNames)
+	return &s, nil
+}
+
+// ImportBackupSets stores many sets in one transaction, keeping their ids
+// when set; it serves catalog rebuilds and benchmarks, where a transaction
+// per set would be needlessly slow.
+func (db *DB) ImportBackupSets(ctx context.Context, sets []*rdsbackup.BackupSet) error {
+	for _, set := range sets {
+		if err := validateBackupSet(set); err != nil {
+			return err
+		}
+	}
+	return db.update(ctx, func(tx *sql.Tx) error {
+		for _, set := range sets {
+			if err := insertBackupSet(ctx, tx, set); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}

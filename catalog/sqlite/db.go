@@ -1,0 +1,254 @@
+// Package sqlite is the catalog on an embedded SQLite database (pure Go,
+// modernc.org/sqlite): the default for a single node.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/rdsbackup/rdsbackup"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+)
+
+//go:embed migrations/*.sql
+var migrationFS embed.FS
+
+// DB is the catalog. Configure the exported fields, then Open.
+type DB struct {
+	Path string              // the database file
+	Box  rdsbackup.SecretBox // encrypts secrets and DSNs at rest
+	Now  func() time.Time    // injected clock
+
+	// One writer connection serializes writes (SQLite allows one writer at a
+	// time; queuing in Go is cheaper than SQLITE_BUSY retries); readers use a
+	// pool, which WAL mode lets run beside the writer.
+	write *sql.DB
+	read  *sql.DB
+
+	stmtMu sync.Mutex
+	stmts  map[string]*sql.Stmt // prepared read statements by query text
+}
+
+// NewDB returns a catalog for the file at path.
+func NewDB(path string, box rdsbackup.SecretBox) *DB {
+	return &DB{Path: path, Box: box, Now: time.Now, stmts: map[string]*sql.Stmt{}}
+}
+
+// Open opens the file, creating it if needed, and applies pending migrations.
+func (db *DB) Open() error {
+	if db.Path == "" {
+		return fmt.Errorf("catalog path required")
+	}
+	if db.Box == nil {
+		return fmt.Errorf("catalog secret box required")
+	}
+	if err := os.MkdirAll(filepath.Dir(db.Path), 0o700); err != nil {
+		return fmt.Errorf("create catalog directory: %w", err)
+	}
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
+	dsn := "file:" + (&url.URL{Path: db.Path}).EscapedPath() + "?" + pragmas
+	var err error
+	if db.write, err = sql.Open("sqlite", dsn+"&_txlock=immediate"); err != nil {
+		return fmt.Errorf("open catalog: %w", err)
+	}
+	db.write.SetMaxOpenConns(1)
+	if err := db.migrate(context.Background()); err != nil {
+		db.write.Close()
+		return err
+	}
+	if db.read, err = sql.Open("sqlite", dsn+"&mode=ro"); err != nil {
+		db.write.Close()
+		return fmt.Errorf("open catalog for reading: %w", err)
+	}
+	if err := db.checkMasterKey(context.Background()); err != nil {
+		db.Close()
+		return err
+	}
+	db.read.SetMaxOpenConns(8)
+	db.read.SetMaxIdleConns(8)
+	if err := os.Chmod(db.Path, 0o600); err != nil {
+		return fmt.Errorf("restrict catalog file: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error {
+	db.stmtMu.Lock()
+	for _, s := range db.stmts {
+		s.Close()
+	}
+	db.stmts = map[string]*sql.Stmt{}
+	db.stmtMu.Unlock()
+	var errs []error
+	if db.read != nil {
+		errs = append(errs, db.read.Close())
+	}
+	if db.write != nil {
+		errs = append(errs, db.write.Close())
+	}
+	return errors.Join(errs...)
+}
+
+// migrate applies the embedded migrations not yet recorded, each in its own
+// transaction with its version row, so a crash leaves a consistent version.
+func (db *DB) migrate(ctx context.Context) error {
+	if _, err := db.write.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS migrations (name TEXT PRIMARY KEY)`); err != nil {
+		return fmt.Errorf("create migrations table: %w", err)
+	}
+	names, err := fs.Glob(migrationFS, "migrations/*.sql")
+	if err != nil {
+		return err
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := db.update(ctx, func(tx *sql.Tx) error {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM migrations WHERE name = ?`, name).Scan(&n); err != nil {
+				return err
+			} else if n > 0 {
+				return nil
+			}
+			buf, err := fs.ReadFile(migrationFS, name)
+			if err != nil {
+				return err
+			}
+			if _, err := tx.ExecContext(ctx, string(buf)); err != nil {
+				return err
+			}
+			_, err = tx.ExecContext(ctx, `INSERT INTO migrations (name) VALUES (?)`, name)
+			return err
+		}); err != nil {
+			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// update runs fn in a write transaction.
+func (db *DB) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	tx, err := db.write.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	defer tx.Rollback()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// stmt returns a prepared read statement for query, preparing it once.
+func (db *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
+	db.stmtMu.Lock()
+	defer db.stmtMu.Unlock()
+	if s, ok := db.stmts[query]; ok {
+		return s, nil
+	}
+	s, err := db.read.PrepareContext(ctx, query)
+	if err != nil {
+		return nil, err
+	}
+	db.stmts[query] = s
+	return s, nil
+}
+
+func (db *DB) now() time.Time { return db.Now().UTC().Truncate(time.Second) }
+
+func unix(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.Unix()
+}
+
+func fromUnix(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// joinList stores a list of names as a JSON array: database names may hold
+// any character, commas included.
+func joinList(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(s)
+	return string(b)
+}
+
+func splitList(s string) []string {
+	var out []string
+	if s == "" || json.Unmarshal([]byte(s), &out) != nil {
+		return nil
+	}
+	return out
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+func (db *DB) seal(plain string) ([]byte, error) {
+	b, err := db.Box.Seal([]byte(plain))
+	if err != nil {
+		return nil, fmt.Errorf("seal secret: %w", err)
+	}
+	return b, nil
+}
+
+func (db *DB) open(sealed []byte) (string, error) {
+	b, err := db.Box.Open(sealed)
+	if err != nil {
+		return "", fmt.Errorf("open secret: %w", err)
+	}
+	return string(b), nil
+}
+
+// boxCanary is sealed on first open; opening it again proves that the
+// master key is the one the catalog's secrets were sealed with, so a wrong
+// key fails at start instead of at the first authenticated request.
+const boxCanary = "rdsbackup master key check"
+
+func (db *DB) checkMasterKey(ctx context.Context) error {
+	var sealed []byte
+	err := db.write.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = 'master_key_check'`).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		b, err := db.seal(boxCanary)
+		if err != nil {
+			return err
+		}
+		return db.update(ctx, func(tx *sql.Tx) error {
+			_, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES ('master_key_check', ?)`, b)
+			return err
+		})
+	} else if err != nil {
+		return fmt.Errorf("read master key check: %w", err)
+	}
+	if plain, err := db.open(sealed); err != nil || plain != boxCanary {
+		return fmt.Errorf("the master key does not open this catalog's secrets: wrong %s or master.key file?", "RDSBACKUP_MASTER_KEY")
+	}
+	return nil
+}
