@@ -1,0 +1,264 @@
+// Package api implements the RDS (2014-08-15) and RAM (2015-05-01) actions
+// on top of the RPC protocol (package rpc), RAM policy evaluation (package
+// ram) and the domain services.
+package api
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/ram"
+	"github.com/rdsbackup/rdsbackup/rpc"
+)
+
+// API versions served on the one endpoint.
+const (
+	VersionRDS = "2014-08-15"
+	VersionRAM = "2015-05-01"
+)
+
+// LinkSigner makes the download links of a backup set. Nil means sets have
+// no links (the fields are sent empty).
+type LinkSigner interface {
+	SetLinks(set *rdsbackup.BackupSet) (public, intranet string)
+	ArtifactLinks(set *rdsbackup.BackupSet, artifact int) (public, intranet string)
+}
+
+// Server serves the API. Set the exported fields, then use it as an
+// http.Handler.
+type Server struct {
+	Instances rdsbackup.InstanceService
+	Backups   rdsbackup.BackupSetService
+	Jobs      rdsbackup.JobService
+	Identity  rdsbackup.IdentityService
+	Links     LinkSigner
+
+	Auth      *rpc.Authenticator
+	Responder *rpc.Responder
+	Logger    *slog.Logger
+	Now       func() time.Time
+
+	Region    string
+	AccountID string
+	MaxBody   int64
+
+	docsMu sync.Mutex
+	docs   map[string]*ram.Document // parsed policy documents by text
+	keys   keyCache
+}
+
+// LookupKey returns the secret and state of an access key; wire it into the
+// rpc.Authenticator that the server uses.
+func (s *Server) LookupKey(ctx context.Context, id string) (secret string, active bool, err error) {
+	return s.lookupKey(ctx, id)
+}
+
+// NewServer returns a Server with defaults; the caller sets the services.
+func NewServer() *Server {
+	return &Server{
+		Logger:  slog.New(slog.DiscardHandler),
+		Now:     time.Now,
+		Region:  "cn-hangzhou",
+		MaxBody: 1 << 20,
+		docs:    map[string]*ram.Document{},
+	}
+}
+
+// call is one API call being served.
+type call struct {
+	req *rpc.Request
+	key *rdsbackup.AccessKey // the authenticated caller
+}
+
+func (c *call) param(name string) string { return c.req.Param(name) }
+
+// required returns a parameter or MissingParameter naming it.
+func (c *call) required(name string) (string, error) {
+	v := c.req.Param(name)
+	if v == "" {
+		return "", rdsbackup.MissingParameter(name)
+	}
+	return v, nil
+}
+
+type handlerFunc func(ctx context.Context, c *call) (any, error)
+
+type action struct {
+	fn handlerFunc
+	// resource returns the RAM resource a call acts on.
+	resource func(s *Server, c *call) string
+}
+
+func (s *Server) actions(version string) map[string]action {
+	switch version {
+	case VersionRDS:
+		return s.rdsActions()
+	case VersionRAM:
+		return s.ramActions()
+	}
+	return nil
+}
+
+// ServeHTTP parses, authenticates, routes and authorizes one call.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/" {
+		http.NotFound(w, r)
+		return
+	}
+	if r.Method != http.MethodGet && r.Method != http.MethodPost {
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		return
+	}
+	ctx := r.Context()
+	req, err := rpc.ParseRequest(r, s.MaxBody)
+	if err != nil {
+		s.Responder.WriteError(w, req, err)
+		return
+	}
+	resp, err := s.serve(ctx, req)
+	if err != nil {
+		s.Responder.WriteError(w, req, err)
+		return
+	}
+	s.Responder.Write(w, req, resp)
+}
+
+func (s *Server) serve(ctx context.Context, req *rpc.Request) (any, error) {
+	if req.Action == "" {
+		return nil, rdsbackup.MissingParameter("Action")
+	}
+	if req.Version == "" {
+		return nil, rdsbackup.MissingParameter("Version")
+	}
+	actions := s.actions(req.Version)
+	if actions == nil {
+		return nil, rdsbackup.Errorf(rdsbackup.EInvalidVersion, "Specified parameter Version is not valid.")
+	}
+	act, ok := actions[req.Action]
+	if !ok {
+		return nil, rdsbackup.Errorf(rdsbackup.EInvalidAction, "Specified api is not found, please check your url and method.")
+	}
+	if err := s.Auth.Authenticate(ctx, req); err != nil {
+		return nil, err
+	}
+	key, err := s.accessKey(ctx, req.AccessKeyID)
+	if err != nil {
+		return nil, err
+	}
+	c := &call{req: req, key: key}
+	if !key.Root() {
+		if err := s.authorize(ctx, c, act); err != nil {
+			return nil, err
+		}
+	}
+	return act.fn(ctx, c)
+}
+
+// ramService is the RAM action prefix of each API version.
+func ramService(version string) string {
+	if version == VersionRAM {
+		return "ram"
+	}
+	return "rds"
+}
+
+// authorize evaluates the caller's policies for this call.
+func (s *Server) authorize(ctx context.Context, c *call, act action) error {
+	policies, err := s.userPolicies(ctx, c.key.UserName)
+	if err != nil {
+		return err
+	}
+	authAction := ramService(c.req.Version) + ":" + c.req.Action
+	d := ram.Evaluate(policies, ram.Context{
+		Action:          authAction,
+		Resource:        act.resource(s, c),
+		SourceIP:        c.req.SourceIP,
+		CurrentTime:     s.Now().UTC(),
+		SecureTransport: c.req.Secure,
+	})
+	if d.Allowed {
+		return nil
+	}
+	policyType := ""
+	if d.NoPermissionType == "ExplicitDeny" {
+		policyType = "AccountLevelIdentityBasedPolicy"
+	}
+	return &rdsbackup.Error{
+		Code:    rdsbackup.EForbiddenRAM,
+		Message: "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+		Detail: accessDeniedDetail{
+			AuthAction:               authAction,
+			AuthPrincipalType:        "SubUser",
+			AuthPrincipalOwnerId:     s.AccountID,
+			AuthPrincipalDisplayName: c.key.UserName,
+			NoPermissionType:         d.NoPermissionType,
+			PolicyType:               policyType,
+		},
+	}
+}
+
+type accessDeniedDetail struct {
+	AuthAction               string `json:"AuthAction" xml:"AuthAction"`
+	AuthPrincipalType        string `json:"AuthPrincipalType" xml:"AuthPrincipalType"`
+	AuthPrincipalOwnerId     string `json:"AuthPrincipalOwnerId" xml:"AuthPrincipalOwnerId"`
+	AuthPrincipalDisplayName string `json:"AuthPrincipalDisplayName" xml:"AuthPrincipalDisplayName"`
+	NoPermissionType         string `json:"NoPermissionType" xml:"NoPermissionType"`
+	PolicyType               string `json:"PolicyType" xml:"PolicyType"`
+	EncodedDiagnosticMessage string `json:"EncodedDiagnosticMessage" xml:"EncodedDiagnosticMessage"`
+}
+
+// userPolicies loads a user's policies, parsing each distinct document once.
+func (s *Server) userPolicies(ctx context.Context, userName string) ([]*ram.Policy, error) {
+	stored, err := s.Identity.FindUserPolicies(ctx, userName)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*ram.Policy, 0, len(stored))
+	for _, p := range stored {
+		doc, err := s.document(p.Document)
+		if err != nil {
+			// Documents are validated when created; one that no longer
+			// parses must not grant anything, but must not hide the others.
+			s.Logger.Warn("stored policy does not parse", "policy", p.Name, "err", err)
+			continue
+		}
+		out = append(out, &ram.Policy{Name: p.Name, Type: string(p.Type), Document: doc})
+	}
+	return out, nil
+}
+
+func (s *Server) document(text string) (*ram.Document, error) {
+	s.docsMu.Lock()
+	defer s.docsMu.Unlock()
+	if d, ok := s.docs[text]; ok {
+		return d, nil
+	}
+	d, err := ram.ParseDocument(text)
+	if err != nil {
+		return nil, err
+	}
+	if len(s.docs) > 10000 { // custom policies are few; bound it anyway
+		clear(s.docs)
+	}
+	s.docs[text] = d
+	return d, nil
+}
+
+func (s *Server) instanceARN(id string) string {
+	return "acs:rds:" + s.Region + ":" + s.AccountID + ":dbinstance/" + id
+}
+
+// instanceResource is the resource of actions on one instance; without an
+// instance id the call concerns all of them.
+func instanceResource(s *Server, c *call) string {
+	id := c.param("DBInstanceId")
+	if id == "" {
+		id = "*"
+	}
+	return s.instanceARN(id)
+}

@@ -1,0 +1,85 @@
+// Command rdsbackup is a self-hosted database backup service whose API is
+// wire-compatible with Alibaba Cloud ApsaraDB RDS.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+// Exit codes.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	os.Exit(m.Run(ctx, os.Args[1:]))
+}
+
+// Main runs the command; its fields replace the process's streams and
+// environment so tests can run it in-process.
+type Main struct {
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+	// Ready, when set, is called with the listening address once the service
+	// answers requests.
+	Ready func(addr string)
+}
+
+const usage = `rdsbackup — a self-hosted database backup service with the Alibaba Cloud RDS API
+
+Usage:
+  rdsbackup serve [--config FILE]   start the service (without --config: built-in defaults)
+  rdsbackup version                 print the version
+
+Run 'rdsbackup serve -h' for the flags of serve.
+`
+
+// Version is set at build time with -ldflags "-X main.Version=…".
+var Version = "dev"
+
+// Run executes one subcommand and returns the process exit code.
+func (m *Main) Run(ctx context.Context, args []string) int {
+	if len(args) == 0 {
+		fmt.Fprint(m.Stderr, usage)
+		return exitUsage
+	}
+	var err error
+	switch args[0] {
+	case "serve":
+		err = m.serve(ctx, args[1:])
+	case "version":
+		fmt.Fprintln(m.Stdout, Version)
+	case "help", "-h", "--help":
+		fmt.Fprint(m.Stdout, usage)
+	default:
+		fmt.Fprintf(m.Stderr, "rdsbackup: unknown command %q\n\n%s", args[0], usage)
+		return exitUsage
+	}
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	var ue usageError
+	if errors.As(err, &ue) {
+		fmt.Fprintf(m.Stderr, "rdsbackup: %v\n", err)
+		return exitUsage
+	}
+	if err != nil {
+		fmt.Fprintf(m.Stderr, "rdsbackup: %v\n", err)
+		return exitFailed
+	}
+	return exitOK
+}
+
+type usageError struct{ error }

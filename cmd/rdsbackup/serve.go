@@ -1,0 +1,221 @@
+package main
+
+import (
+	"context"
+	"crypto/subtle"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/aesgcm"
+	"github.com/rdsbackup/rdsbackup/api"
+	"github.com/rdsbackup/rdsbackup/catalog/sqlite"
+	"github.com/rdsbackup/rdsbackup/rpc"
+)
+
+// Environment variables read by serve.
+const (
+	envAccessKeyID     = "RDSBACKUP_ACCESS_KEY_ID"
+	envAccessKeySecret = "RDSBACKUP_ACCESS_KEY_SECRET"
+	envMasterKey       = "RDSBACKUP_MASTER_KEY"
+)
+
+func (m *Main) serve(ctx context.Context, args []string) error {
+	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fset.SetOutput(m.Stderr)
+	configPath := fset.String("config", "", "YAML config file (default: built-in defaults)")
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fset.NArg() > 0 {
+		return usageError{fmt.Errorf("serve: unexpected argument %q", fset.Arg(0))}
+	}
+	cfg := DefaultConfig()
+	if *configPath != "" {
+		var err error
+		if cfg, err = ReadConfigFile(*configPath, m.Getenv); err != nil {
+			return err
+		}
+	}
+	logger := slog.New(slog.NewTextHandler(m.Stderr, nil))
+
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("create data directory: %w", err)
+	}
+	box, err := m.secretBox(cfg, logger)
+	if err != nil {
+		return err
+	}
+	accountID, err := accountID(cfg)
+	if err != nil {
+		return err
+	}
+
+	db := sqlite.NewDB(cfg.Path("catalog.db"), box)
+	if err := db.Open(); err != nil {
+		return fmt.Errorf("open catalog: %w", err)
+	}
+	defer db.Close()
+
+	instances := make([]*rdsbackup.Instance, len(cfg.Instances))
+	for i, ic := range cfg.Instances {
+		instances[i] = &rdsbackup.Instance{ID: ic.ID, Engine: rdsbackup.Engine(ic.Engine), DSN: ic.DSN, Description: ic.Description}
+	}
+	if err := db.SyncInstances(ctx, instances); err != nil {
+		return fmt.Errorf("register instances: %w", err)
+	}
+
+	srv := api.NewServer()
+	srv.Instances, srv.Backups, srv.Jobs, srv.Identity = db, db, db, db
+	srv.Logger = logger
+	srv.Region, srv.AccountID = cfg.Region, accountID
+	srv.Responder = &rpc.Responder{HostID: "rdsbackup", Logger: logger}
+	srv.Auth = &rpc.Authenticator{
+		Lookup:  srv.LookupKey,
+		Nonces:  rpc.NewNonceCache(rpc.DefaultMaxSkew, rpc.DefaultMaxNonces),
+		Now:     time.Now,
+		MaxSkew: rpc.DefaultMaxSkew,
+	}
+	if err := srv.EnsureSystemPolicies(ctx); err != nil {
+		return fmt.Errorf("install system policies: %w", err)
+	}
+	if err := m.ensureRootKey(ctx, db, logger); err != nil {
+		return err
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "ok")
+	})
+	mux.Handle("/", srv)
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	hs := &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       time.Minute,
+		IdleTimeout:       2 * time.Minute,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	logger.Info("rdsbackup serving", "addr", ln.Addr().String(), "dataDir", cfg.DataDir,
+		"region", cfg.Region, "accountId", accountID, "instances", len(instances))
+	if m.Ready != nil {
+		m.Ready(ln.Addr().String())
+	}
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return hs.Shutdown(shutdownCtx)
+}
+
+// secretBox opens the master key: from the environment when set, otherwise
+// from a 0600 file in the data directory, made on first start.
+func (m *Main) secretBox(cfg *Config, logger *slog.Logger) (*aesgcm.Box, error) {
+	if v := m.Getenv(envMasterKey); v != "" {
+		key, err := aesgcm.ParseKey(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", envMasterKey, err)
+		}
+		return aesgcm.New(key)
+	}
+	key, created, err := aesgcm.LoadOrCreateKeyFile(cfg.Path("master.key"))
+	if err != nil {
+		return nil, err
+	}
+	if created {
+		logger.Info("created master key file; back it up with the catalog, secrets cannot be read without it", "path", cfg.Path("master.key"))
+	}
+	return aesgcm.New(key)
+}
+
+// accountID returns the configured account id, or one generated on first
+// start and kept in the data directory so resource names stay stable.
+func accountID(cfg *Config) (string, error) {
+	if cfg.AccountID != "" {
+		return cfg.AccountID, nil
+	}
+	path := cfg.Path("account-id")
+	buf, err := os.ReadFile(path)
+	if err == nil {
+		id := strings.TrimSpace(string(buf))
+		if _, err := strconv.ParseUint(id, 10, 64); err != nil {
+			return "", fmt.Errorf("%s: not an account id", path)
+		}
+		return id, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return "", fmt.Errorf("read account id: %w", err)
+	}
+	id := rdsbackup.GenerateUserID()
+	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("write account id: %w", err)
+	}
+	return id, nil
+}
+
+// ensureRootKey installs the account's root key: the one in the environment
+// when set (replacing a stored key of the same id whose secret differs), or
+// on first start a generated pair, printed once to stdout and never logged.
+func (m *Main) ensureRootKey(ctx context.Context, db *sqlite.DB, logger *slog.Logger) error {
+	id, secret := m.Getenv(envAccessKeyID), m.Getenv(envAccessKeySecret)
+	if (id == "") != (secret == "") {
+		return fmt.Errorf("set both %s and %s, or neither", envAccessKeyID, envAccessKeySecret)
+	}
+	if id != "" {
+		k, err := db.FindAccessKey(ctx, id)
+		switch {
+		case err == nil && !k.Root():
+			return fmt.Errorf("%s %s belongs to RAM user %q, not to the account", envAccessKeyID, id, k.UserName)
+		case err == nil && subtle.ConstantTimeCompare([]byte(k.Secret), []byte(secret)) == 1 && k.Status == rdsbackup.KeyActive:
+			return nil
+		case err == nil:
+			if err := db.DeleteAccessKey(ctx, "", id); err != nil {
+				return fmt.Errorf("replace root key: %w", err)
+			}
+		case rdsbackup.ErrorCode(err) != rdsbackup.ENOTFOUND:
+			return fmt.Errorf("find root key: %w", err)
+		}
+		if err := db.CreateAccessKey(ctx, &rdsbackup.AccessKey{ID: id, Secret: secret, Status: rdsbackup.KeyActive}); err != nil {
+			return fmt.Errorf("store root key: %w", err)
+		}
+		logger.Info("root access key installed from the environment", "accessKeyId", id)
+		return nil
+	}
+	keys, err := db.FindAccessKeys(ctx, "")
+	if err != nil {
+		return fmt.Errorf("find root keys: %w", err)
+	}
+	if len(keys) > 0 {
+		return nil
+	}
+	k := rdsbackup.GenerateAccessKey("")
+	if err := db.CreateAccessKey(ctx, k); err != nil {
+		return fmt.Errorf("store root key: %w", err)
+	}
+	fmt.Fprintf(m.Stdout, "Generated the root access key (shown once; store it now):\n  AccessKeyId:     %s\n  AccessKeySecret: %s\n", k.ID, k.Secret)
+	logger.Info("generated root access key and printed it to stdout", "accessKeyId", k.ID)
+	return nil
+}
