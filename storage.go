@@ -14,8 +14,9 @@ type ObjectInfo struct {
 }
 
 // ObjectWriter receives an object's bytes. Nothing is visible under the key
-// until Commit returns nil; Abort (or a failed Commit) leaves nothing behind.
-// Exactly one of Commit or Abort must be called.
+// until Commit returns nil; Abort (or a failed Commit, or a failed Write)
+// leaves nothing behind. Abort after Commit does nothing, so callers may
+// defer Abort. The context given to Create covers the whole write.
 type ObjectWriter interface {
 	io.Writer
 	// Commit makes the object durable and visible under its key.
@@ -25,13 +26,17 @@ type ObjectWriter interface {
 }
 
 // ObjectStore holds backup objects (artifacts and manifests). Keys are
-// slash-separated relative paths such as "sets/rm-a1/42/set.zst".
+// slash-separated relative paths such as "backups/rm-a1/42/set.zst": no
+// empty, "." or ".." segments, no leading "/", no backslash or NUL, at most
+// 1024 bytes; a key must not also be the prefix directory of another key
+// ("a" and "a/b"), which filesystems cannot hold. Invalid keys are EINVALID.
 // A missing object is reported with an error whose ErrorCode is ENOTFOUND.
 type ObjectStore interface {
 	// Create starts writing a new object; an existing object with the same
 	// key is replaced only when the new one commits.
 	Create(ctx context.Context, key string) (ObjectWriter, error)
-	// Open reads length bytes from offset (length < 0: to the end).
+	// Open reads length bytes from offset (length < 0: to the end); a range
+	// running past the end stops there, an offset past the end is EINVALID.
 	Open(ctx context.Context, key string, offset, length int64) (io.ReadCloser, error)
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
 	// Delete removes an object; deleting a missing object is not an error.
