@@ -45,6 +45,14 @@ const (
 	EInvalidBackupId        = "InvalidBackupId.Malformed"
 	EIncorrectInstanceState = "IncorrectDBInstanceState"
 
+	// Backups.
+	EBackupRunning     = EIncorrectInstanceState // the instance already has a backup running
+	EUnsupportedEngine = "OperationDenied.Engine"
+	EUnsupportedMethod = "InvalidBackupMethod.NotSupported"
+	EDBNameNotFound    = "InvalidDBName.NotFound"
+	EBackupNotFound    = "InvalidBackupSetID.NotFound"
+	EDownloadDenied    = "AccessDenied"
+
 	// RAM.
 	EEntityNotExistUser       = "EntityNotExist.User"
 	EEntityNotExistPolicy     = "EntityNotExist.Policy"

@@ -53,3 +53,20 @@ type JobService interface {
 	// FindJobs returns matching jobs newest first.
 	FindJobs(ctx context.Context, filter JobFilter) ([]*Job, error)
 }
+
+// BackupOptions describe one backup to take.
+type BackupOptions struct {
+	Method      BackupMethod
+	Strategy    string   // "instance" (default) or "db"
+	Databases   []string // with Strategy "db"
+	Mode        BackupMode
+	Initiator   BackupInitiator
+	StoreStatus StoreStatus
+	// Retention, when positive, sets ExpectExpireTime = end + Retention.
+	Retention time.Duration
+}
+
+// BackupStarter starts backup jobs in the background.
+type BackupStarter interface {
+	StartBackup(ctx context.Context, instanceID string, opts BackupOptions) (*Job, error)
+}

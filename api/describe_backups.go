@@ -60,6 +60,8 @@ type backupItem struct {
 	TotalBackupSize           int64            `json:"TotalBackupSize" xml:"TotalBackupSize"`
 	SlaveStatus               string           `json:"SlaveStatus" xml:"SlaveStatus"`
 	DBInstanceComment         string           `json:"DBInstanceComment" xml:"DBInstanceComment"`
+	// FailureReason is an rdsbackup extension: why a Failed set failed.
+	FailureReason string `json:"FailureReason,omitempty" xml:"FailureReason,omitempty"`
 }
 
 // downloadLinksOut is the double-nested BackupDownloadLinkByDB.
@@ -210,6 +212,7 @@ func (s *Server) backupItem(set *rdsbackup.BackupSet) backupItem {
 		BackupExtractionStatus: "",
 		BackupDBNames:          strings.Join(set.DBNames, ","),
 		TotalBackupSize:        set.Size,
+		FailureReason:          set.FailureReason,
 	}
 	if item.Encryption == "" {
 		item.Encryption = "{}"

@@ -13,6 +13,8 @@ func (s *Server) rdsActions() map[string]action {
 		"DescribeBackups":             {fn: s.describeBackups, resource: instanceResource},
 		"DescribeDBInstances":         {fn: s.describeDBInstances, resource: instanceResource},
 		"DescribeDBInstanceAttribute": {fn: s.describeDBInstanceAttribute, resource: instanceResource},
+		"CreateBackup":                {fn: s.createBackup, resource: instanceResource},
+		"DescribeBackupTasks":         {fn: s.describeBackupTasks, resource: instanceResource},
 	}
 }
 

@@ -36,6 +36,7 @@ type Server struct {
 	Jobs      rdsbackup.JobService
 	Identity  rdsbackup.IdentityService
 	Links     LinkSigner
+	Backup    rdsbackup.BackupStarter // nil: CreateBackup is refused
 
 	Auth      *rpc.Authenticator
 	Responder *rpc.Responder

@@ -44,6 +44,12 @@ var statusByCode = map[string]int{
 	rdsbackup.EIncorrectInstanceState: http.StatusForbidden,
 
 	rdsbackup.EInvalidPolicyDocument: http.StatusBadRequest,
+
+	rdsbackup.EUnsupportedEngine: http.StatusForbidden,
+	rdsbackup.EUnsupportedMethod: http.StatusBadRequest,
+	rdsbackup.EDBNameNotFound:    http.StatusNotFound,
+	rdsbackup.EBackupNotFound:    http.StatusNotFound,
+	rdsbackup.EDownloadDenied:    http.StatusForbidden,
 }
 
 // statusByPrefix covers the RAM code families (EntityNotExist.User, ...).

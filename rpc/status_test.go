@@ -54,6 +54,11 @@ var wantStatus = map[string]int{
 	rdsbackup.EInvalidPolicyDocument:    400,
 	rdsbackup.ELimitExceededAccessKey:   409,
 	rdsbackup.ENoPermissionSystemPolicy: 403,
+	rdsbackup.EUnsupportedEngine:        403,
+	rdsbackup.EUnsupportedMethod:        400,
+	rdsbackup.EDBNameNotFound:           404,
+	rdsbackup.EBackupNotFound:           404,
+	rdsbackup.EDownloadDenied:           403,
 }
 
 func TestHTTPStatus(t *testing.T) {

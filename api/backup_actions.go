@@ -1,0 +1,168 @@
+package api
+
+import (
+	"context"
+	"strconv"
+	"strings"
+
+	"github.com/rdsbackup/rdsbackup"
+)
+
+func (s *Server) createBackup(ctx context.Context, c *call) (any, error) {
+	id, err := c.required("DBInstanceId")
+	if err != nil {
+		return nil, err
+	}
+	if s.Backup == nil {
+		return nil, rdsbackup.Errorf(rdsbackup.EServiceUnavailable, "Backups are not enabled on this service.")
+	}
+	method, err := enumParam(c, "BackupMethod", string(rdsbackup.MethodLogical), string(rdsbackup.MethodPhysical), string(rdsbackup.MethodSnapshot))
+	if err != nil {
+		return nil, err
+	} else if method == "" {
+		method = string(rdsbackup.MethodPhysical) // the RDS default
+	}
+	strategy, err := enumParam(c, "BackupStrategy", "db", "instance")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := enumParam(c, "BackupType", "Auto", "FullBackup"); err != nil {
+		return nil, err
+	}
+	var dbs []string
+	if v := c.param("DBName"); v != "" {
+		for _, name := range strings.Split(v, ",") {
+			if name = strings.TrimSpace(name); name != "" && !contains(dbs, name) {
+				dbs = append(dbs, name)
+			}
+		}
+	}
+	switch {
+	case strategy == "" && len(dbs) > 0:
+		strategy = "db"
+	case strategy == "db" && len(dbs) == 0:
+		return nil, rdsbackup.MissingParameter("DBName")
+	case strategy == "instance" && len(dbs) > 0:
+		return nil, rdsbackup.Errorf(rdsbackup.EInvalidCombination, "DBName is only used with BackupStrategy db.")
+	case strategy == "":
+		strategy = "instance"
+	}
+	if strategy == "db" && method != string(rdsbackup.MethodLogical) {
+		return nil, rdsbackup.Errorf(rdsbackup.EInvalidCombination, "BackupStrategy db needs BackupMethod Logical: a physical backup always covers the whole instance.")
+	}
+	if _, err := s.findInstance(ctx, id); err != nil {
+		return nil, err
+	}
+	job, err := s.Backup.StartBackup(ctx, id, rdsbackup.BackupOptions{
+		Method: rdsbackup.BackupMethod(method), Strategy: strategy, Databases: dbs,
+		Mode: rdsbackup.BackupManual, Initiator: rdsbackup.InitiatorUser, StoreStatus: rdsbackup.StoreEnabled,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &struct {
+		RequestId   string `json:"RequestId" xml:"RequestId"`
+		BackupJobId string `json:"BackupJobId" xml:"BackupJobId"`
+	}{c.req.RequestID, itoa(job.ID)}, nil
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}
+
+// backupJobOut is one job on the wire; every field is a string.
+type backupJobOut struct {
+	BackupJobId          string `json:"BackupJobId" xml:"BackupJobId"`
+	BackupId             string `json:"BackupId" xml:"BackupId"`
+	BackupStatus         string `json:"BackupStatus" xml:"BackupStatus"`
+	BackupProgressStatus string `json:"BackupProgressStatus" xml:"BackupProgressStatus"`
+	JobMode              string `json:"JobMode" xml:"JobMode"`
+	Process              string `json:"Process" xml:"Process"`
+	TaskAction           string `json:"TaskAction" xml:"TaskAction"`
+	// FailureReason is an rdsbackup extension: why a Failed job failed.
+	FailureReason string `json:"FailureReason,omitempty" xml:"FailureReason,omitempty"`
+}
+
+// progressing are the job states DescribeBackupTasks calls "Progressing".
+var progressing = []rdsbackup.JobStatus{rdsbackup.JobPreparing, rdsbackup.JobWaiting, rdsbackup.JobUploading, rdsbackup.JobChecking}
+
+func (s *Server) describeBackupTasks(ctx context.Context, c *call) (any, error) {
+	id, err := c.required("DBInstanceId")
+	if err != nil {
+		return nil, err
+	}
+	f := rdsbackup.JobFilter{InstanceID: id, Limit: 100}
+	if v := c.param("BackupJobId"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1 {
+			return nil, rdsbackup.InvalidParameter("BackupJobId", "must be a backup job id (a positive number), got "+strconv.Quote(v))
+		}
+		f.ID = &n
+	}
+	if v, err := enumParam(c, "BackupMode", string(rdsbackup.BackupAutomated), string(rdsbackup.BackupManual)); err != nil {
+		return nil, err
+	} else if v != "" {
+		m := rdsbackup.BackupMode(v)
+		f.Mode = &m
+	}
+	status, err := enumParam(c, "BackupJobStatus", "NoStart", "Progressing", "Finished", "Failed")
+	if err != nil {
+		return nil, err
+	}
+	switch status {
+	case "NoStart":
+		f.Statuses = []rdsbackup.JobStatus{rdsbackup.JobNoStart}
+	case "Progressing":
+		f.Statuses = progressing
+	case "Finished", "Failed": // rdsbackup extension: look at ended jobs
+		f.Statuses = []rdsbackup.JobStatus{rdsbackup.JobStatus(status)}
+	default:
+		// As RDS: without a job id, only the jobs not yet ended; with one,
+		// that job whatever its state (Terraform polls it until Finished).
+		if f.ID == nil {
+			f.Statuses = append([]rdsbackup.JobStatus{rdsbackup.JobNoStart}, progressing...)
+		}
+	}
+	if _, err := s.findInstance(ctx, id); err != nil {
+		return nil, err
+	}
+	jobs, err := s.Jobs.FindJobs(ctx, f)
+	if err != nil {
+		return nil, err
+	}
+	resp := &struct {
+		RequestId string `json:"RequestId" xml:"RequestId"`
+		Items     struct {
+			BackupJob []backupJobOut `json:"BackupJob" xml:"BackupJob"`
+		} `json:"Items" xml:"Items"`
+	}{RequestId: c.req.RequestID}
+	resp.Items.BackupJob = []backupJobOut{}
+	for _, j := range jobs {
+		out := backupJobOut{
+			BackupJobId:          itoa(j.ID),
+			BackupStatus:         string(j.Status),
+			BackupProgressStatus: string(j.Status),
+			JobMode:              string(j.Mode),
+			Process:              strconv.Itoa(j.Progress),
+			TaskAction:           "TempBackupTask",
+			FailureReason:        j.Error,
+		}
+		if j.Mode == rdsbackup.BackupAutomated {
+			out.TaskAction = "NormalBackupTask"
+		}
+		if j.Status == rdsbackup.JobFailed {
+			// BackupProgressStatus has no Failed: the job's progress ended.
+			out.BackupProgressStatus = string(rdsbackup.JobFinished)
+		}
+		if j.Status.Done() && f.ID != nil && j.BackupSetID != 0 {
+			out.BackupId = itoa(j.BackupSetID)
+		}
+		resp.Items.BackupJob = append(resp.Items.BackupJob, out)
+	}
+	return resp, nil
+}

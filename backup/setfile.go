@@ -1,0 +1,239 @@
+package backup
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"hash"
+	"hash/crc64"
+	"io"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/rdsbackup/rdsbackup"
+)
+
+// The set file format (docs/backup-format.md): the parts of a backup set,
+// each compressed as its own zstd frame, one after another, followed by the
+// set's manifest (JSON) in a zstd skippable frame. `zstd -d` of the whole
+// file yields every part's dump in order and ignores the manifest; a part's
+// byte range alone is a valid zstd stream, which is what a per-database
+// download link serves.
+
+// crcTable is CRC-64/XZ, the value Alibaba OSS reports as
+// x-oss-hash-crc64ecma.
+var crcTable = crc64.MakeTable(crc64.ECMA)
+
+// skippableMagic is the first zstd skippable-frame magic number; decoders
+// skip such frames whole.
+const skippableMagic = 0x184D2A50
+
+// FormatChecksum renders a CRC64 as the API shows it: unsigned decimal.
+func FormatChecksum(sum uint64) string { return strconv.FormatUint(sum, 10) }
+
+// setWriter streams a set's parts into one object while checksumming and
+// counting exactly the bytes stored.
+type setWriter struct {
+	out      io.Writer // the object
+	crc      hash.Hash64
+	n        int64        // bytes written to the object
+	raw      atomic.Int64 // uncompressed bytes read from the engine, for progress
+	enc      *zstd.Encoder
+	parts    []rdsbackup.Artifact
+	partKind []string
+}
+
+func newSetWriter(out io.Writer, level zstd.EncoderLevel) (*setWriter, error) {
+	// One encoder goroutine: the dump tool and storage use the other core,
+	// and memory stays bounded whatever the database size.
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(level), zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(4<<20), zstd.WithEncoderCRC(true))
+	if err != nil {
+		return nil, err
+	}
+	return &setWriter{out: out, crc: crc64.New(crcTable), enc: enc}, nil
+}
+
+// write appends p to the object, updating the set checksum and length.
+func (w *setWriter) write(p []byte, partCRC hash.Hash64) (int, error) {
+	n, err := w.out.Write(p)
+	w.crc.Write(p[:n])
+	if partCRC != nil {
+		partCRC.Write(p[:n])
+	}
+	w.n += int64(n)
+	return n, err
+}
+
+type partWriter struct {
+	w   *setWriter
+	crc hash.Hash64
+}
+
+func (p partWriter) Write(b []byte) (int, error) { return p.w.write(b, p.crc) }
+
+// countingReader counts the uncompressed bytes and stops when ctx ends.
+type countingReader struct {
+	ctx context.Context
+	r   io.Reader
+	n   *atomic.Int64
+}
+
+func (c countingReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	c.n.Add(int64(n))
+	return n, err
+}
+
+// WritePart compresses r into a new zstd frame of the object.
+func (w *setWriter) WritePart(ctx context.Context, part rdsbackup.Part, r io.Reader) error {
+	start := w.n
+	pw := partWriter{w: w, crc: crc64.New(crcTable)}
+	w.enc.Reset(pw)
+	if _, err := io.Copy(w.enc, countingReader{ctx: ctx, r: r, n: &w.raw}); err != nil {
+		w.enc.Close()
+		return fmt.Errorf("store part %s: %w", part.Name, err)
+	}
+	if err := w.enc.Close(); err != nil {
+		return fmt.Errorf("store part %s: %w", part.Name, err)
+	}
+	w.parts = append(w.parts, rdsbackup.Artifact{Database: part.Name, Offset: start, Length: w.n - start,
+		Checksum: FormatChecksum(pw.crc.Sum64())})
+	w.partKind = append(w.partKind, part.Kind)
+	return nil
+}
+
+// trailerMarker ends every set object, so its manifest can be found from
+// the end without decoding the frames before it.
+const trailerMarker = "RDSM"
+
+// writeTrailer appends the manifest as a skippable frame whose payload is
+// the JSON, its length (uint32 LE) and trailerMarker.
+func (w *setWriter) writeTrailer(manifest []byte) error {
+	frame := make([]byte, 0, 8+len(manifest)+8)
+	frame = binary.LittleEndian.AppendUint32(frame, skippableMagic)
+	frame = binary.LittleEndian.AppendUint32(frame, uint32(len(manifest)+8))
+	frame = append(frame, manifest...)
+	frame = binary.LittleEndian.AppendUint32(frame, uint32(len(manifest)))
+	frame = append(frame, trailerMarker...)
+	_, err := w.write(frame, nil)
+	return err
+}
+
+// ReadTrailer returns the manifest stored at the end of a set object.
+func ReadTrailer(r io.ReaderAt, size int64) (*Manifest, error) {
+	if size < 16 {
+		return nil, fmt.Errorf("not a backup set file: too short")
+	}
+	var foot [8]byte
+	if _, err := r.ReadAt(foot[:], size-8); err != nil {
+		return nil, fmt.Errorf("read trailer: %w", err)
+	}
+	if string(foot[4:]) != trailerMarker {
+		return nil, fmt.Errorf("not a backup set file: no manifest trailer")
+	}
+	n := int64(binary.LittleEndian.Uint32(foot[:4]))
+	if n > size-16 || n > 64<<20 {
+		return nil, fmt.Errorf("not a backup set file: bad manifest length %d", n)
+	}
+	buf := make([]byte, n)
+	if _, err := r.ReadAt(buf, size-8-n); err != nil {
+		return nil, fmt.Errorf("read manifest: %w", err)
+	}
+	return parseManifest(buf)
+}
+
+// ManifestVersion is the version of the manifest format.
+const ManifestVersion = 1
+
+// Manifest describes a backup set completely, so that the catalog can be
+// rebuilt from storage alone. It is stored beside the set's object and, as
+// a skippable frame, at the end of it.
+type Manifest struct {
+	Version int `json:"version"`
+	// ID is the BackupId; it equals the id of the job that made the set.
+	ID               int64             `json:"backupId"`
+	InstanceID       string            `json:"instanceId"`
+	Engine           string            `json:"engine"`
+	EngineVersion    string            `json:"engineVersion"`
+	HostInstanceID   string            `json:"hostInstanceId"`
+	Method           string            `json:"method"`
+	Type             string            `json:"type"`
+	Mode             string            `json:"mode"`
+	Initiator        string            `json:"initiator"`
+	StoreStatus      string            `json:"storeStatus"`
+	Scale            string            `json:"scale"`
+	StartTime        int64             `json:"startTime"`
+	EndTime          int64             `json:"endTime"`
+	ConsistentTime   int64             `json:"consistentTime"`
+	ExpectExpireTime int64             `json:"expectExpireTime,omitempty"`
+	Databases        []string          `json:"databases"`
+	ObjectKey        string            `json:"objectKey"`
+	Parts            []ManifestPart    `json:"parts"`
+	Compression      string            `json:"compression"`
+	Extra            map[string]string `json:"extra,omitempty"`
+}
+
+// ManifestPart is one part's place in the object. Its checksum is the
+// CRC64 of its compressed byte range; the whole object's checksum cannot be
+// inside the object, so it lives in the catalog and the manifest object.
+type ManifestPart struct {
+	Name     string `json:"name"`
+	Kind     string `json:"kind"`
+	Offset   int64  `json:"offset"`
+	Length   int64  `json:"length"`
+	Checksum string `json:"crc64"`
+}
+
+// SetObjectManifest is the manifest object stored beside the set: the
+// manifest plus what only exists after the trailer is written.
+type SetObjectManifest struct {
+	Manifest
+	Size     int64  `json:"size"`
+	Checksum string `json:"crc64"`
+}
+
+// ToBackupSet turns a stored manifest back into a catalog entry.
+func (m *SetObjectManifest) ToBackupSet() *rdsbackup.BackupSet {
+	set := &rdsbackup.BackupSet{
+		ID: m.ID, InstanceID: m.InstanceID, Status: rdsbackup.BackupSuccess, Available: true,
+		StartTime: unixTime(m.StartTime), EndTime: unixTime(m.EndTime), ExpectExpireTime: unixTime(m.ExpectExpireTime),
+		Type: rdsbackup.BackupType(m.Type), Mode: rdsbackup.BackupMode(m.Mode), Method: rdsbackup.BackupMethod(m.Method),
+		Initiator: rdsbackup.BackupInitiator(m.Initiator), StoreStatus: rdsbackup.StoreStatus(m.StoreStatus),
+		Size: m.Size, Checksum: m.Checksum, HostInstanceID: m.HostInstanceID, Engine: rdsbackup.Engine(m.Engine),
+		EngineVersion: m.EngineVersion, ConsistentTime: m.ConsistentTime, Scale: m.Scale, DBNames: m.Databases,
+		ObjectKey: m.ObjectKey, Location: Location, Encryption: "{}", StorageClass: "0",
+	}
+	if m.Method == string(rdsbackup.MethodLogical) {
+		set.MetaStatus = "OK"
+	}
+	for _, p := range m.Parts {
+		set.Artifacts = append(set.Artifacts, rdsbackup.Artifact{Database: p.Name, Offset: p.Offset, Length: p.Length, Checksum: p.Checksum})
+	}
+	return set
+}
+
+func parseManifest(buf []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(buf, &m); err != nil {
+		return nil, fmt.Errorf("parse manifest: %w", err)
+	}
+	if m.Version != ManifestVersion {
+		return nil, fmt.Errorf("manifest version %d not supported", m.Version)
+	}
+	return &m, nil
+}
+
+func unixTime(s int64) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return time.Unix(s, 0).UTC()
+}
