@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/go-sql-driver/mysql"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -30,6 +31,32 @@ type Config struct {
 	Region    string           `yaml:"region"`
 	AccountID string           `yaml:"accountId"`
 	Instances []InstanceConfig `yaml:"instances"`
+	Downloads DownloadsConfig  `yaml:"downloads"`
+}
+
+// DownloadsConfig sets the signed download links that DescribeBackups hands
+// out; rdsbackup serves them itself under /download/.
+type DownloadsConfig struct {
+	// PublicBaseURL prefixes BackupDownloadURL and DownloadLink (default:
+	// http://<listen>).
+	PublicBaseURL string `yaml:"publicBaseURL"`
+	// IntranetBaseURL prefixes the Intranet links (default: PublicBaseURL).
+	IntranetBaseURL string `yaml:"intranetBaseURL"`
+	// LinkTTL is how long a link stays valid (default 1h, at most 7 days).
+	LinkTTL Duration `yaml:"linkTTL"`
+}
+
+// Duration is a time.Duration written as "90s", "1h".
+type Duration time.Duration
+
+// UnmarshalYAML parses a Go duration string.
+func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
+	v, err := time.ParseDuration(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: %q is not a duration such as 90s or 1h", n.Line, n.Value)
+	}
+	*d = Duration(v)
+	return nil
 }
 
 // InstanceConfig registers one database server.
@@ -89,6 +116,9 @@ func (c *Config) Validate() error {
 	if c.AccountID != "" && !regexp.MustCompile(`^[0-9]{1,32}$`).MatchString(c.AccountID) {
 		return fmt.Errorf("config: accountId %q: must be digits", c.AccountID)
 	}
+	if err := c.Downloads.validate(); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for i, inst := range c.Instances {
 		where := fmt.Sprintf("config: instances[%d] (id %q)", i, inst.ID)
@@ -144,7 +174,12 @@ func validateDSN(engine rdsbackup.Engine, dsn string) error {
 	return nil
 }
 
-// redact removes the DSN (and its password) from a driver's message.
+// quoted matches what drivers quote in their messages: pieces of the DSN.
+var quoted = regexp.MustCompile(`"[^"]*"|'[^']*'`)
+
+// redact keeps a driver's message but drops every quoted piece of it and any
+// occurrence of the DSN or its password: a malformed DSN cannot be parsed
+// reliably, so what the driver echoes may hold any part of the password.
 func redact(msg, dsn string) string {
 	msg = strings.ReplaceAll(msg, dsn, "<dsn>")
 	if u, err := url.Parse(dsn); err == nil && u.User != nil {
@@ -152,10 +187,27 @@ func redact(msg, dsn string) string {
 			msg = strings.ReplaceAll(msg, p, "xxxxx")
 		}
 	}
-	if cfg, err := mysql.ParseDSN(dsn); err == nil && cfg.Passwd != "" {
-		msg = strings.ReplaceAll(msg, cfg.Passwd, "xxxxx")
+	return quoted.ReplaceAllString(msg, `"…"`)
+}
+
+func (d *DownloadsConfig) validate() error {
+	// Empty base URLs default, once the listener is up, to its address.
+	for name, v := range map[string]string{"publicBaseURL": d.PublicBaseURL, "intranetBaseURL": d.IntranetBaseURL} {
+		if v == "" {
+			continue
+		}
+		u, err := url.Parse(v)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+			return fmt.Errorf("config: downloads.%s %q: must be an http(s) URL such as https://backup.example.com", name, v)
+		}
 	}
-	return msg
+	if d.LinkTTL == 0 {
+		d.LinkTTL = Duration(time.Hour)
+	}
+	if d.LinkTTL < Duration(time.Minute) || d.LinkTTL > Duration(7*24*time.Hour) {
+		return fmt.Errorf("config: downloads.linkTTL %v: must be between 1m and 168h", time.Duration(d.LinkTTL))
+	}
+	return nil
 }
 
 // Path returns a file's path inside the data directory.

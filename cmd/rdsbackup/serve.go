@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
 	"flag"
@@ -18,8 +20,10 @@ import (
 	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/aesgcm"
 	"github.com/rdsbackup/rdsbackup/api"
+	"github.com/rdsbackup/rdsbackup/backup"
 	"github.com/rdsbackup/rdsbackup/catalog/sqlite"
 	"github.com/rdsbackup/rdsbackup/rpc"
+	"github.com/rdsbackup/rdsbackup/storage/localfs"
 )
 
 // Environment variables read by serve.
@@ -54,7 +58,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	box, err := m.secretBox(cfg, logger)
+	masterKey, err := m.masterKey(cfg, logger)
+	if err != nil {
+		return err
+	}
+	box, err := aesgcm.New(masterKey)
 	if err != nil {
 		return err
 	}
@@ -95,17 +103,41 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 
+	store := localfs.New(cfg.Path("storage"))
+	if err := store.CleanTemp(ctx); err != nil {
+		return fmt.Errorf("clean storage temp files: %w", err)
+	}
+	runner := backup.NewRunner(db, store, engines(logger))
+	runner.Logger = logger
+	// Jobs a killed process left behind are settled before any new one.
+	if err := runner.Recover(ctx); err != nil {
+		return fmt.Errorf("recover interrupted backups: %w", err)
+	}
+	defer runner.Close()
+	srv.Backup = runner
+
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen: %w", err)
+	}
+	links := &api.Links{Key: linkKey(masterKey), PublicBase: cfg.Downloads.PublicBaseURL,
+		IntranetBase: cfg.Downloads.IntranetBaseURL, TTL: time.Duration(cfg.Downloads.LinkTTL), Now: time.Now}
+	if links.PublicBase == "" {
+		links.PublicBase = "http://" + ln.Addr().String()
+	}
+	if links.IntranetBase == "" {
+		links.IntranetBase = links.PublicBase
+	}
+	srv.Links = links
+
 	mux := http.NewServeMux()
+	mux.Handle("/download/", &api.Downloads{Links: links, Backups: db, Store: store})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "ok")
 	})
 	mux.Handle("/", srv)
 
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return fmt.Errorf("listen: %w", err)
-	}
 	hs := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
@@ -132,15 +164,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	return hs.Shutdown(shutdownCtx)
 }
 
-// secretBox opens the master key: from the environment when set, otherwise
+// masterKey reads the master key: from the environment when set, otherwise
 // from a 0600 file in the data directory, made on first start.
-func (m *Main) secretBox(cfg *Config, logger *slog.Logger) (*aesgcm.Box, error) {
+func (m *Main) masterKey(cfg *Config, logger *slog.Logger) ([]byte, error) {
 	if v := m.Getenv(envMasterKey); v != "" {
 		key, err := aesgcm.ParseKey(v)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", envMasterKey, err)
 		}
-		return aesgcm.New(key)
+		return key, nil
 	}
 	key, created, err := aesgcm.LoadOrCreateKeyFile(cfg.Path("master.key"))
 	if err != nil {
@@ -149,7 +181,15 @@ func (m *Main) secretBox(cfg *Config, logger *slog.Logger) (*aesgcm.Box, error) 
 	if created {
 		logger.Info("created master key file; back it up with the catalog, secrets cannot be read without it", "path", cfg.Path("master.key"))
 	}
-	return aesgcm.New(key)
+	return key, nil
+}
+
+// linkKey derives the key that signs download links from the master key,
+// so links survive restarts without another secret to keep.
+func linkKey(masterKey []byte) []byte {
+	h := hmac.New(sha256.New, masterKey)
+	h.Write([]byte("rdsbackup download links v1"))
+	return h.Sum(nil)
 }
 
 // accountID returns the configured account id, or one generated on first
