@@ -3,18 +3,17 @@ package api
 import (
 	"context"
 	"strconv"
-	"strings"
 
 	"github.com/rdsbackup/rdsbackup"
 )
 
 func (s *Server) rdsActions() map[string]action {
 	return map[string]action{
-		"DescribeBackups":             {fn: s.describeBackups, resource: instanceResource},
-		"DescribeDBInstances":         {fn: s.describeDBInstances, resource: instanceResource},
-		"DescribeDBInstanceAttribute": {fn: s.describeDBInstanceAttribute, resource: instanceResource},
-		"CreateBackup":                {fn: s.createBackup, resource: instanceResource},
-		"DescribeBackupTasks":         {fn: s.describeBackupTasks, resource: instanceResource},
+		"DescribeBackups":             {fn: s.describeBackups, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DescribeDBInstances":         {fn: s.describeDBInstances, resources: instanceResources},
+		"DescribeDBInstanceAttribute": {fn: s.describeDBInstanceAttribute, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"CreateBackup":                {fn: s.createBackup, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DescribeBackupTasks":         {fn: s.describeBackupTasks, resources: instanceResources, required: []string{"DBInstanceId"}},
 	}
 }
 
@@ -97,10 +96,10 @@ func (s *Server) describeDBInstances(ctx context.Context, c *call) (any, error) 
 		return nil, err
 	}
 	var wantIDs map[string]bool
-	if v := c.param("DBInstanceId"); v != "" {
+	if ids := instanceIDs(c); len(ids) > 0 {
 		wantIDs = map[string]bool{}
-		for _, id := range strings.Split(v, ",") {
-			wantIDs[strings.TrimSpace(id)] = true
+		for _, id := range ids {
+			wantIDs[id] = true
 		}
 	}
 	status := c.param("DBInstanceStatus")
@@ -149,14 +148,14 @@ type describeDBInstanceAttributeResponse struct {
 }
 
 func (s *Server) describeDBInstanceAttribute(ctx context.Context, c *call) (any, error) {
-	ids, err := c.required("DBInstanceId")
-	if err != nil {
-		return nil, err
+	ids := instanceIDs(c)
+	if len(ids) == 0 {
+		return nil, rdsbackup.MissingParameter("DBInstanceId")
 	}
 	resp := &describeDBInstanceAttributeResponse{RequestId: c.req.RequestID}
 	resp.Items.DBInstanceAttribute = []instanceAttributeOut{}
-	for _, id := range strings.Split(ids, ",") {
-		inst, err := s.Instances.FindInstance(ctx, strings.TrimSpace(id))
+	for _, id := range ids {
+		inst, err := s.Instances.FindInstance(ctx, id)
 		if rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND {
 			return nil, rdsbackup.Errorf(rdsbackup.EInstanceNotFound, "The specified instance %s does not exist or is not supported.", strconv.Quote(id))
 		} else if err != nil {

@@ -11,29 +11,29 @@ import (
 )
 
 func (s *Server) ramActions() map[string]action {
-	user := func(s *Server, c *call) string {
-		return "acs:ram:*:" + s.AccountID + ":user/" + c.param("UserName")
+	user := func(s *Server, c *call) []string {
+		return []string{"acs:ram:*:" + s.AccountID + ":user/" + c.param("UserName")}
 	}
-	policy := func(s *Server, c *call) string {
-		return "acs:ram:*:" + s.AccountID + ":policy/" + c.param("PolicyName")
+	policy := func(s *Server, c *call) []string {
+		return []string{"acs:ram:*:" + s.AccountID + ":policy/" + c.param("PolicyName")}
 	}
-	all := func(s *Server, c *call) string { return "acs:ram:*:" + s.AccountID + ":*" }
+	all := func(s *Server, c *call) []string { return []string{"acs:ram:*:" + s.AccountID + ":*"} }
 	return map[string]action{
-		"CreateUser":           {fn: s.createUser, resource: user},
-		"GetUser":              {fn: s.getUser, resource: user},
-		"ListUsers":            {fn: s.listUsers, resource: all},
-		"DeleteUser":           {fn: s.deleteUser, resource: user},
-		"CreateAccessKey":      {fn: s.createAccessKey, resource: user},
-		"UpdateAccessKey":      {fn: s.updateAccessKey, resource: user},
-		"ListAccessKeys":       {fn: s.listAccessKeys, resource: user},
-		"DeleteAccessKey":      {fn: s.deleteAccessKey, resource: user},
-		"CreatePolicy":         {fn: s.createPolicy, resource: policy},
-		"GetPolicy":            {fn: s.getPolicy, resource: policy},
-		"ListPolicies":         {fn: s.listPolicies, resource: all},
-		"DeletePolicy":         {fn: s.deletePolicy, resource: policy},
-		"AttachPolicyToUser":   {fn: s.attachPolicyToUser, resource: policy},
-		"DetachPolicyFromUser": {fn: s.detachPolicyFromUser, resource: policy},
-		"ListPoliciesForUser":  {fn: s.listPoliciesForUser, resource: user},
+		"CreateUser":           {fn: s.createUser, resources: user},
+		"GetUser":              {fn: s.getUser, resources: user},
+		"ListUsers":            {fn: s.listUsers, resources: all},
+		"DeleteUser":           {fn: s.deleteUser, resources: user},
+		"CreateAccessKey":      {fn: s.createAccessKey, resources: user},
+		"UpdateAccessKey":      {fn: s.updateAccessKey, resources: user},
+		"ListAccessKeys":       {fn: s.listAccessKeys, resources: user},
+		"DeleteAccessKey":      {fn: s.deleteAccessKey, resources: user},
+		"CreatePolicy":         {fn: s.createPolicy, resources: policy},
+		"GetPolicy":            {fn: s.getPolicy, resources: policy},
+		"ListPolicies":         {fn: s.listPolicies, resources: all},
+		"DeletePolicy":         {fn: s.deletePolicy, resources: policy},
+		"AttachPolicyToUser":   {fn: s.attachPolicyToUser, resources: policy},
+		"DetachPolicyFromUser": {fn: s.detachPolicyFromUser, resources: policy},
+		"ListPoliciesForUser":  {fn: s.listPoliciesForUser, resources: user},
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -90,8 +91,12 @@ type handlerFunc func(ctx context.Context, c *call) (any, error)
 
 type action struct {
 	fn handlerFunc
-	// resource returns the RAM resource a call acts on.
-	resource func(s *Server, c *call) string
+	// resources returns the RAM resources a call acts on; every one of them
+	// must be allowed.
+	resources func(s *Server, c *call) []string
+	// required parameters are checked before authorization, so a caller
+	// hears MissingParameter rather than a denial about an empty resource.
+	required []string
 }
 
 func (s *Server) actions(version string) map[string]action {
@@ -152,6 +157,11 @@ func (s *Server) serve(ctx context.Context, req *rpc.Request) (any, error) {
 		return nil, err
 	}
 	c := &call{req: req, key: key}
+	for _, name := range act.required {
+		if _, err := c.required(name); err != nil {
+			return nil, err
+		}
+	}
 	if !key.Root() {
 		if err := s.authorize(ctx, c, act); err != nil {
 			return nil, err
@@ -168,39 +178,43 @@ func ramService(version string) string {
 	return "rds"
 }
 
-// authorize evaluates the caller's policies for this call.
+// authorize evaluates the caller's policies for this call: every resource
+// it acts on must be allowed.
 func (s *Server) authorize(ctx context.Context, c *call, act action) error {
 	policies, err := s.userPolicies(ctx, c.key.UserName)
 	if err != nil {
 		return err
 	}
 	authAction := ramService(c.req.Version) + ":" + c.req.Action
-	d := ram.Evaluate(policies, ram.Context{
-		Action:          authAction,
-		Resource:        act.resource(s, c),
-		SourceIP:        c.req.SourceIP,
-		CurrentTime:     s.Now().UTC(),
-		SecureTransport: c.req.Secure,
-	})
-	if d.Allowed {
-		return nil
+	for _, resource := range act.resources(s, c) {
+		d := ram.Evaluate(policies, ram.Context{
+			Action:          authAction,
+			Resource:        resource,
+			SourceIP:        c.req.SourceIP,
+			CurrentTime:     s.Now().UTC(),
+			SecureTransport: c.req.Secure,
+		})
+		if d.Allowed {
+			continue
+		}
+		policyType := ""
+		if d.NoPermissionType == ram.ExplicitDeny {
+			policyType = "AccountLevelIdentityBasedPolicy"
+		}
+		return &rdsbackup.Error{
+			Code:    rdsbackup.EForbiddenRAM,
+			Message: "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
+			Detail: accessDeniedDetail{
+				AuthAction:               authAction,
+				AuthPrincipalType:        "SubUser",
+				AuthPrincipalOwnerId:     s.AccountID,
+				AuthPrincipalDisplayName: c.key.UserName,
+				NoPermissionType:         d.NoPermissionType,
+				PolicyType:               policyType,
+			},
+		}
 	}
-	policyType := ""
-	if d.NoPermissionType == "ExplicitDeny" {
-		policyType = "AccountLevelIdentityBasedPolicy"
-	}
-	return &rdsbackup.Error{
-		Code:    rdsbackup.EForbiddenRAM,
-		Message: "User not authorized to operate on the specified resource, or this API doesn't support RAM.",
-		Detail: accessDeniedDetail{
-			AuthAction:               authAction,
-			AuthPrincipalType:        "SubUser",
-			AuthPrincipalOwnerId:     s.AccountID,
-			AuthPrincipalDisplayName: c.key.UserName,
-			NoPermissionType:         d.NoPermissionType,
-			PolicyType:               policyType,
-		},
-	}
+	return nil
 }
 
 type accessDeniedDetail struct {
@@ -254,12 +268,28 @@ func (s *Server) instanceARN(id string) string {
 	return "acs:rds:" + s.Region + ":" + s.AccountID + ":dbinstance/" + id
 }
 
-// instanceResource is the resource of actions on one instance; without an
-// instance id the call concerns all of them.
-func instanceResource(s *Server, c *call) string {
-	id := c.param("DBInstanceId")
-	if id == "" {
-		id = "*"
+// instanceIDs reads DBInstanceId as the actions do: a comma list, each id
+// trimmed. Authorization and the handlers must see the same ids.
+func instanceIDs(c *call) []string {
+	var ids []string
+	for _, id := range strings.Split(c.param("DBInstanceId"), ",") {
+		if id = strings.TrimSpace(id); id != "" {
+			ids = append(ids, id)
+		}
 	}
-	return s.instanceARN(id)
+	return ids
+}
+
+// instanceResources are the resources of actions on instances; without an
+// instance id the call concerns all of them.
+func instanceResources(s *Server, c *call) []string {
+	ids := instanceIDs(c)
+	if len(ids) == 0 {
+		return []string{s.instanceARN("*")}
+	}
+	out := make([]string, len(ids))
+	for i, id := range ids {
+		out[i] = s.instanceARN(id)
+	}
+	return out
 }

@@ -31,7 +31,9 @@ import (
 const testRegion = "cn-hangzhou"
 
 // clients are the Go SDK v1 clients of one caller (access key) against one
-// service. CommonRequests go through RDS, which embeds sdk.Client.
+// service. CommonRequests go through RDS, which embeds sdk.Client. An SDK
+// client is not safe for concurrent use (sdk.Client.setTimeout writes shared
+// fields on every call), so each parallel subtest makes its own.
 type clients struct {
 	RDS *rds.Client
 	RAM *ram.Client

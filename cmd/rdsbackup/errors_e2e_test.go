@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -15,7 +16,6 @@ import (
 func TestDescribeBackupsErrors(t *testing.T) {
 	t.Parallel()
 	s := startFilterService(t)
-	c := rootClients(t, s)
 	tests := []struct {
 		name    string
 		setup   func(*rds.DescribeBackupsRequest)
@@ -53,6 +53,7 @@ func TestDescribeBackupsErrors(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			c := rootClients(t, s) // an SDK client is not safe for concurrent use
 			_, err := describeBackups(t, c, func(r *rds.DescribeBackupsRequest) {
 				r.DBInstanceId = "rm-a1"
 				tt.setup(r)
@@ -69,14 +70,13 @@ func TestDescribeBackupsErrors(t *testing.T) {
 func TestProtocolErrors(t *testing.T) {
 	t.Parallel()
 	s := startFilterService(t)
-	root := rootClients(t, s)
 
 	t.Run("InvalidAction.NotFound", func(t *testing.T) {
 		t.Parallel()
 		req := requests.NewCommonRequest()
 		req.Product, req.Version, req.ApiName = "Rds", "2014-08-15", "DescribeNoSuchThing"
 		req.QueryParams["DBInstanceId"] = "rm-a1"
-		_, err := root.RDS.ProcessCommonRequest(req)
+		_, err := rootClients(t, s).RDS.ProcessCommonRequest(req)
 		wantServerError(t, err, "InvalidAction.NotFound", 404)
 	})
 	t.Run("InvalidAction.NotFound/RAM action on RDS version", func(t *testing.T) {
@@ -84,7 +84,7 @@ func TestProtocolErrors(t *testing.T) {
 		req := requests.NewCommonRequest()
 		req.Product, req.Version, req.ApiName = "Rds", "2014-08-15", "CreateUser"
 		req.QueryParams["UserName"] = "nobody"
-		_, err := root.RDS.ProcessCommonRequest(req)
+		_, err := rootClients(t, s).RDS.ProcessCommonRequest(req)
 		wantServerError(t, err, "InvalidAction.NotFound", 404)
 	})
 	t.Run("InvalidVersion", func(t *testing.T) {
@@ -92,7 +92,7 @@ func TestProtocolErrors(t *testing.T) {
 		req := requests.NewCommonRequest()
 		req.Product, req.Version, req.ApiName = "Rds", "2099-01-01", "DescribeBackups"
 		req.QueryParams["DBInstanceId"] = "rm-a1"
-		_, err := root.RDS.ProcessCommonRequest(req)
+		_, err := rootClients(t, s).RDS.ProcessCommonRequest(req)
 		wantServerError(t, err, "InvalidVersion", 400)
 	})
 	t.Run("InvalidAccessKeyId.NotFound", func(t *testing.T) {
@@ -144,6 +144,11 @@ func TestProtocolErrors(t *testing.T) {
 			t.Fatalf("status %d: %s", r.Status, r.Body)
 		}
 	})
+	t.Run("InvalidTimeStamp.Format", func(t *testing.T) {
+		t.Parallel()
+		p := rootSigned(describeBackupsParams("DBInstanceId", "rm-a1", "Timestamp", "26/11/2026 10:00"))
+		wantRawError(t, rawCall(t, s.Addr, p), "InvalidTimeStamp.Format", 400)
+	})
 	t.Run("SignatureNonceUsed", func(t *testing.T) {
 		t.Parallel()
 		p := rootSigned(describeBackupsParams("DBInstanceId", "rm-a1"))
@@ -168,6 +173,22 @@ func TestProtocolErrors(t *testing.T) {
 		e := wantRawError(t, rawCall(t, s.Addr, rootSigned(p)), "MissingParameter", 400)
 		if !strings.Contains(e.Message, "Action") {
 			t.Errorf("message %q does not name Action", e.Message)
+		}
+	})
+	t.Run("malformed query", func(t *testing.T) {
+		t.Parallel()
+		resp, err := rawHTTP.Post("http://"+s.Addr+"/?Action=DescribeBackups&Version=2014-08-15&Format=JSON&DBInstanceId=%zz",
+			"application/x-www-form-urlencoded", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var e apiError
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != 400 || e.Code == "" || e.RequestId == "" || resp.Header.Get("x-acs-request-id") != e.RequestId {
+			t.Errorf("status %d, x-acs-request-id %q: %+v", resp.StatusCode, resp.Header.Get("x-acs-request-id"), e)
 		}
 	})
 	t.Run("GET is accepted", func(t *testing.T) {

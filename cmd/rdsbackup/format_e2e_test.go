@@ -142,8 +142,30 @@ func TestDescribeBackupsRawJSONTypes(t *testing.T) {
 				b["StorageClass"], b["CopyOnlyBackup"], b["EngineVersion"], b["HostInstanceID"])
 		}
 		links, _ := b["BackupDownloadLinkByDB"].(map[string]any)
-		if inner := jsonKind(links["BackupDownloadLinkByDB"]); inner != "array" {
-			t.Errorf("%s: BackupDownloadLinkByDB.BackupDownloadLinkByDB is a JSON %s, want an array (double nesting)", where, inner)
+		inner, ok := links["BackupDownloadLinkByDB"].([]any)
+		if !ok {
+			t.Errorf("%s: BackupDownloadLinkByDB.BackupDownloadLinkByDB is a JSON %s, want an array (double nesting)", where, jsonKind(links["BackupDownloadLinkByDB"]))
+			continue
+		}
+		// Only an available set has links: one per database.
+		wantDBs := []string{"shop", "crm"}
+		if b["BackupStatus"] == "Failed" {
+			wantDBs = nil
+			if b["BackupDownloadURL"] != "" {
+				t.Errorf("%s: a failed set has a download URL %v", where, b["BackupDownloadURL"])
+			}
+		} else if u, _ := b["BackupDownloadURL"].(string); !strings.HasPrefix(u, "http://") {
+			t.Errorf("%s: BackupDownloadURL %q", where, u)
+		}
+		if len(inner) != len(wantDBs) {
+			t.Errorf("%s: %d download links, want %d", where, len(inner), len(wantDBs))
+			continue
+		}
+		for i, l := range inner {
+			link, _ := l.(map[string]any)
+			if link["DataBase"] != wantDBs[i] || jsonKind(link["DownloadLink"]) != "string" || jsonKind(link["IntranetDownloadLink"]) != "string" {
+				t.Errorf("%s: link %d: %v", where, i, l)
+			}
 		}
 	}
 }
@@ -189,6 +211,9 @@ func TestDescribeBackupsRawXML(t *testing.T) {
 			}
 			if v.PageNumber != "1" || v.PageRecordCount != "3" || v.TotalRecordCount != "3" || v.PageSize != "30" {
 				t.Errorf("counters %s %s %s %s", v.PageNumber, v.PageRecordCount, v.TotalRecordCount, v.PageSize)
+			}
+			if bytes.Contains(r.Body, []byte("?Expires=")) && !bytes.Contains(r.Body, []byte("&amp;")) {
+				t.Errorf("download links with an unescaped &: %s", r.Body)
 			}
 			if len(v.Items.Backup) != 3 {
 				t.Fatalf("want 3 <Items><Backup>: %s", r.Body)

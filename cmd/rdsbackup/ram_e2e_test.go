@@ -2,8 +2,10 @@ package main
 
 import (
 	"encoding/json"
+	"encoding/xml"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -128,6 +130,17 @@ func TestRAMAuthorization(t *testing.T) {
 		t.Errorf("AccessDeniedDetail: %s", raw["AccessDeniedDetail"])
 	}
 
+	// … and in XML, as elements.
+	r = rawCall(t, s.Addr, signV2(http.MethodPost, describeBackupsParams("DBInstanceId", "rm-b1", "Format", "XML"), ak, secret, time.Now()))
+	var xe struct {
+		Code               string
+		AccessDeniedDetail struct{ NoPermissionType, AuthAction string }
+	}
+	if err := xml.Unmarshal(r.Body, &xe); err != nil || r.Status != 403 || xe.Code != "Forbidden.RAM" ||
+		xe.AccessDeniedDetail.NoPermissionType != "ImplicitDeny" || xe.AccessDeniedDetail.AuthAction != "rds:DescribeBackups" {
+		t.Errorf("XML Forbidden.RAM (%v): %s", err, r.Body)
+	}
+
 	// The policy allows DescribeBackups only.
 	_, err = alice.RDS.DescribeDBInstances(rds.CreateDescribeDBInstancesRequest())
 	wantDenied(t, err, "rds:DescribeDBInstances", "ImplicitDeny")
@@ -211,7 +224,6 @@ func TestRAMAuthorization(t *testing.T) {
 func TestRAMMalformedPolicyDocument(t *testing.T) {
 	t.Parallel()
 	s := startService(t, t.TempDir(), "", testEnv(nil))
-	root := rootClients(t, s)
 	tests := []struct {
 		name, document string
 		mention        []string // the message names the problem
@@ -233,6 +245,7 @@ func TestRAMMalformedPolicyDocument(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
+			root := rootClients(t, s) // an SDK client is not safe for concurrent use
 			p := ram.CreateCreatePolicyRequest()
 			p.PolicyName, p.PolicyDocument = "bad-"+strings.ReplaceAll(tt.name, " ", "-"), tt.document
 			_, err := root.RAM.CreatePolicy(p)
@@ -373,6 +386,36 @@ func TestRAMActions(t *testing.T) {
 	_, err = c.DeleteUser(du)
 	wantServerError(t, err, "DeleteConflict.User.AccessKey", 409)
 
+	// At most two keys per user.
+	ck.UserName = "frank"
+	for range 2 {
+		if _, err := c.CreateAccessKey(ck); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = c.CreateAccessKey(ck)
+	wantServerError(t, err, "LimitExceeded.User.AccessKey", 409)
+
+	// A user with a policy but no key; its fields need percent-encoding.
+	gina := ram.CreateCreateUserRequest()
+	gina.UserName, gina.DisplayName, gina.Comments = "gina@example", "Gina Ö. *~", "a b+c&d=e%f/g?h;中文"
+	if _, err := c.CreateUser(gina); err != nil {
+		t.Fatal(err)
+	}
+	gu.UserName = "gina@example"
+	if g, err := c.GetUser(gu); err != nil || g.User.DisplayName != gina.DisplayName || g.User.Comments != gina.Comments {
+		t.Fatalf("GetUser gina: %v %v", g, err)
+	}
+	attachPolicy(t, root, "AliyunRDSReadOnlyAccess", "System", "gina@example")
+	du.UserName = "gina@example"
+	_, err = c.DeleteUser(du)
+	wantServerError(t, err, "DeleteConflict.User.Policy", 409)
+	detachPolicy(t, root, "AliyunRDSReadOnlyAccess", "System", "gina@example")
+	if _, err := c.DeleteUser(du); err != nil {
+		t.Fatal(err)
+	}
+	du.UserName = "erin"
+
 	// Policies.
 	doc := policyDocument("Allow", "rds:Describe*", "*")
 	createPolicy(t, root, "describe-all", doc)
@@ -423,6 +466,31 @@ func TestRAMActions(t *testing.T) {
 		t.Fatalf("ListPolicies: %v", got)
 	}
 
+	// ListPolicies pages with MaxItems and Marker over both types.
+	var walked []string
+	marker := ""
+	for page := 0; ; page++ {
+		lp := ram.CreateListPoliciesRequest()
+		lp.MaxItems, lp.Marker = requests.NewInteger(2), marker
+		resp, err := c.ListPolicies(lp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range resp.Policies.Policy {
+			walked = append(walked, p.PolicyType+":"+p.PolicyName)
+		}
+		if !resp.IsTruncated {
+			break
+		}
+		if len(resp.Policies.Policy) != 2 || resp.Marker == "" || page > 10 {
+			t.Fatalf("ListPolicies page %d: %s", page, resp.GetHttpContentString())
+		}
+		marker = resp.Marker
+	}
+	if all := listPolicies(""); !slices.Equal(walked, all) {
+		t.Fatalf("ListPolicies pages %v, all %v", walked, all)
+	}
+
 	// Attachments.
 	attachPolicy(t, root, "describe-all", "Custom", "erin")
 	attachPolicy(t, root, "AliyunRDSReadOnlyAccess", "System", "erin")
@@ -434,6 +502,11 @@ func TestRAMActions(t *testing.T) {
 	_, err = c.AttachPolicyToUser(ap)
 	wantServerError(t, err, "EntityNotExist.User", 404)
 
+	ap.PolicyName, ap.PolicyType, ap.UserName = "describe-all", "Custom", "erin"
+	_, err = c.AttachPolicyToUser(ap)
+	wantServerError(t, err, "EntityAlreadyExists.User.Policy", 409)
+	_, err = c.DeleteUser(du)
+	wantServerError(t, err, "DeleteConflict.User.AccessKey", 409) // keys are checked first
 	lpu := ram.CreateListPoliciesForUserRequest()
 	lpu.UserName = "erin"
 	forUser, err := c.ListPoliciesForUser(lpu)
@@ -504,4 +577,162 @@ func TestRAMActions(t *testing.T) {
 	erin := newClients(t, s.Addr, key.AccessKey.AccessKeyId, key.AccessKey.AccessKeySecret)
 	_, err = erin.RAM.ListUsers(ram.CreateListUsersRequest())
 	wantServerError(t, err, "InvalidAccessKeyId.NotFound", 404)
+}
+
+// TestRAMConditionsAndResources evaluates conditions and ARNs end to end:
+// each case is a user with one policy and the calls it may or may not make.
+func TestRAMConditionsAndResources(t *testing.T) {
+	t.Parallel()
+	s := startService(t, t.TempDir(), instancesYAML("rm-a1", "rm-b1"), testEnv(nil))
+	stmt := func(effect, action, resource, condition string) string {
+		c := ""
+		if condition != "" {
+			c = `,"Condition":` + condition
+		}
+		return `{"Effect":"` + effect + `",` + action + `,"Resource":` + resource + c + `}`
+	}
+	doc := func(statements ...string) string {
+		return `{"Version":"1","Statement":[` + strings.Join(statements, ",") + `]}`
+	}
+	allowAll := stmt("Allow", `"Action":"rds:*"`, `"*"`, "")
+	tests := []struct {
+		name     string
+		document string
+		allowed  []string // instances DescribeBackups may read
+		denied   []string
+		denial   string // NoPermissionType of the denials
+	}{
+		{"SourceIp loopback", doc(stmt("Allow", `"Action":"rds:DescribeBackups"`, `"*"`, `{"IpAddress":{"acs:SourceIp":["10.0.0.0/8","127.0.0.1"]}}`)),
+			[]string{"rm-a1", "rm-b1"}, nil, ""},
+		{"SourceIp CIDR", doc(stmt("Allow", `"Action":"rds:DescribeBackups"`, `"*"`, `{"IpAddress":{"acs:SourceIp":"127.0.0.0/8"}}`)),
+			[]string{"rm-a1"}, nil, ""},
+		{"SourceIp elsewhere", doc(stmt("Allow", `"Action":"rds:DescribeBackups"`, `"*"`, `{"IpAddress":{"acs:SourceIp":"10.0.0.0/8"}}`)),
+			nil, []string{"rm-a1"}, "ImplicitDeny"},
+		{"NotIpAddress deny", doc(allowAll, stmt("Deny", `"Action":"*"`, `"*"`, `{"NotIpAddress":{"acs:SourceIp":"10.0.0.0/8"}}`)),
+			nil, []string{"rm-a1"}, "ExplicitDeny"},
+		{"deny without TLS", doc(allowAll, stmt("Deny", `"Action":"rds:*"`, `"*"`, `{"Bool":{"acs:SecureTransport":"false"}}`)),
+			nil, []string{"rm-a1"}, "ExplicitDeny"},
+		{"expired", doc(stmt("Allow", `"Action":"rds:*"`, `"*"`, `{"DateLessThan":{"acs:CurrentTime":"2020-01-01T00:00:00Z"}}`)),
+			nil, []string{"rm-a1"}, "ImplicitDeny"},
+		{"not yet expired", doc(stmt("Allow", `"Action":"rds:*"`, `"*"`, `{"DateLessThan":{"acs:CurrentTime":"2999-01-01T00:00:00Z"}}`)),
+			[]string{"rm-a1"}, nil, ""},
+		{"account and region", doc(stmt("Allow", `"Action":"rds:DescribeBackups"`, `"acs:rds:cn-hangzhou:1234567890:dbinstance/rm-a1"`, "")),
+			[]string{"rm-a1"}, []string{"rm-b1"}, "ImplicitDeny"},
+		{"other account", doc(stmt("Allow", `"Action":"rds:DescribeBackups"`, `"acs:rds:*:999999:dbinstance/*"`, "")),
+			nil, []string{"rm-a1"}, "ImplicitDeny"},
+		{"other region", doc(stmt("Allow", `"Action":"rds:DescribeBackups"`, `"acs:rds:cn-beijing:*:dbinstance/*"`, "")),
+			nil, []string{"rm-a1"}, "ImplicitDeny"},
+		{"resource list with ?", doc(stmt("Allow", `"Action":["rds:DescribeBackups"]`, `["acs:rds:*:*:dbinstance/rm-?1"]`, "")),
+			[]string{"rm-a1", "rm-b1"}, nil, ""},
+		{"NotAction", doc(stmt("Allow", `"NotAction":"rds:DescribeBackups"`, `"*"`, "")),
+			nil, []string{"rm-a1"}, "ImplicitDeny"},
+		{"NotResource", doc(`{"Effect":"Allow","Action":"rds:DescribeBackups","NotResource":"acs:rds:*:*:dbinstance/rm-b*"}`),
+			[]string{"rm-a1"}, []string{"rm-b1"}, "ImplicitDeny"},
+	}
+	for i, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			root := rootClients(t, s) // an SDK client is not safe for concurrent use
+			user := "cond-" + strconv.Itoa(i)
+			ak, secret := createUserWithKey(t, root, user)
+			createPolicy(t, root, user, tt.document)
+			attachPolicy(t, root, user, "Custom", user)
+			c := newClients(t, s.Addr, ak, secret)
+			for _, id := range tt.allowed {
+				if _, err := describeOn(t, c, id); err != nil {
+					t.Errorf("%s refused: %v", id, err)
+				}
+			}
+			for _, id := range tt.denied {
+				_, err := describeOn(t, c, id)
+				wantDenied(t, err, "rds:DescribeBackups", tt.denial)
+			}
+		})
+	}
+}
+
+// TestRAMInstanceListResources: the actions that take a comma-separated
+// list of instance ids must authorize every id in it, not the list as one
+// resource name (which a policy such as dbinstance/rm-a* matches whole).
+func TestRAMInstanceListResources(t *testing.T) {
+	t.Parallel()
+	s := startService(t, t.TempDir(), instancesYAML("rm-a1", "rm-a2", "rm-b1"), testEnv(nil))
+	root := rootClients(t, s)
+	ak, secret := createUserWithKey(t, root, "lister")
+	createPolicy(t, root, "describe-a", policyDocument("Allow", "rds:Describe*", "acs:rds:*:*:dbinstance/rm-a*"))
+	attachPolicy(t, root, "describe-a", "Custom", "lister")
+	c := newClients(t, s.Addr, ak, secret)
+
+	// Allowed: ids all under rm-a*.
+	req := rds.CreateDescribeDBInstancesRequest()
+	req.DBInstanceId = "rm-a1,rm-a2"
+	if resp, err := c.RDS.DescribeDBInstances(req); err != nil || resp.TotalRecordCount != 2 {
+		t.Fatalf("rm-a1,rm-a2: %v %v", resp, err)
+	}
+
+	// rm-b1 hidden in the list: refused, or at least not shown.
+	req = rds.CreateDescribeDBInstancesRequest()
+	req.DBInstanceId = "rm-a1,rm-b1"
+	if resp, err := c.RDS.DescribeDBInstances(req); err == nil {
+		for _, i := range resp.Items.DBInstance {
+			if i.DBInstanceId == "rm-b1" {
+				t.Errorf("DescribeDBInstances DBInstanceId=rm-a1,rm-b1 shows rm-b1 to a user allowed only rm-a*")
+			}
+		}
+	} else {
+		wantDenied(t, err, "rds:DescribeDBInstances", "ImplicitDeny")
+	}
+	attr := rds.CreateDescribeDBInstanceAttributeRequest()
+	attr.DBInstanceId = "rm-a1,rm-b1"
+	if resp, err := c.RDS.DescribeDBInstanceAttribute(attr); err == nil {
+		for _, i := range resp.Items.DBInstanceAttribute {
+			if i.DBInstanceId == "rm-b1" {
+				t.Errorf("DescribeDBInstanceAttribute DBInstanceId=rm-a1,rm-b1 shows rm-b1 to a user allowed only rm-a*")
+			}
+		}
+	} else {
+		wantDenied(t, err, "rds:DescribeDBInstanceAttribute", "ImplicitDeny")
+	}
+	attr = rds.CreateDescribeDBInstanceAttributeRequest()
+	attr.DBInstanceId = "rm-b1"
+	_, err := c.RDS.DescribeDBInstanceAttribute(attr)
+	wantDenied(t, err, "rds:DescribeDBInstanceAttribute", "ImplicitDeny")
+
+	// An explicit Deny on rm-b1 is bypassed the same way.
+	ak, secret = createUserWithKey(t, root, "denied-b")
+	createPolicy(t, root, "deny-b1", `{"Version":"1","Statement":[`+
+		`{"Effect":"Allow","Action":"rds:*","Resource":"*"},`+
+		`{"Effect":"Deny","Action":"rds:*","Resource":"acs:rds:*:*:dbinstance/rm-b1"}]}`)
+	attachPolicy(t, root, "deny-b1", "Custom", "denied-b")
+	d := newClients(t, s.Addr, ak, secret)
+	attr = rds.CreateDescribeDBInstanceAttributeRequest()
+	attr.DBInstanceId = "rm-b1"
+	_, err = d.RDS.DescribeDBInstanceAttribute(attr)
+	wantDenied(t, err, "rds:DescribeDBInstanceAttribute", "ExplicitDeny")
+	// The handlers split on "," and trim spaces; the resource must name
+	// what they then read.
+	for _, ids := range []string{"rm-a1,rm-b1", " rm-b1", "rm-b1 "} {
+		attr = rds.CreateDescribeDBInstanceAttributeRequest()
+		attr.DBInstanceId = ids
+		if resp, err := d.RDS.DescribeDBInstanceAttribute(attr); err == nil {
+			for _, i := range resp.Items.DBInstanceAttribute {
+				if i.DBInstanceId == "rm-b1" {
+					t.Errorf("DescribeDBInstanceAttribute DBInstanceId=%q shows rm-b1 despite an explicit Deny on it", ids)
+				}
+			}
+		} else {
+			wantDenied(t, err, "rds:DescribeDBInstanceAttribute", "ExplicitDeny")
+		}
+		list := rds.CreateDescribeDBInstancesRequest()
+		list.DBInstanceId = ids
+		if resp, err := d.RDS.DescribeDBInstances(list); err == nil {
+			for _, i := range resp.Items.DBInstance {
+				if i.DBInstanceId == "rm-b1" {
+					t.Errorf("DescribeDBInstances DBInstanceId=%q shows rm-b1 despite an explicit Deny on it", ids)
+				}
+			}
+		} else {
+			wantDenied(t, err, "rds:DescribeDBInstances", "ExplicitDeny")
+		}
+	}
 }

@@ -230,18 +230,33 @@ func (m *Main) ensureRootKey(ctx context.Context, db *sqlite.DB, logger *slog.Lo
 		case err == nil && !k.Root():
 			return fmt.Errorf("%s %s belongs to RAM user %q, not to the account", envAccessKeyID, id, k.UserName)
 		case err == nil && subtle.ConstantTimeCompare([]byte(k.Secret), []byte(secret)) == 1 && k.Status == rdsbackup.KeyActive:
-			return nil
 		case err == nil:
 			if err := db.DeleteAccessKey(ctx, "", id); err != nil {
 				return fmt.Errorf("replace root key: %w", err)
 			}
-		case rdsbackup.ErrorCode(err) != rdsbackup.ENOTFOUND:
+			fallthrough
+		case rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND:
+			if err := db.CreateAccessKey(ctx, &rdsbackup.AccessKey{ID: id, Secret: secret, Status: rdsbackup.KeyActive}); err != nil {
+				return fmt.Errorf("store root key: %w", err)
+			}
+			logger.Info("root access key installed from the environment", "accessKeyId", id)
+		default:
 			return fmt.Errorf("find root key: %w", err)
 		}
-		if err := db.CreateAccessKey(ctx, &rdsbackup.AccessKey{ID: id, Secret: secret, Status: rdsbackup.KeyActive}); err != nil {
-			return fmt.Errorf("store root key: %w", err)
+		// The key in the environment is the account's only key: one set
+		// before (or generated on first start) stops working.
+		keys, err := db.FindAccessKeys(ctx, "")
+		if err != nil {
+			return fmt.Errorf("find root keys: %w", err)
 		}
-		logger.Info("root access key installed from the environment", "accessKeyId", id)
+		for _, old := range keys {
+			if old.ID != id {
+				if err := db.DeleteAccessKey(ctx, "", old.ID); err != nil {
+					return fmt.Errorf("retire root key %s: %w", old.ID, err)
+				}
+				logger.Info("retired the previous root access key", "accessKeyId", old.ID)
+			}
+		}
 		return nil
 	}
 	keys, err := db.FindAccessKeys(ctx, "")
