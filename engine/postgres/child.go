@@ -1,0 +1,267 @@
+package postgres
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// session is the private environment of one operation's tools: the
+// connection settings and, when the URL has a password, a .pgpass file in a
+// directory of its own, removed by close.
+type session struct {
+	env    []string
+	dir    string
+	redact redactor
+}
+
+// newSession prepares the tools' environment for p.
+func (e *Engine) newSession(p *connParams) (*session, error) {
+	s := &session{redact: newRedactor(p.password)}
+	var extra []string
+	if p.password != "" {
+		if strings.ContainsAny(p.password, "\r\n") {
+			// A .pgpass line cannot hold it; the child's environment
+			// can, and is as private as the file.
+			extra = append(extra, "PGPASSWORD="+p.password)
+		} else {
+			dir, err := os.MkdirTemp(e.tempDir(), "rdsbackup-pg-") // mode 0700
+			if err != nil {
+				return nil, fmt.Errorf("create private temp directory: %w", err)
+			}
+			s.dir = dir
+			file := filepath.Join(dir, ".pgpass")
+			if err := os.WriteFile(file, []byte(pgpassLine(p.password)), 0o600); err != nil {
+				s.close()
+				return nil, fmt.Errorf("write .pgpass: %w", err)
+			}
+			extra = append(extra, "PGPASSFILE="+file)
+		}
+	}
+	s.env = childEnv(p.env, extra)
+	return s, nil
+}
+
+// close removes the session's files.
+func (s *session) close() {
+	if s.dir != "" {
+		os.RemoveAll(s.dir)
+		s.dir = ""
+	}
+}
+
+// childEnv is the environment of a tool: the service's, without PG*
+// variables (the URL is the whole configuration) and with English messages
+// (errors are matched and shown), plus the connection settings.
+func childEnv(conn, extra []string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "PG") || name == "LC_ALL" || name == "LC_MESSAGES" || name == "LANGUAGE" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	env = append(env, "LC_MESSAGES=C")
+	env = append(env, conn...)
+	has := func(name string) bool {
+		for _, kv := range conn {
+			if strings.HasPrefix(kv, name+"=") {
+				return true
+			}
+		}
+		return false
+	}
+	if !has("PGAPPNAME") {
+		env = append(env, "PGAPPNAME=rdsbackup")
+	}
+	if !has("PGCONNECT_TIMEOUT") {
+		env = append(env, "PGCONNECT_TIMEOUT=10")
+	}
+	return append(env, extra...)
+}
+
+// child is a running tool.
+type child struct {
+	tool   string // base name, for messages
+	what   string // e.g. `of database "shop"`, for messages
+	cmd    *exec.Cmd
+	stdout io.ReadCloser // nil unless asked for
+	stderr *tailWriter
+	redact redactor
+}
+
+// startOptions say how to connect a child's standard streams.
+type startOptions struct {
+	stdin  io.Reader // nil: /dev/null
+	stdout bool      // make stdout a pipe (else discarded)
+	stderr io.Writer // also receives stderr (besides the tail)
+}
+
+// start starts a tool in its own process group; cancelling ctx kills the
+// group.
+func (e *Engine) start(ctx context.Context, s *session, path, what string, args []string, o startOptions) (*child, error) {
+	cmd := exec.CommandContext(ctx, path, args...)
+	cmd.Env = s.env
+	cmd.Stdin = o.stdin
+	setProcessGroup(cmd)
+	cmd.WaitDelay = 10 * time.Second // if a grandchild keeps a pipe open
+	c := &child{tool: filepath.Base(path), what: what, cmd: cmd, stderr: newTailWriter(e.stderrTail()), redact: s.redact}
+	cmd.Stderr = c.stderr
+	if o.stderr != nil {
+		cmd.Stderr = io.MultiWriter(c.stderr, o.stderr)
+	}
+	if o.stdout {
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		c.stdout = out
+	}
+	e.logger().Debug("start", "tool", path, "args", args)
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", c.tool, err)
+	}
+	return c, nil
+}
+
+// kill stops the child and its process group at once.
+func (c *child) kill() {
+	if c.cmd.Process != nil && c.cmd.Cancel != nil {
+		_ = c.cmd.Cancel()
+	}
+}
+
+// wait waits for the child and describes its failure: tool, exit status and
+// the tail of its stderr.
+func (c *child) wait() error {
+	err := c.cmd.Wait()
+	if err == nil {
+		return nil
+	}
+	var exit *exec.ExitError
+	status := err.Error()
+	if errors.As(err, &exit) {
+		status = exit.ProcessState.String() // "exit status 1", "signal: killed"
+	}
+	msg := c.tool
+	if c.what != "" {
+		msg += " " + c.what
+	}
+	msg += " failed: " + status
+	if tail := strings.TrimSpace(c.stderr.String()); tail != "" {
+		msg += ": " + tail
+	}
+	return &ToolError{Tool: c.tool, Status: status, Stderr: c.redact.string(c.stderr.String()), msg: c.redact.string(msg), err: err}
+}
+
+// ToolError is the error of a tool that failed.
+type ToolError struct {
+	Tool   string // "pg_dump", …
+	Status string // "exit status 1", "signal: killed"
+	Stderr string // the tail of its standard error
+	msg    string
+	err    error
+}
+
+func (e *ToolError) Error() string { return e.msg }
+func (e *ToolError) Unwrap() error { return e.err }
+
+// tailWriter keeps the last max bytes written to it.
+type tailWriter struct {
+	mu        sync.Mutex
+	max       int
+	buf       []byte
+	truncated bool
+}
+
+func newTailWriter(max int) *tailWriter { return &tailWriter{max: max} }
+
+func (w *tailWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := len(p)
+	if len(p) >= w.max {
+		w.buf = append(w.buf[:0], p[len(p)-w.max:]...)
+		w.truncated = true
+		return n, nil
+	}
+	if over := len(w.buf) + len(p) - w.max; over > 0 {
+		w.buf = append(w.buf[:0], w.buf[over:]...)
+		w.truncated = true
+	}
+	w.buf = append(w.buf, p...)
+	return n, nil
+}
+
+// String returns the tail, starting at a line boundary when it was cut.
+func (w *tailWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	s := string(w.buf)
+	if w.truncated {
+		if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
+			s = s[i+1:]
+		}
+		s = "…" + s
+	}
+	return s
+}
+
+// errorLines collects the ERROR messages a psql script run writes to
+// stderr, except those ignore accepts, keeping the first max of them.
+type errorLines struct {
+	mu      sync.Mutex
+	partial []byte
+	ignore  func(line string) bool
+	max     int
+	lines   []string
+	count   int
+}
+
+func (w *errorLines) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.partial = append(w.partial, p...)
+	for {
+		i := bytes.IndexByte(w.partial, '\n')
+		if i < 0 {
+			break
+		}
+		w.line(string(w.partial[:i]))
+		w.partial = w.partial[i+1:]
+	}
+	if len(w.partial) > 64<<10 { // a runaway line: judge its start
+		w.line(string(w.partial))
+		w.partial = w.partial[:0]
+	}
+	return len(p), nil
+}
+
+func (w *errorLines) line(l string) {
+	if !strings.Contains(l, "ERROR:") || (w.ignore != nil && w.ignore(l)) {
+		return
+	}
+	w.count++
+	if len(w.lines) < w.max {
+		w.lines = append(w.lines, strings.TrimSpace(l))
+	}
+}
+
+func (w *errorLines) result() (int, []string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.partial) > 0 {
+		w.line(string(w.partial))
+		w.partial = nil
+	}
+	return w.count, w.lines
+}
