@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 # Debian packages the tests need (the database servers and their tools are
 # started by the tests themselves, in temporary directories).
-packages=()
+packages=(mariadb-server mariadb-client mariadb-backup postgresql)
 missing=()
 for p in "${packages[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -108,6 +108,12 @@ func (m *MariaDB) start(install, mariadbd string) error {
 		return err
 	}
 	err := templates.mariadb.initDataDir("mariadb", m.DataDir, nil, func(root, dir string) error {
+		// A private tmpdir: the shared /tmp may be cleaned by others while
+		// the server keeps temporary tables there.
+		tmpdir := filepath.Join(m.root, "tmp")
+		if err := os.MkdirAll(tmpdir, 0o700); err != nil {
+			return err
+		}
 		args := []string{"--no-defaults"}
 		if asRoot {
 			args = append(args, "--user=root")
@@ -125,6 +131,12 @@ func (m *MariaDB) start(install, mariadbd string) error {
 		if err != nil {
 			return err
 		}
+		// A private tmpdir: the shared /tmp may be cleaned by others while
+		// the server keeps temporary tables there.
+		tmpdir := filepath.Join(m.root, "tmp")
+		if err := os.MkdirAll(tmpdir, 0o700); err != nil {
+			return err
+		}
 		args := []string{"--no-defaults"}
 		if asRoot {
 			args = append(args, "--user=root")
@@ -136,6 +148,7 @@ func (m *MariaDB) start(install, mariadbd string) error {
 			"--socket="+m.Socket,
 			"--character-set-server=utf8mb4",
 			"--skip-name-resolve",
+			"--tmpdir="+tmpdir,
 		)
 		args = append(args, mariadbTuning...)
 		if m.Options.LogBin {

@@ -1,0 +1,325 @@
+package mysql
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/rdsbackup/rdsbackup"
+)
+
+// tool is a command-line program of the engine, found in PATH.
+type tool struct {
+	name string // as the user knows it: "mariadb-dump"
+	path string
+}
+
+// Tool roles.
+type toolRole int
+
+const (
+	roleDump    toolRole = iota // logical dumps
+	roleClient                  // runs SQL scripts (restores dumps)
+	roleBackup                  // physical backups and their prepare step
+	roleExtract                 // unpacks an xbstream
+)
+
+// toolNames lists the names a role's tool goes by, preferred first. The
+// physical tools have no stand-ins: mariadb-backup cannot back up MySQL, nor
+// xtrabackup MariaDB.
+func (e *Engine) toolNames(r toolRole) []string {
+	switch r {
+	case roleDump:
+		if e.mariadb() {
+			return []string{"mariadb-dump", "mysqldump"}
+		}
+		return []string{"mysqldump", "mariadb-dump"}
+	case roleClient:
+		if e.mariadb() {
+			return []string{"mariadb", "mysql"}
+		}
+		return []string{"mysql", "mariadb"}
+	case roleBackup:
+		if e.mariadb() {
+			return []string{"mariadb-backup", "mariabackup"}
+		}
+		return []string{"xtrabackup"}
+	case roleExtract:
+		if e.mariadb() {
+			return []string{"mbstream"}
+		}
+		return []string{"xbstream"}
+	}
+	panic("mysql: unknown tool role")
+}
+
+// lookTool finds the role's tool in PATH. The error names the preferred
+// tool and wraps errNoTool.
+func (e *Engine) lookTool(r toolRole) (tool, error) {
+	names := e.toolNames(r)
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return tool{name: n, path: p}, nil
+		}
+	}
+	return tool{}, fmt.Errorf("%s is %w (looked for %s in PATH)", names[0], errNoTool, strings.Join(names, ", "))
+}
+
+// ToolError is the failure of a tool run as a child process: it exited
+// with an error status or was killed.
+type ToolError struct {
+	Tool   string // the tool's name, e.g. "mariadb-dump"
+	Err    error  // what Wait returned, usually an *exec.ExitError
+	Stderr string // the end of its standard error, at most Engine.StderrTail bytes
+}
+
+func (e *ToolError) Error() string {
+	msg := e.Tool + ": " + e.Err.Error()
+	if e.Stderr != "" {
+		msg += ": " + e.Stderr
+	}
+	return msg
+}
+
+func (e *ToolError) Unwrap() error { return e.Err }
+
+// ExitCode returns the tool's exit status, or -1 when a signal ended it.
+func (e *ToolError) ExitCode() int {
+	var x *exec.ExitError
+	if errors.As(e.Err, &x) {
+		return x.ExitCode()
+	}
+	return -1
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu      sync.Mutex
+	max     int
+	buf     []byte
+	dropped bool
+}
+
+func newTail(max int) *tailBuffer { return &tailBuffer{max: max} }
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	n := len(p)
+	if len(p) >= t.max {
+		t.buf = append(t.buf[:0], p[len(p)-t.max:]...)
+		t.dropped = true
+		return n, nil
+	}
+	t.buf = append(t.buf, p...)
+	if len(t.buf) > 2*t.max {
+		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
+		t.dropped = true
+	}
+	return n, nil
+}
+
+// String returns the kept bytes (the last max), trimmed, starting at a whole
+// line when something was dropped before them and could be.
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	b := t.buf
+	dropped := t.dropped
+	if len(b) > t.max {
+		b, dropped = b[len(b)-t.max:], true
+	}
+	if dropped {
+		if i := bytes.IndexByte(b, '\n'); i >= 0 && i < len(b)-1 {
+			b = b[i+1:]
+		}
+		for len(b) > 0 && !utf8.RuneStart(b[0]) {
+			b = b[1:]
+		}
+	}
+	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
+	if dropped && s != "" {
+		s = "…" + s
+	}
+	return s
+}
+
+// childEnv is the environment of the tools: the service's, without the
+// variables through which the tools take connection settings (MYSQL_PWD,
+// MYSQL_HOST, MYSQL_TEST_LOGIN_FILE…), with HOME pointing at the private
+// directory so that no per-user option file is read.
+func childEnv(home string) []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		upper := strings.ToUpper(name)
+		if strings.HasPrefix(upper, "MYSQL") || strings.HasPrefix(upper, "MARIADB") || upper == "HOME" {
+			continue
+		}
+		env = append(env, kv)
+	}
+	return append(env, "HOME="+home)
+}
+
+// command prepares a tool run in its own process group, which is killed
+// as a whole when ctx is done.
+func (e *Engine) command(ctx context.Context, t tool, ws *workspace, args ...string) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, t.path, args...)
+	cmd.Env = childEnv(ws.dir)
+	cmd.Dir = ws.dir
+	setProcessGroup(cmd)
+	// Bounds Wait should a process outside the group keep stderr open.
+	cmd.WaitDelay = 10 * time.Second
+	return cmd
+}
+
+// childOutput is a tool's standard output as the sink reads it. When the
+// tool dies because ctx is done, the sink sees ctx's error, not a clean EOF.
+type childOutput struct {
+	ctx context.Context
+	r   io.Reader
+	eof bool
+}
+
+func (c *childOutput) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if err == io.EOF {
+		if cerr := c.ctx.Err(); cerr != nil {
+			return n, cerr
+		}
+		c.eof = true
+	}
+	return n, err
+}
+
+// streamPart runs a tool whose standard output is one part of a backup and
+// hands that output to sink. It waits for the tool only once WritePart has
+// returned; a tool that exits with an error fails the part even when its
+// output looked complete. A sink that fails or returns before the end of
+// the output gets the tool killed.
+//
+// A non-empty header is inserted at the start of the output (see
+// withHeader).
+func (e *Engine) streamPart(ctx context.Context, t tool, ws *workspace, password string, args []string, header string, sink rdsbackup.PartSink, part rdsbackup.Part) error {
+	cmd := e.command(ctx, t, ws, args...)
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return err
+	}
+	tail := newTail(e.stderrTail())
+	cmd.Stderr = tail
+	e.logger().Debug("starting tool", "tool", t.name, "args", args)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", t.name, err)
+	}
+	out := &childOutput{ctx: ctx, r: stdout}
+	var src io.Reader = out
+	if header != "" {
+		src = withHeader(out, header)
+	}
+	werr := sink.WritePart(ctx, part, src)
+	if werr == nil && !out.eof && ctx.Err() == nil {
+		werr = fmt.Errorf("the sink returned before the end of %s's output", t.name)
+	}
+	if werr != nil {
+		killProcessGroup(cmd)
+	}
+	waitErr := cmd.Wait()
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s stopped: %w", t.name, ctx.Err())
+	case werr != nil:
+		return werr
+	case waitErr != nil:
+		return &ToolError{Tool: t.name, Err: waitErr, Stderr: redactString(tail.String(), password)}
+	}
+	return nil
+}
+
+// runFed runs a tool with in as its standard input, until the tool has read
+// all of it and exited. The standard output is discarded: the restore tools
+// write nothing there that matters, and what they complain about goes to
+// standard error.
+func (e *Engine) runFed(ctx context.Context, t tool, ws *workspace, password string, args []string, in io.Reader) error {
+	cmd := e.command(ctx, t, ws, args...)
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return err
+	}
+	tail := newTail(e.stderrTail())
+	cmd.Stdout = io.Discard
+	cmd.Stderr = tail
+	e.logger().Debug("starting tool", "tool", t.name, "args", args)
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", t.name, err)
+	}
+	readErr, writeErr := feed(stdin, in)
+	stdin.Close()
+	if readErr != nil {
+		// The input broke off: the tool must not take what it got for
+		// the whole.
+		killProcessGroup(cmd)
+	}
+	waitErr := cmd.Wait()
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s stopped: %w", t.name, ctx.Err())
+	case readErr != nil:
+		return fmt.Errorf("read input of %s: %w", t.name, readErr)
+	case waitErr != nil:
+		return &ToolError{Tool: t.name, Err: waitErr, Stderr: redactString(tail.String(), password)}
+	case writeErr != nil:
+		return fmt.Errorf("write to %s: %w", t.name, writeErr)
+	}
+	return nil
+}
+
+// feed copies in to w and tells read errors from write errors: a tool that
+// exits early (on an SQL error) makes writes fail, and then its own exit
+// status and message are the ones to report.
+func feed(w io.Writer, in io.Reader) (readErr, writeErr error) {
+	buf := make([]byte, 256<<10)
+	for {
+		n, err := in.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return nil, werr
+			}
+		}
+		if err == io.EOF {
+			return nil, nil
+		}
+		if err != nil {
+			return err, nil
+		}
+	}
+}
+
+// runTool runs a tool to completion with no input.
+func (e *Engine) runTool(ctx context.Context, t tool, ws *workspace, password string, args ...string) error {
+	cmd := e.command(ctx, t, ws, args...)
+	tail := newTail(e.stderrTail())
+	cmd.Stdout = tail
+	cmd.Stderr = tail
+	e.logger().Debug("starting tool", "tool", t.name, "args", args)
+	err := cmd.Run()
+	switch {
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s stopped: %w", t.name, ctx.Err())
+	case err != nil:
+		var x *exec.ExitError
+		if !errors.As(err, &x) {
+			return fmt.Errorf("run %s: %w", t.name, err)
+		}
+		return &ToolError{Tool: t.name, Err: err, Stderr: redactString(tail.String(), password)}
+	}
+	return nil
+}

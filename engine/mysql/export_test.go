@@ -1,0 +1,41 @@
+package mysql
+
+import (
+	"github.com/go-sql-driver/mysql"
+)
+
+// Internals the external tests check directly.
+
+// DumpArgs is dumpArgs.
+func DumpArgs(optFile, database string) []string { return dumpArgs(optFile, database) }
+
+// OptionFileText renders the option file a run against dsn would use.
+func (e *Engine) OptionFileText(dsn string) (string, error) {
+	cfg, err := mysql.ParseDSN(dsn)
+	if err != nil {
+		return "", err
+	}
+	g, err := clientOptions(cfg)
+	if err != nil {
+		return "", err
+	}
+	return formatOptions(append([]optionGroup{g}, e.dumpGroups()...)), nil
+}
+
+// ParseVersion is parseVersion.
+func ParseVersion(s string) (string, error) { return parseVersion(s) }
+
+// Tail writes chunks into a tail buffer of max bytes and returns its text.
+func Tail(max int, chunks ...string) string {
+	t := newTail(max)
+	for _, c := range chunks {
+		t.Write([]byte(c))
+	}
+	return t.String()
+}
+
+// Redact is redact's string form.
+func Redact(s, password string) string { return redactString(s, password) }
+
+// WithHeader is withHeader.
+var WithHeader = withHeader

@@ -1,0 +1,16 @@
+//go:build !unix
+
+package mysql
+
+import "os/exec"
+
+// setProcessGroup: without process groups a done context kills the tool
+// alone (the exec package's default).
+func setProcessGroup(cmd *exec.Cmd) {}
+
+// killProcessGroup kills the tool.
+func killProcessGroup(cmd *exec.Cmd) {
+	if cmd.Process != nil {
+		_ = cmd.Process.Kill()
+	}
+}
