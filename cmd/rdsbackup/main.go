@@ -40,8 +40,10 @@ type Main struct {
 const usage = `rdsbackup — a self-hosted database backup service with the Alibaba Cloud RDS API
 
 Usage:
-  rdsbackup serve [--config FILE]   start the service (without --config: built-in defaults)
-  rdsbackup version                 print the version
+  rdsbackup serve [--config FILE]            start the service (without --config: built-in defaults)
+  rdsbackup restore (--url URL | --file F)   restore a backup set into a server (see restore -h)
+  rdsbackup rebuild-catalog [--config FILE]  rebuild the catalog's backup sets from the manifests in storage
+  rdsbackup version                          print the version
 
 Run 'rdsbackup serve -h' for the flags of serve.
 `
@@ -59,6 +61,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 	switch args[0] {
 	case "serve":
 		err = m.serve(ctx, args[1:])
+	case "restore":
+		err = m.restore(ctx, args[1:])
+	case "rebuild-catalog":
+		err = m.rebuildCatalog(ctx, args[1:])
 	case "version":
 		fmt.Fprintln(m.Stdout, Version)
 	case "help", "-h", "--help":

@@ -53,7 +53,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 			return err
 		}
 	}
-	logger := slog.New(slog.NewTextHandler(m.Stderr, nil))
+	logger := m.logger()
 
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
@@ -274,3 +274,6 @@ func (m *Main) ensureRootKey(ctx context.Context, db *sqlite.DB, logger *slog.Lo
 	logger.Info("generated root access key and printed it to stdout", "accessKeyId", k.ID)
 	return nil
 }
+
+// logger writes structured logs to stderr; stdout carries data only.
+func (m *Main) logger() *slog.Logger { return slog.New(slog.NewTextHandler(m.Stderr, nil)) }
