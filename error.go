@@ -52,6 +52,8 @@ const (
 	EDBNameNotFound    = "InvalidDBName.NotFound"
 	EBackupNotFound    = "InvalidBackupSetID.NotFound"
 	EDownloadDenied    = "AccessDenied"
+	// EBackupNotDeletable: automated sets leave by expiry only.
+	EBackupNotDeletable = "OperationDenied.BackupSetStoreStatus"
 
 	// RAM.
 	EEntityNotExistUser       = "EntityNotExist.User"

@@ -33,8 +33,11 @@ type Job struct {
 	Progress    int      // percent
 	BackupSetID int64    // set once the job has written its set
 	Error       string
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// Window is the start of the schedule window an automated job runs
+	// for; zero for manual jobs. An instance has one job per window.
+	Window    time.Time
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // JobFilter selects jobs; empty fields do not filter.
@@ -64,6 +67,8 @@ type BackupOptions struct {
 	StoreStatus StoreStatus
 	// Retention, when positive, sets ExpectExpireTime = end + Retention.
 	Retention time.Duration
+	// Window is the schedule window of an automated backup (see Job).
+	Window time.Time
 }
 
 // BackupStarter starts backup jobs in the background.

@@ -14,6 +14,9 @@ func (s *Server) rdsActions() map[string]action {
 		"DescribeDBInstanceAttribute": {fn: s.describeDBInstanceAttribute, resources: instanceResources, required: []string{"DBInstanceId"}},
 		"CreateBackup":                {fn: s.createBackup, resources: instanceResources, required: []string{"DBInstanceId"}},
 		"DescribeBackupTasks":         {fn: s.describeBackupTasks, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DescribeBackupPolicy":        {fn: s.describeBackupPolicy, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"ModifyBackupPolicy":          {fn: s.modifyBackupPolicy, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DeleteBackup":                {fn: s.deleteBackup, resources: instanceResources, required: []string{"DBInstanceId", "BackupId"}},
 	}
 }
 

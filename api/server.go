@@ -38,6 +38,10 @@ type Server struct {
 	Identity  rdsbackup.IdentityService
 	Links     LinkSigner
 	Backup    rdsbackup.BackupStarter // nil: CreateBackup is refused
+	Policies  rdsbackup.PolicyService
+	// Scheduling applies policy changes and tells the next backup time.
+	Scheduling Scheduling
+	Deleter    SetDeleter // nil: DeleteBackup is refused
 
 	Auth      *rpc.Authenticator
 	Responder *rpc.Responder

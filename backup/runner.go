@@ -147,7 +147,7 @@ func (r *Runner) StartBackup(ctx context.Context, instanceID string, opts Option
 	}
 
 	job := &rdsbackup.Job{InstanceID: instanceID, Status: rdsbackup.JobNoStart, Mode: opts.Mode, Method: opts.Method,
-		Strategy: opts.Strategy, Databases: opts.Databases}
+		Strategy: opts.Strategy, Databases: opts.Databases, Window: opts.Window}
 	if err := r.Catalog.CreateJob(ctx, job); err != nil {
 		release()
 		return nil, err
@@ -169,6 +169,13 @@ func (r *Runner) StartBackup(ctx context.Context, instanceID string, opts Option
 		r.mu.Unlock()
 	}()
 	return &snapshot, nil
+}
+
+// Active returns the number of backups running.
+func (r *Runner) Active() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.running)
 }
 
 // Running reports whether the instance has a backup running.
@@ -338,7 +345,11 @@ func (r *Runner) putManifest(ctx context.Context, m *SetObjectManifest) error {
 
 // removeSetObjects deletes whatever a set's job stored.
 func (r *Runner) removeSetObjects(ctx context.Context, instanceID string, id int64) error {
-	objs, err := r.Store.List(ctx, setPrefix(instanceID, id))
+	return removeSetObjects(ctx, r.Store, instanceID, id)
+}
+
+func removeSetObjects(ctx context.Context, store rdsbackup.ObjectStore, instanceID string, id int64) error {
+	objs, err := store.List(ctx, setPrefix(instanceID, id))
 	if err != nil {
 		return fmt.Errorf("list objects of set %d: %w", id, err)
 	}
@@ -346,12 +357,12 @@ func (r *Runner) removeSetObjects(ctx context.Context, instanceID string, id int
 	// The manifest goes last, so a crash midway leaves it to find the rest by.
 	for _, o := range objs {
 		if path.Base(o.Key) != "manifest.json" {
-			errs = append(errs, r.Store.Delete(ctx, o.Key))
+			errs = append(errs, store.Delete(ctx, o.Key))
 		}
 	}
 	for _, o := range objs {
 		if path.Base(o.Key) == "manifest.json" {
-			errs = append(errs, r.Store.Delete(ctx, o.Key))
+			errs = append(errs, store.Delete(ctx, o.Key))
 		}
 	}
 	return errors.Join(errs...)

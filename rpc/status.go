@@ -50,6 +50,8 @@ var statusByCode = map[string]int{
 	rdsbackup.EDBNameNotFound:    http.StatusNotFound,
 	rdsbackup.EBackupNotFound:    http.StatusNotFound,
 	rdsbackup.EDownloadDenied:    http.StatusForbidden,
+
+	rdsbackup.EBackupNotDeletable: http.StatusForbidden,
 }
 
 // statusByPrefix covers the RAM code families (EntityNotExist.User, ...).

@@ -59,6 +59,7 @@ var wantStatus = map[string]int{
 	rdsbackup.EDBNameNotFound:           404,
 	rdsbackup.EBackupNotFound:           404,
 	rdsbackup.EDownloadDenied:           403,
+	rdsbackup.EBackupNotDeletable:       403,
 }
 
 func TestHTTPStatus(t *testing.T) {

@@ -20,7 +20,8 @@ const backupColumns = `id, instance_id, status, start_time, end_time, type, mode
 // FindBackupSets returns one page of matching sets, newest first, and the
 // number of all matches.
 func (db *DB) FindBackupSets(ctx context.Context, f rdsbackup.BackupFilter) ([]*rdsbackup.BackupSet, int, error) {
-	var where []string
+	// Sets being deleted are gone as far as readers are concerned.
+	where := []string{"deleting = 0"}
 	var args []any
 	if f.InstanceID != "" {
 		where, args = append(where, "instance_id = ?"), append(args, f.InstanceID)
@@ -43,10 +44,7 @@ func (db *DB) FindBackupSets(ctx context.Context, f rdsbackup.BackupFilter) ([]*
 	if f.StartTo != nil {
 		where, args = append(where, "start_time <= ?"), append(args, f.StartTo.Unix())
 	}
-	cond := ""
-	if len(where) > 0 {
-		cond = " WHERE " + strings.Join(where, " AND ")
-	}
+	cond := " WHERE " + strings.Join(where, " AND ")
 
 	count, err := db.stmt(ctx, `SELECT COUNT(*) FROM backup_sets`+cond)
 	if err != nil {
@@ -92,7 +90,7 @@ func (db *DB) FindBackupSets(ctx context.Context, f rdsbackup.BackupFilter) ([]*
 
 // FindBackupSet returns the set with that id.
 func (db *DB) FindBackupSet(ctx context.Context, id int64) (*rdsbackup.BackupSet, error) {
-	s, err := db.stmt(ctx, `SELECT `+backupColumns+` FROM backup_sets WHERE id = ?`)
+	s, err := db.stmt(ctx, `SELECT `+backupColumns+` FROM backup_sets WHERE id = ? AND deleting = 0`)
 	if err != nil {
 		return nil, fmt.Errorf("find backup set: %w", err)
 	}

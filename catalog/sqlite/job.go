@@ -5,13 +5,14 @@ import (
 	"database/sql"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rdsbackup/rdsbackup"
 )
 
 var _ rdsbackup.JobService = (*DB)(nil)
 
-const jobColumns = `id, instance_id, status, mode, method, strategy, databases, progress, backup_set_id, error, created_at, updated_at`
+const jobColumns = `id, instance_id, status, mode, method, strategy, databases, progress, backup_set_id, error, created_at, updated_at, window_start`
 
 // CreateJob stores a new job and assigns its id.
 func (db *DB) CreateJob(ctx context.Context, job *rdsbackup.Job) error {
@@ -20,13 +21,21 @@ func (db *DB) CreateJob(ctx context.Context, job *rdsbackup.Job) error {
 	return db.update(ctx, func(tx *sql.Tx) error {
 		// A job's id is also the BackupId of the set it makes, so it is taken
 		// above every id either table has used.
-		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, instance_id, status, mode, method, strategy, databases, progress, backup_set_id, error, created_at, updated_at)
+		if !job.Window.IsZero() {
+			var n int
+			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM jobs WHERE instance_id = ? AND window_start = ?`, job.InstanceID, job.Window.Unix()).Scan(&n); err != nil {
+				return fmt.Errorf("create job: %w", err)
+			} else if n > 0 {
+				return rdsbackup.Errorf(rdsbackup.ECONFLICT, "instance %s already has a job for the window starting %s", job.InstanceID, job.Window.UTC().Format(time.RFC3339))
+			}
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, instance_id, status, mode, method, strategy, databases, progress, backup_set_id, error, created_at, updated_at, window_start)
 			VALUES (1 + MAX(
 				COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0),
 				COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'backup_sets'), 0)),
-				?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+				?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			job.InstanceID, string(job.Status), string(job.Mode), string(job.Method), job.Strategy, joinList(job.Databases),
-			job.Progress, job.BackupSetID, job.Error, unix(now), unix(now))
+			job.Progress, job.BackupSetID, job.Error, unix(now), unix(now), unix(job.Window))
 		if err != nil {
 			return fmt.Errorf("create job: %w", err)
 		}
@@ -87,13 +96,13 @@ func (db *DB) FindJobs(ctx context.Context, f rdsbackup.JobFilter) ([]*rdsbackup
 	for rows.Next() {
 		var j rdsbackup.Job
 		var dbs string
-		var created, updated int64
+		var created, updated, window int64
 		if err := rows.Scan(&j.ID, &j.InstanceID, &j.Status, &j.Mode, &j.Method, &j.Strategy, &dbs, &j.Progress,
-			&j.BackupSetID, &j.Error, &created, &updated); err != nil {
+			&j.BackupSetID, &j.Error, &created, &updated, &window); err != nil {
 			return nil, fmt.Errorf("find jobs: %w", err)
 		}
 		j.Databases = splitList(dbs)
-		j.CreatedAt, j.UpdatedAt = fromUnix(created), fromUnix(updated)
+		j.CreatedAt, j.UpdatedAt, j.Window = fromUnix(created), fromUnix(updated), fromUnix(window)
 		jobs = append(jobs, &j)
 	}
 	return jobs, rows.Err()

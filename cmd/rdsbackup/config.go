@@ -32,6 +32,31 @@ type Config struct {
 	AccountID string           `yaml:"accountId"`
 	Instances []InstanceConfig `yaml:"instances"`
 	Downloads DownloadsConfig  `yaml:"downloads"`
+	Backups   BackupsConfig    `yaml:"backups"`
+}
+
+// BackupsConfig sets the automated backups.
+type BackupsConfig struct {
+	// MaxConcurrent bounds the backups running at once (default 2).
+	MaxConcurrent int `yaml:"maxConcurrent"`
+	// TickInterval is how often the scheduler and the expiry sweep run
+	// (default 30s).
+	TickInterval Duration `yaml:"tickInterval"`
+	// Schedule turns automated backups and the expiry sweep on (default
+	// true). Off, only CreateBackup takes backups and nothing expires.
+	Schedule *bool `yaml:"schedule"`
+}
+
+// Scheduled reports whether automated backups run.
+func (b *BackupsConfig) Scheduled() bool { return b.Schedule == nil || *b.Schedule }
+
+// PolicyConfig is an instance's backup policy in the config; empty fields
+// keep the default (DefaultBackupPolicy).
+type PolicyConfig struct {
+	PreferredBackupTime   string `yaml:"preferredBackupTime"`
+	PreferredBackupPeriod string `yaml:"preferredBackupPeriod"`
+	BackupRetentionPeriod int    `yaml:"backupRetentionPeriod"`
+	BackupMethod          string `yaml:"backupMethod"`
 }
 
 // DownloadsConfig sets the signed download links that DescribeBackups hands
@@ -65,6 +90,8 @@ type InstanceConfig struct {
 	Engine      string `yaml:"engine"`
 	DSN         string `yaml:"dsn"`
 	Description string `yaml:"description"`
+	// BackupPolicy, when set, is the instance's policy (see README).
+	BackupPolicy *PolicyConfig `yaml:"backupPolicy"`
 }
 
 // DefaultConfig is the configuration without a file.
@@ -119,6 +146,16 @@ func (c *Config) Validate() error {
 	if err := c.Downloads.validate(); err != nil {
 		return err
 	}
+	if c.Backups.MaxConcurrent == 0 {
+		c.Backups.MaxConcurrent = 2
+	} else if c.Backups.MaxConcurrent < 0 || c.Backups.MaxConcurrent > 64 {
+		return fmt.Errorf("config: backups.maxConcurrent %d: must be 1 to 64", c.Backups.MaxConcurrent)
+	}
+	if c.Backups.TickInterval == 0 {
+		c.Backups.TickInterval = Duration(30 * time.Second)
+	} else if c.Backups.TickInterval < Duration(10*time.Millisecond) || c.Backups.TickInterval > Duration(10*time.Minute) {
+		return fmt.Errorf("config: backups.tickInterval %v: must be between 10ms and 10m", time.Duration(c.Backups.TickInterval))
+	}
 	seen := map[string]bool{}
 	for i, inst := range c.Instances {
 		where := fmt.Sprintf("config: instances[%d] (id %q)", i, inst.ID)
@@ -135,6 +172,11 @@ func (c *Config) Validate() error {
 		}
 		if err := validateDSN(engine, inst.DSN); err != nil {
 			return fmt.Errorf("%s: dsn: %v", where, err)
+		}
+		if inst.BackupPolicy != nil {
+			if _, err := inst.BackupPolicy.apply(rdsbackup.DefaultBackupPolicy(inst.ID)); err != nil {
+				return fmt.Errorf("%s: backupPolicy: %v", where, err)
+			}
 		}
 	}
 	return nil
@@ -208,6 +250,41 @@ func (d *DownloadsConfig) validate() error {
 		return fmt.Errorf("config: downloads.linkTTL %v: must be between 1m and 168h", time.Duration(d.LinkTTL))
 	}
 	return nil
+}
+
+// apply returns base changed by the config's fields.
+func (pc *PolicyConfig) apply(base *rdsbackup.BackupPolicy) (*rdsbackup.BackupPolicy, error) {
+	p := *base
+	var err error
+	if pc.PreferredBackupTime != "" {
+		if p.Window, err = rdsbackup.ParseWindow(pc.PreferredBackupTime); err != nil {
+			return nil, fmt.Errorf("preferredBackupTime: %v", err)
+		}
+	}
+	if pc.PreferredBackupPeriod != "" {
+		if p.Days, err = rdsbackup.ParseDays(pc.PreferredBackupPeriod); err != nil {
+			return nil, fmt.Errorf("preferredBackupPeriod: %v", err)
+		}
+	}
+	if pc.BackupRetentionPeriod != 0 {
+		if pc.BackupRetentionPeriod < 7 || pc.BackupRetentionPeriod > 730 {
+			return nil, fmt.Errorf("backupRetentionPeriod %d: must be 7 to 730 days", pc.BackupRetentionPeriod)
+		}
+		p.RetentionDays = pc.BackupRetentionPeriod
+	}
+	switch pc.BackupMethod {
+	case "":
+	case string(rdsbackup.MethodLogical), string(rdsbackup.MethodPhysical):
+		p.Method = rdsbackup.BackupMethod(pc.BackupMethod)
+	default:
+		return nil, fmt.Errorf("backupMethod %q: must be Logical or Physical", pc.BackupMethod)
+	}
+	return &p, nil
+}
+
+// hash identifies the config policy, to notice when it was edited.
+func (pc *PolicyConfig) hash() string {
+	return fmt.Sprintf("%s|%s|%d|%s", pc.PreferredBackupTime, pc.PreferredBackupPeriod, pc.BackupRetentionPeriod, pc.BackupMethod)
 }
 
 // Path returns a file's path inside the data directory.

@@ -116,6 +116,17 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	defer runner.Close()
 	srv.Backup = runner
 
+	deleter := &backup.Deleter{Catalog: db, Store: store, Logger: logger, Now: time.Now}
+	// Deletions a killed process left half done are finished first.
+	if err := deleter.Resume(ctx); err != nil {
+		return fmt.Errorf("finish interrupted deletions: %w", err)
+	}
+	auto := newAutomation(db, runner, deleter, cfg, time.Now, logger)
+	if err := auto.load(ctx, cfg, time.Now()); err != nil {
+		return fmt.Errorf("load backup policies: %w", err)
+	}
+	srv.Policies, srv.Scheduling, srv.Deleter = db, auto, deleter
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -152,6 +163,16 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
 	}
+
+	autoCtx, stopAuto := context.WithCancel(ctx)
+	autoDone := make(chan struct{})
+	go func() {
+		defer close(autoDone)
+		if cfg.Backups.Scheduled() {
+			auto.run(autoCtx, time.Duration(cfg.Backups.TickInterval))
+		}
+	}()
+	defer func() { stopAuto(); <-autoDone }()
 
 	select {
 	case err := <-errc:

@@ -70,6 +70,11 @@ func testEnv(extra map[string]string) func(string) string {
 // instances section is instancesYAML, and stops it at the end of the test.
 func startService(t testing.TB, dataDir, instancesYAML string, env func(string) string) *testService {
 	t.Helper()
+	// Automated backups are off unless a test asks for them: the tests'
+	// instances must not be backed up because their window happens to be open.
+	if !strings.Contains(instancesYAML, "backups:") {
+		instancesYAML = "backups:\n  schedule: false\n" + instancesYAML
+	}
 	cfg := fmt.Sprintf("listen: 127.0.0.1:0\ndataDir: %s\naccountId: \"1234567890\"\n%s", dataDir, instancesYAML)
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {

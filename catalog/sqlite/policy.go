@@ -1,0 +1,171 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/rdsbackup/rdsbackup"
+)
+
+var _ rdsbackup.PolicyService = (*DB)(nil)
+
+const policyRowColumns = `instance_id, window_minute, days, retention_days, method, enable_backup_log,
+	log_backup_retention_period, local_log_retention_hours, local_log_retention_space, high_space_usage_protection,
+	log_backup_local_retention_number, log_backup_frequency, compress_type, backup_interval, category,
+	released_keep_policy, since, source, config_hash`
+
+// FindBackupPolicy returns an instance's stored policy.
+func (db *DB) FindBackupPolicy(ctx context.Context, instanceID string) (*rdsbackup.BackupPolicy, error) {
+	p, err := scanBackupPolicy(db.read.QueryRowContext(ctx, `SELECT `+policyRowColumns+` FROM backup_policies WHERE instance_id = ?`, instanceID))
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "no backup policy stored for %q", instanceID)
+	} else if err != nil {
+		return nil, fmt.Errorf("find backup policy of %s: %w", instanceID, err)
+	}
+	return p, nil
+}
+
+// FindBackupPolicies returns every stored policy.
+func (db *DB) FindBackupPolicies(ctx context.Context) ([]*rdsbackup.BackupPolicy, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT `+policyRowColumns+` FROM backup_policies ORDER BY instance_id`)
+	if err != nil {
+		return nil, fmt.Errorf("find backup policies: %w", err)
+	}
+	defer rows.Close()
+	var out []*rdsbackup.BackupPolicy
+	for rows.Next() {
+		p, err := scanBackupPolicy(rows)
+		if err != nil {
+			return nil, fmt.Errorf("find backup policies: %w", err)
+		}
+		out = append(out, p)
+	}
+	return out, rows.Err()
+}
+
+// PutBackupPolicy stores a policy and recomputes the expiry of the
+// instance's automated sets from its retention, in one transaction.
+func (db *DB) PutBackupPolicy(ctx context.Context, p *rdsbackup.BackupPolicy) error {
+	days, err := json.Marshal(p.Days)
+	if err != nil {
+		return err
+	}
+	return db.update(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO backup_policies (`+policyRowColumns+`, updated_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			p.InstanceID, p.Window, string(days), p.RetentionDays, string(p.Method), boolInt(p.EnableBackupLog),
+			p.LogBackupRetentionPeriod, p.LocalLogRetentionHours, p.LocalLogRetentionSpace, p.HighSpaceUsageProtection,
+			p.LogBackupLocalRetentionNumber, p.LogBackupFrequency, p.CompressType, p.BackupInterval, p.Category,
+			p.ReleasedKeepPolicy, unix(p.Since), p.Source, p.ConfigHash, unix(db.now())); err != nil {
+			return fmt.Errorf("store backup policy of %s: %w", p.InstanceID, err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE backup_sets SET expect_expire_time = end_time + ?
+			WHERE instance_id = ? AND mode = ? AND end_time > 0`,
+			int64(p.RetentionDays)*int64(24*time.Hour/time.Second), p.InstanceID, string(rdsbackup.BackupAutomated)); err != nil {
+			return fmt.Errorf("recompute expiry of %s: %w", p.InstanceID, err)
+		}
+		return nil
+	})
+}
+
+func scanBackupPolicy(row scanner) (*rdsbackup.BackupPolicy, error) {
+	var p rdsbackup.BackupPolicy
+	var days string
+	var enableLog int
+	var since int64
+	if err := row.Scan(&p.InstanceID, &p.Window, &days, &p.RetentionDays, &p.Method, &enableLog,
+		&p.LogBackupRetentionPeriod, &p.LocalLogRetentionHours, &p.LocalLogRetentionSpace, &p.HighSpaceUsageProtection,
+		&p.LogBackupLocalRetentionNumber, &p.LogBackupFrequency, &p.CompressType, &p.BackupInterval, &p.Category,
+		&p.ReleasedKeepPolicy, &since, &p.Source, &p.ConfigHash); err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal([]byte(days), &p.Days); err != nil {
+		return nil, fmt.Errorf("policy days of %s: %w", p.InstanceID, err)
+	}
+	p.EnableBackupLog = enableLog == 1
+	p.Since = fromUnix(since)
+	return &p, nil
+}
+
+// FindLastWindows returns, per instance, the start of the latest schedule
+// window an automated job was started for.
+func (db *DB) FindLastWindows(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT instance_id, MAX(window_start) FROM jobs WHERE window_start > 0 GROUP BY instance_id`)
+	if err != nil {
+		return nil, fmt.Errorf("find last windows: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var w int64
+		if err := rows.Scan(&id, &w); err != nil {
+			return nil, err
+		}
+		out[id] = fromUnix(w)
+	}
+	return out, rows.Err()
+}
+
+// FindExpiredBackupSets returns sets whose ExpectExpireTime has passed,
+// oldest first, never an instance's newest successful set (which is kept
+// whatever its age, so an instance always has a backup to restore).
+func (db *DB) FindExpiredBackupSets(ctx context.Context, now time.Time, limit int) ([]*rdsbackup.BackupSet, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT `+backupColumns+` FROM backup_sets s
+		WHERE deleting = 0 AND expect_expire_time > 0 AND expect_expire_time <= ?
+		AND NOT (status = 'Success' AND id = (
+			SELECT id FROM backup_sets n WHERE n.instance_id = s.instance_id AND n.status = 'Success' AND n.deleting = 0
+			ORDER BY n.start_time DESC, n.id DESC LIMIT 1))
+		ORDER BY expect_expire_time, id LIMIT ?`, now.Unix(), limit)
+	if err != nil {
+		return nil, fmt.Errorf("find expired backup sets: %w", err)
+	}
+	return db.collectSets(ctx, rows)
+}
+
+// MarkBackupSetsDeleting hides sets from every query and records that
+// their deletion is under way, all or none.
+func (db *DB) MarkBackupSetsDeleting(ctx context.Context, ids []int64) error {
+	return db.update(ctx, func(tx *sql.Tx) error {
+		for _, id := range ids {
+			res, err := tx.ExecContext(ctx, `UPDATE backup_sets SET deleting = 1 WHERE id = ? AND deleting = 0`, id)
+			if err != nil {
+				return fmt.Errorf("mark backup set %d deleting: %w", id, err)
+			}
+			if n, _ := res.RowsAffected(); n == 0 {
+				return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "backup set %d not found", id)
+			}
+		}
+		return nil
+	})
+}
+
+// FindDeletingBackupSets returns the sets whose deletion was started.
+func (db *DB) FindDeletingBackupSets(ctx context.Context) ([]*rdsbackup.BackupSet, error) {
+	rows, err := db.read.QueryContext(ctx, `SELECT `+backupColumns+` FROM backup_sets WHERE deleting = 1 ORDER BY id`)
+	if err != nil {
+		return nil, fmt.Errorf("find deleting backup sets: %w", err)
+	}
+	return db.collectSets(ctx, rows)
+}
+
+func (db *DB) collectSets(ctx context.Context, rows *sql.Rows) ([]*rdsbackup.BackupSet, error) {
+	defer rows.Close()
+	var sets []*rdsbackup.BackupSet
+	for rows.Next() {
+		set, err := scanBackupSet(rows)
+		if err != nil {
+			return nil, err
+		}
+		sets = append(sets, set)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	rows.Close()
+	return sets, db.attachArtifacts(ctx, sets)
+}
