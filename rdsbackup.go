@@ -127,6 +127,9 @@ type BackupSet struct {
 // object with its own checksum, so that it can be downloaded on its own.
 type Artifact struct {
 	Database string
+	// Kind is the part's kind (PartDatabase, PartGlobals, PartPhysical);
+	// only database parts are listed as per-database downloads.
+	Kind     string
 	Offset   int64
 	Length   int64
 	Checksum string // decimal CRC64-ECMA of the range

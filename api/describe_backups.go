@@ -224,6 +224,9 @@ func (s *Server) backupItem(set *rdsbackup.BackupSet) backupItem {
 	if s.Links != nil && set.Available && set.ObjectKey != "" {
 		item.BackupDownloadURL, item.BackupIntranetDownloadURL = s.Links.SetLinks(set)
 		for i, a := range set.Artifacts {
+			if a.Kind != "" && a.Kind != rdsbackup.PartDatabase {
+				continue // roles and physical images are not databases
+			}
 			pub, intra := s.Links.ArtifactLinks(set, i)
 			item.BackupDownloadLinkByDB.BackupDownloadLinkByDB = append(item.BackupDownloadLinkByDB.BackupDownloadLinkByDB,
 				downloadLink{DataBase: a.Database, DownloadLink: pub, IntranetDownloadLink: intra})

@@ -133,13 +133,15 @@ func (r *Runner) StartBackup(ctx context.Context, instanceID string, opts Option
 			release()
 			return nil, rdsbackup.MissingParameter("DBName")
 		}
+		// A server that answers is asked now, so an unknown name is refused
+		// before any work. One that does not answer fails the job with the
+		// real reason, as a backup without DBName would.
 		have, err := engine.Databases(ctx, inst)
 		if err != nil {
-			release()
-			return nil, fmt.Errorf("list databases of %s: %w", instanceID, err)
+			r.Logger.Warn("cannot list databases before the backup; the job will report why", "instance", instanceID, "err", err)
 		}
 		for _, want := range opts.Databases {
-			if !contains(have, want) {
+			if err == nil && !contains(have, want) {
 				release()
 				return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %q does not exist on instance %s.", want, instanceID)
 			}
@@ -289,8 +291,8 @@ func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsb
 	if opts.Retention > 0 {
 		m.ExpectExpireTime = end.Add(opts.Retention).Unix()
 	}
-	for i, a := range sw.parts {
-		m.Parts = append(m.Parts, ManifestPart{Name: a.Database, Kind: sw.partKind[i], Offset: a.Offset, Length: a.Length, Checksum: a.Checksum})
+	for _, a := range sw.parts {
+		m.Parts = append(m.Parts, ManifestPart{Name: a.Database, Kind: a.Kind, Offset: a.Offset, Length: a.Length, Checksum: a.Checksum})
 	}
 	trailer, err := json.Marshal(&m)
 	if err != nil {
@@ -353,19 +355,23 @@ func removeSetObjects(ctx context.Context, store rdsbackup.ObjectStore, instance
 	if err != nil {
 		return fmt.Errorf("list objects of set %d: %w", id, err)
 	}
-	var errs []error
-	// The manifest goes last, so a crash midway leaves it to find the rest by.
+	// The manifest goes last, and only once the data is gone, so whatever
+	// is left after a failure or crash is still described by it.
 	for _, o := range objs {
 		if path.Base(o.Key) != "manifest.json" {
-			errs = append(errs, store.Delete(ctx, o.Key))
+			if err := store.Delete(ctx, o.Key); err != nil {
+				return err
+			}
 		}
 	}
 	for _, o := range objs {
 		if path.Base(o.Key) == "manifest.json" {
-			errs = append(errs, store.Delete(ctx, o.Key))
+			if err := store.Delete(ctx, o.Key); err != nil {
+				return err
+			}
 		}
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // maxReason bounds the failure reason kept in the catalog.

@@ -38,13 +38,12 @@ func FormatChecksum(sum uint64) string { return strconv.FormatUint(sum, 10) }
 // setWriter streams a set's parts into one object while checksumming and
 // counting exactly the bytes stored.
 type setWriter struct {
-	out      io.Writer // the object
-	crc      hash.Hash64
-	n        int64        // bytes written to the object
-	raw      atomic.Int64 // uncompressed bytes read from the engine, for progress
-	enc      *zstd.Encoder
-	parts    []rdsbackup.Artifact
-	partKind []string
+	out   io.Writer // the object
+	crc   hash.Hash64
+	n     int64        // bytes written to the object
+	raw   atomic.Int64 // uncompressed bytes read from the engine, for progress
+	enc   *zstd.Encoder
+	parts []rdsbackup.Artifact
 }
 
 func newSetWriter(out io.Writer, level zstd.EncoderLevel) (*setWriter, error) {
@@ -104,9 +103,8 @@ func (w *setWriter) WritePart(ctx context.Context, part rdsbackup.Part, r io.Rea
 	if err := w.enc.Close(); err != nil {
 		return fmt.Errorf("store part %s: %w", part.Name, err)
 	}
-	w.parts = append(w.parts, rdsbackup.Artifact{Database: part.Name, Offset: start, Length: w.n - start,
+	w.parts = append(w.parts, rdsbackup.Artifact{Database: part.Name, Kind: part.Kind, Offset: start, Length: w.n - start,
 		Checksum: FormatChecksum(pw.crc.Sum64())})
-	w.partKind = append(w.partKind, part.Kind)
 	return nil
 }
 
@@ -215,7 +213,7 @@ func (m *SetObjectManifest) ToBackupSet() *rdsbackup.BackupSet {
 		set.MetaStatus = "OK"
 	}
 	for _, p := range m.Parts {
-		set.Artifacts = append(set.Artifacts, rdsbackup.Artifact{Database: p.Name, Offset: p.Offset, Length: p.Length, Checksum: p.Checksum})
+		set.Artifacts = append(set.Artifacts, rdsbackup.Artifact{Database: p.Name, Kind: p.Kind, Offset: p.Offset, Length: p.Length, Checksum: p.Checksum})
 	}
 	return set
 }

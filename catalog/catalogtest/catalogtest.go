@@ -351,8 +351,8 @@ func testBackupSetRoundTrip(t *testing.T, c Catalog) {
 		FailureReason:    "retried once",
 		ObjectKey:        "rm-rt/2024/06/30/235958.tar.zst",
 		Artifacts: []rdsbackup.Artifact{ // deliberately not in name order
-			{Database: "orders", Offset: 0, Length: 1000, Checksum: "11"},
-			{Database: "users", Offset: 1000, Length: 2000, Checksum: "22"},
+			{Database: "globals", Kind: rdsbackup.PartGlobals, Offset: 0, Length: 1000, Checksum: "11"},
+			{Database: "users", Kind: rdsbackup.PartDatabase, Offset: 1000, Length: 2000, Checksum: "22"},
 			{Database: "audit_log", Offset: 3000, Length: 1 << 40, Checksum: "18446744073709551615"},
 		},
 	}

@@ -128,7 +128,7 @@ func (db *DB) attachArtifacts(ctx context.Context, sets []*rdsbackup.BackupSet) 
 		byID[s.ID] = s
 		args[i] = s.ID
 	}
-	q := `SELECT set_id, database, offset, length, checksum FROM backup_artifacts WHERE set_id IN (?` +
+	q := `SELECT set_id, database, kind, offset, length, checksum FROM backup_artifacts WHERE set_id IN (?` +
 		strings.Repeat(",?", len(sets)-1) + `) ORDER BY set_id, seq`
 	stmt, err := db.stmt(ctx, q)
 	if err != nil {
@@ -142,7 +142,7 @@ func (db *DB) attachArtifacts(ctx context.Context, sets []*rdsbackup.BackupSet) 
 	for rows.Next() {
 		var id int64
 		var a rdsbackup.Artifact
-		if err := rows.Scan(&id, &a.Database, &a.Offset, &a.Length, &a.Checksum); err != nil {
+		if err := rows.Scan(&id, &a.Database, &a.Kind, &a.Offset, &a.Length, &a.Checksum); err != nil {
 			return fmt.Errorf("find artifacts: %w", err)
 		}
 		byID[id].Artifacts = append(byID[id].Artifacts, a)
@@ -251,8 +251,8 @@ func backupValues(s *rdsbackup.BackupSet) []any {
 
 func insertArtifacts(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) error {
 	for i, a := range set.Artifacts {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO backup_artifacts (set_id, seq, database, offset, length, checksum) VALUES (?, ?, ?, ?, ?, ?)`,
-			set.ID, i, a.Database, a.Offset, a.Length, a.Checksum); err != nil {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO backup_artifacts (set_id, seq, database, kind, offset, length, checksum) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			set.ID, i, a.Database, a.Kind, a.Offset, a.Length, a.Checksum); err != nil {
 			return fmt.Errorf("store artifact %s of set %d: %w", a.Database, set.ID, err)
 		}
 	}

@@ -1,7 +1,9 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
+	"os"
 
 	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/engine/mysql"
@@ -10,10 +12,20 @@ import (
 
 // engines returns the backup engine of each supported database engine.
 // SQL Server has none yet: CreateBackup on it answers a clear error.
-func engines(logger *slog.Logger) map[rdsbackup.Engine]rdsbackup.BackupEngine {
+// tmpDir holds the engines' private option files (they carry passwords).
+func engines(logger *slog.Logger, tmpDir string) map[rdsbackup.Engine]rdsbackup.BackupEngine {
 	return map[rdsbackup.Engine]rdsbackup.BackupEngine{
-		rdsbackup.EngineMySQL:      &mysql.Engine{Flavor: rdsbackup.EngineMySQL, Logger: logger},
-		rdsbackup.EngineMariaDB:    &mysql.Engine{Flavor: rdsbackup.EngineMariaDB, Logger: logger},
-		rdsbackup.EnginePostgreSQL: &postgres.Engine{Logger: logger},
+		rdsbackup.EngineMySQL:      &mysql.Engine{Flavor: rdsbackup.EngineMySQL, Logger: logger, TempDir: tmpDir},
+		rdsbackup.EngineMariaDB:    &mysql.Engine{Flavor: rdsbackup.EngineMariaDB, Logger: logger, TempDir: tmpDir},
+		rdsbackup.EnginePostgreSQL: &postgres.Engine{Logger: logger, TempDir: tmpDir},
 	}
+}
+
+// resetTempDir empties the engines' temp directory: what is there was left
+// by a process that was killed (option files with passwords among it).
+func resetTempDir(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("clean %s: %w", dir, err)
+	}
+	return os.MkdirAll(dir, 0o700)
 }

@@ -103,11 +103,8 @@ func (m *Main) restore(ctx context.Context, args []string) error {
 		if *database == "" || engine == "" {
 			return usageError{fmt.Errorf("restore: this file has no manifest (%v); for a per-database download give --engine and --database", merr)}
 		}
-		kind := rdsbackup.PartDatabase
-		if *database == "globals" {
-			kind = rdsbackup.PartGlobals
-		}
-		parts = []backup.ManifestPart{{Name: *database, Kind: kind, Offset: 0, Length: st.Size()}}
+		// A per-database link always serves a database's dump.
+		parts = []backup.ManifestPart{{Name: *database, Kind: rdsbackup.PartDatabase, Offset: 0, Length: st.Size()}}
 	}
 	var r restorer
 	switch engine {

@@ -107,7 +107,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := store.CleanTemp(ctx); err != nil {
 		return fmt.Errorf("clean storage temp files: %w", err)
 	}
-	runner := backup.NewRunner(db, store, engines(logger))
+	tmpDir := cfg.Path("tmp")
+	if err := resetTempDir(tmpDir); err != nil {
+		return err
+	}
+	runner := backup.NewRunner(db, store, engines(logger, tmpDir))
 	runner.Logger = logger
 	// Jobs a killed process left behind are settled before any new one.
 	if err := runner.Recover(ctx); err != nil {
