@@ -163,7 +163,9 @@ func (s *Server) modifyBackupPolicy(ctx context.Context, c *call) (any, error) {
 	}
 	p := *cur
 	p.Days = append([]time.Weekday(nil), cur.Days...)
-	if mode == "DataBackupPolicy" {
+	// Data fields are validated in either mode (a bad value is an error,
+	// never silently ignored) but change the policy only in data mode.
+	{
 		if v := c.param("PreferredBackupTime"); v != "" {
 			if p.Window, err = rdsbackup.ParseWindow(v); err != nil {
 				return nil, rdsbackup.InvalidParameter("PreferredBackupTime", err.Error())
@@ -211,6 +213,10 @@ func (s *Server) modifyBackupPolicy(ctx context.Context, c *call) (any, error) {
 		} else if v != "" {
 			p.LogBackupFrequency = v
 		}
+	}
+	if mode != "DataBackupPolicy" {
+		p.Window, p.Days, p.RetentionDays, p.Method = cur.Window, cur.Days, cur.RetentionDays, cur.Method
+		p.BackupInterval, p.Category, p.ReleasedKeepPolicy, p.LogBackupFrequency = cur.BackupInterval, cur.Category, cur.ReleasedKeepPolicy, cur.LogBackupFrequency
 	}
 	// Log backup settings: accepted in either mode, stored and shown.
 	if v, err := enumParam(c, "EnableBackupLog", "True", "1", "False", "0"); err != nil {

@@ -30,7 +30,10 @@ type Deleter struct {
 	Now     func() time.Time
 }
 
-// Delete deletes sets whose ids were validated by the caller.
+// Delete deletes sets whose ids were validated by the caller. Once they are
+// marked deleting they are gone for every reader, so a failure to remove
+// their data is not the caller's: it is logged and Resume (run on every
+// scheduler tick and at start) finishes the job.
 func (d *Deleter) Delete(ctx context.Context, sets []*rdsbackup.BackupSet) error {
 	ids := make([]int64, len(sets))
 	for i, s := range sets {
@@ -39,9 +42,11 @@ func (d *Deleter) Delete(ctx context.Context, sets []*rdsbackup.BackupSet) error
 	if err := d.Catalog.MarkBackupSetsDeleting(ctx, ids); err != nil {
 		return err
 	}
-	// The sets are already gone for readers; finishing must not depend on
-	// the caller's request staying open.
-	return d.finish(context.WithoutCancel(ctx), sets)
+	// Finishing must not depend on the caller's request staying open.
+	if err := d.finish(context.WithoutCancel(ctx), sets); err != nil {
+		d.Logger.Error("backup sets deleted but their data not yet removed; retrying later", "err", err)
+	}
+	return nil
 }
 
 func (d *Deleter) finish(ctx context.Context, sets []*rdsbackup.BackupSet) error {

@@ -399,6 +399,11 @@ func (r *Runner) fail(ctx context.Context, inst *rdsbackup.Instance, job *rdsbac
 	if opts.Strategy == "db" {
 		set.Scale = "Database"
 	}
+	if opts.Retention > 0 {
+		// A failed automated set expires too, or it would stay forever:
+		// DeleteBackup refuses automated sets.
+		set.ExpectExpireTime = set.EndTime.Add(opts.Retention)
+	}
 	if err := r.Catalog.CreateBackupSet(ctx, set); err != nil {
 		r.Logger.Error("record failed backup set", "job", job.ID, "err", err)
 	}

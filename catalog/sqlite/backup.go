@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/rdsbackup/rdsbackup"
 )
@@ -172,10 +173,32 @@ func insertBackupSet(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) 
 			return fmt.Errorf("create backup set: %w", err)
 		}
 	}
+	if err := automatedExpiry(ctx, tx, set); err != nil {
+		return err
+	}
 	if _, err := tx.ExecContext(ctx, insertBackupSQL, backupValues(set)...); err != nil {
 		return fmt.Errorf("create backup set: %w", err)
 	}
 	return insertArtifacts(ctx, tx, set)
+}
+
+// automatedExpiry sets an automated set's ExpectExpireTime from the
+// retention of its instance's stored policy, read in the same transaction
+// as the insert: a retention change made while the backup ran (which
+// PutBackupPolicy applies to the sets already stored) is not missed.
+func automatedExpiry(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) error {
+	if set.Mode != rdsbackup.BackupAutomated || set.EndTime.IsZero() {
+		return nil
+	}
+	var days int64
+	err := tx.QueryRowContext(ctx, `SELECT retention_days FROM backup_policies WHERE instance_id = ?`, set.InstanceID).Scan(&days)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil // no stored policy: the expiry the caller computed stands
+	} else if err != nil {
+		return fmt.Errorf("read retention of %s: %w", set.InstanceID, err)
+	}
+	set.ExpectExpireTime = set.EndTime.Add(time.Duration(days) * 24 * time.Hour).UTC().Truncate(time.Second)
+	return nil
 }
 
 // UpdateBackupSet replaces a stored set and its artifacts.

@@ -125,7 +125,9 @@ func (a *automation) PolicyChanged(p *rdsbackup.BackupPolicy) {
 	}
 }
 
-// NextBackup is when the instance's next automated backup is planned.
+// NextBackup is the start of the instance's next preferred window without
+// a backup: a property of the policy, shown even when backups.schedule is
+// off (then nothing runs at that time; see README).
 func (a *automation) NextBackup(instanceID string) time.Time { return a.sched.Next(instanceID) }
 
 // run ticks the scheduler and sweeps expired sets until ctx ends.
@@ -134,6 +136,9 @@ func (a *automation) run(ctx context.Context, interval time.Duration) {
 	defer t.Stop()
 	for {
 		a.sched.Tick(ctx)
+		if err := a.deleter.Resume(ctx); err != nil && ctx.Err() == nil {
+			a.logger.Error("finish deletions", "err", err)
+		}
 		if _, err := a.deleter.Sweep(ctx); err != nil && ctx.Err() == nil {
 			a.logger.Error("expiry sweep", "err", err)
 		}

@@ -82,7 +82,8 @@ func (f *backupFixture) start(t testing.TB) *testService {
 // address), for rebuild-catalog and child processes.
 func (f *backupFixture) configFile(t testing.TB) string {
 	t.Helper()
-	cfg := fmt.Sprintf("listen: 127.0.0.1:0\ndataDir: %s\naccountId: \"1234567890\"\n%s", f.DataDir, f.YAML)
+	// As startService: no automated backups, whatever the time of day.
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\ndataDir: %s\naccountId: \"1234567890\"\nbackups:\n  schedule: false\n%s", f.DataDir, f.YAML)
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

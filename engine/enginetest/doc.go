@@ -7,9 +7,10 @@
 //
 // # Servers
 //
-// StartMariaDB and StartPostgres start a server in a fresh temporary
-// directory on a free 127.0.0.1 port, wait until it accepts connections and
-// stop it (and remove the directory) when the test ends. Initializing a data
+// StartMariaDB and StartPostgres start a server (with engine/localserver,
+// which `rdsbackup demo` uses too) in a fresh temporary directory on a free
+// 127.0.0.1 port, wait until it accepts connections and stop it (and remove
+// the directory) when the test ends. Initializing a data
 // directory (mariadb-install-db, initdb) takes one to three seconds, starting
 // the server a fraction of one; under Main, data directories are copied from
 // one initialized once per test binary, so only the first server of each

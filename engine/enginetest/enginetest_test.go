@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/rdsbackup/rdsbackup/engine/localserver"
 )
 
 func TestMain(m *testing.M) { os.Exit(Main(m)) }
@@ -325,7 +327,7 @@ func TestMariaDBDumpRestore(t *testing.T) {
 		t.Fatal("running after Stop")
 	}
 	if log, _ := os.ReadFile(dst.LogFile); !bytes.Contains(log, []byte("Shutdown complete")) {
-		t.Errorf("no clean shutdown in the log:\n%s", logTail(dst.LogFile))
+		t.Errorf("no clean shutdown in the log:\n%s", localserver.LogTail(dst.LogFile))
 	}
 }
 
@@ -360,7 +362,7 @@ func TestPostgresDumpRestore(t *testing.T) {
 		t.Fatal("running after Stop")
 	}
 	if log, _ := os.ReadFile(dst.LogFile); !bytes.Contains(log, []byte("database system is shut down")) {
-		t.Errorf("no clean shutdown in the log:\n%s", logTail(dst.LogFile))
+		t.Errorf("no clean shutdown in the log:\n%s", localserver.LogTail(dst.LogFile))
 	}
 }
 
@@ -411,7 +413,7 @@ func TestPostgresKill(t *testing.T) {
 		t.Fatal("running after Kill")
 	}
 	unreachable(t, p.Port)
-	if !waitGone([]int{backend}, 0) {
+	if !localserver.WaitGone([]int{backend}, 0) {
 		t.Errorf("backend %d survived Kill", backend)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -495,7 +497,7 @@ func TestServersDieWithTheTestBinary(t *testing.T) {
 	}
 	cmd.Process.Signal(syscall.SIGKILL)
 	cmd.Wait()
-	if !waitGone(pids, 20*time.Second) {
+	if !localserver.WaitGone(pids, 20*time.Second) {
 		for _, pid := range pids {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
@@ -510,8 +512,8 @@ func TestDeathSignalHelper(t *testing.T) {
 	// PostgreSQL runs as another user when the tests run as root: the case
 	// where the parent-death signal could be lost to the credential change.
 	p := StartPostgres(t, PostgresOptions{})
-	fmt.Printf("DIR %s\n", templates.postgres.root)
-	fmt.Printf("SERVER %d %s\n", p.proc.cmd.Process.Pid, p.root)
+	fmt.Printf("DIR %s\n", templates.postgres.Dir())
+	fmt.Printf("SERVER %d %s\n", p.local.Pid(), p.root)
 	time.Sleep(time.Minute)
 }
 
@@ -529,7 +531,7 @@ func TestStartRetriesOnBusyPort(t *testing.T) {
 	}
 	check := func(t *testing.T, port, busy int, logFile string, db *sql.DB) {
 		log, _ := os.ReadFile(logFile)
-		if port == busy || !isBindFailure(string(log)) {
+		if port == busy || !localserver.IsBindFailure(string(log)) {
 			t.Errorf("port %d (busy %d), log:\n%s", port, busy, log)
 		}
 		var one int

@@ -4,6 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/rdsbackup/rdsbackup/engine/localserver"
 )
 
 // Passwords of the shared servers. They contain characters that need care in
@@ -13,6 +15,24 @@ const (
 	SharedMariaDBPassword  = "mdb pw:@/%'\"$"
 	SharedPostgresPassword = "pg pw:@/%'\"$"
 )
+
+// templates are the data directories servers are copied from under Main:
+// mariadb-install-db and initdb take one to three seconds, far longer than
+// starting the server, so under Main the first server of each kind
+// initializes one, and every other server of the test binary copies it. Main
+// removes them at the end; without Main, each server initializes its own
+// data directory, so nothing is left behind.
+var templates struct {
+	mariadb, postgres localserver.Template
+}
+
+// template returns tp under Main, else nil (no template).
+func template(tp *localserver.Template) *localserver.Template {
+	if !shared.mainCalled.Load() {
+		return nil
+	}
+	return tp
+}
 
 var shared struct {
 	mainCalled atomic.Bool
@@ -41,8 +61,8 @@ func Main(m *testing.M) int {
 		if shared.postgres != nil {
 			shared.postgres.destroy()
 		}
-		templates.mariadb.remove()
-		templates.postgres.remove()
+		templates.mariadb.Remove()
+		templates.postgres.Remove()
 	}()
 	return m.Run()
 }

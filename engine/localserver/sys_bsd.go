@@ -1,6 +1,6 @@
 //go:build unix && !linux
 
-package enginetest
+package localserver
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 )
 
 // procAttr puts the child in its own process group and drops to acct when it
-// is set. Outside Linux there is no parent-death signal: a crashed test binary
+// is set. Outside Linux there is no parent-death signal: a crashed caller
 // leaves its servers running.
 func procAttr(acct *account) *syscall.SysProcAttr {
 	a := &syscall.SysProcAttr{Setpgid: true}

@@ -1,6 +1,6 @@
 //go:build linux
 
-package enginetest
+package localserver
 
 import (
 	"bytes"
@@ -11,11 +11,13 @@ import (
 )
 
 // procAttr puts the child in its own process group, drops to acct when it is
-// set, and asks the kernel to SIGKILL the child if the test binary dies.
+// set, and asks the kernel to SIGKILL the child if the process that started
+// it dies.
 //
 // Pdeathsig fires when the thread that started the child exits, not the
 // process (https://go.dev/issue/27505). The Go runtime only retires threads
-// whose goroutine exited while locked to it, which no test helper here does.
+// whose goroutine exited while locked to it (runtime.LockOSThread), which
+// nothing here does; callers must not start servers from such a goroutine.
 // The runtime sets Pdeathsig after changing credentials, which would
 // otherwise clear it.
 func procAttr(acct *account) *syscall.SysProcAttr {

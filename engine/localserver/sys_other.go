@@ -1,6 +1,6 @@
 //go:build !unix
 
-package enginetest
+package localserver
 
 import (
 	"os"
@@ -9,7 +9,7 @@ import (
 )
 
 // supported is false where the servers cannot be started: StartMariaDB and
-// StartPostgres skip the test.
+// StartPostgres return an error.
 const supported = false
 
 func procAttr(acct *account) *syscall.SysProcAttr { return nil }

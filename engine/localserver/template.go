@@ -1,6 +1,7 @@
-package enginetest
+package localserver
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"io/fs"
@@ -9,35 +10,57 @@ import (
 	"sync"
 )
 
-// mariadb-install-db and initdb take one to three seconds each, far longer
-// than starting the server. Under Main, the first server of each kind
-// initializes a template data directory once, and every server of the test
-// binary starts from a copy of it (tens of milliseconds). Main removes the
-// templates at the end; without Main, each server initializes its own data
-// directory, so nothing is left behind.
-
-// template is one kind's template data directory.
-type template struct {
+// Template is an initialized data directory that servers of one kind start
+// from. mariadb-install-db and initdb take one to three seconds each, far
+// longer than starting the server: the first server started with a Template
+// initializes it (in a new directory in TempDir), and every server started
+// with it later copies it (tens of milliseconds).
+//
+// Its zero value is ready to use, and it is safe for concurrent use. Use one
+// Template per kind of server (initialization does not depend on the other
+// options: passwords, settings and ports are applied to each copy), and
+// Remove it when done: servers started from it do not need it any more.
+type Template struct {
 	mu   sync.Mutex
+	kind string // "mariadb" or "postgres", once made
 	root string // directory holding the template and its init log
 	dir  string // the template data directory, once made
 }
 
-var templates struct {
-	mariadb, postgres template
+// Dir returns the directory holding the template, or "" before it is made
+// and after Remove.
+func (tp *Template) Dir() string {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	return tp.root
+}
+
+// Remove deletes the template. A later start with it makes a new one.
+func (tp *Template) Remove() {
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if tp.root != "" {
+		os.RemoveAll(tp.root)
+		tp.root, tp.dir, tp.kind = "", "", ""
+	}
 }
 
 // initDataDir fills the empty data directory dst (owned by acct when set)
-// with a fresh initialized one. init initializes the directory it is given;
-// it runs in a directory of its own (its first argument holds logs).
-func (tp *template) initDataDir(kind, dst string, acct *account, init func(root, dir string) error) error {
-	if !shared.mainCalled.Load() {
-		return init(filepath.Dir(dst), dst)
+// with a freshly initialized one: a copy of the template, made by init on
+// first use, or without a template (tp nil) made by init in place. init
+// initializes the directory it is given; its first argument is a directory
+// for its logs.
+func (tp *Template) initDataDir(ctx context.Context, prefix, kind, dst string, acct *account, init func(ctx context.Context, root, dir string) error) error {
+	if tp == nil {
+		return init(ctx, filepath.Dir(dst), dst)
 	}
 	tp.mu.Lock()
 	defer tp.mu.Unlock()
+	if tp.dir != "" && tp.kind != kind {
+		return fmt.Errorf("localserver: the template holds a %s data directory, not a %s one", tp.kind, kind)
+	}
 	if tp.dir == "" {
-		root, err := makeRoot(kind+"-template", acct)
+		root, err := makeRoot(prefix, kind+"-template", acct)
 		if err != nil {
 			return err
 		}
@@ -46,26 +69,16 @@ func (tp *template) initDataDir(kind, dst string, acct *account, init func(root,
 			os.RemoveAll(root)
 			return err
 		}
-		if err := init(root, dir); err != nil {
+		if err := init(ctx, root, dir); err != nil {
 			os.RemoveAll(root)
 			return err
 		}
-		tp.root, tp.dir = root, dir
+		tp.root, tp.dir, tp.kind = root, dir, kind
 	}
 	if err := copyTree(tp.dir, dst, acct); err != nil {
 		return fmt.Errorf("copy template data directory: %w", err)
 	}
 	return nil
-}
-
-// remove deletes the template.
-func (tp *template) remove() {
-	tp.mu.Lock()
-	defer tp.mu.Unlock()
-	if tp.root != "" {
-		os.RemoveAll(tp.root)
-		tp.root, tp.dir = "", ""
-	}
 }
 
 // makeDataDir creates an empty data directory, 0700, owned by acct when set.
