@@ -108,8 +108,6 @@ func wantCode(t *testing.T, err error, code string, format string, args ...any) 
 	}
 }
 
-func ptr[T any](v T) *T { return &v }
-
 var timeType = reflect.TypeFor[time.Time]()
 
 // diff compares two structs of the same type field by field and describes

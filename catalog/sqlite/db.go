@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"sync"
 	"time"
 
@@ -208,8 +207,6 @@ func splitList(s string) []string {
 	}
 	return out
 }
-
-func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 
 func (db *DB) seal(plain string) ([]byte, error) {
 	b, err := db.Box.Seal([]byte(plain))

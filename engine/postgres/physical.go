@@ -210,7 +210,7 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 			return err
 		}
 		// Directory times would change as entries are added; not kept.
-	case tar.TypeReg, tar.TypeRegA: //nolint:staticcheck // TypeRegA: old tar writers
+	case tar.TypeReg:
 		f, err := os.OpenFile(target, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 		if err != nil {
 			return fmt.Errorf("unpack %s: %w", rel, err)
