@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"errors"
-	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -34,48 +33,23 @@ const (
 )
 
 func (m *Main) serve(ctx context.Context, args []string) error {
-	fset := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fset.SetOutput(m.Stderr)
-	configPath := fset.String("config", "", "YAML config file (default: built-in defaults)")
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return err
-		}
-		return usageError{err}
-	}
-	if fset.NArg() > 0 {
-		return usageError{fmt.Errorf("serve: unexpected argument %q", fset.Arg(0))}
-	}
-	cfg := DefaultConfig()
-	if *configPath != "" {
-		var err error
-		if cfg, err = ReadConfigFile(*configPath, m.Getenv); err != nil {
-			return err
-		}
+	cfg, err := m.configFromFlags("serve", args)
+	if err != nil {
+		return err
 	}
 	logger := m.logger()
-
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
-	masterKey, err := m.masterKey(cfg, logger)
+	db, masterKey, err := m.openCatalog(cfg, logger)
 	if err != nil {
 		return err
 	}
-	box, err := aesgcm.New(masterKey)
-	if err != nil {
-		return err
-	}
+	defer db.Close()
 	accountID, err := accountID(cfg)
 	if err != nil {
 		return err
 	}
-
-	db := sqlite.NewDB(cfg.Path("catalog.db"), box)
-	if err := db.Open(); err != nil {
-		return fmt.Errorf("open catalog: %w", err)
-	}
-	defer db.Close()
 
 	instances := make([]*rdsbackup.Instance, len(cfg.Instances))
 	for i, ic := range cfg.Instances {

@@ -1,0 +1,50 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+
+	"github.com/rdsbackup/rdsbackup/aesgcm"
+	"github.com/rdsbackup/rdsbackup/catalog/sqlite"
+)
+
+// configFromFlags parses a subcommand's flags (--config only) and returns
+// the config: the file's, or the built-in defaults without one.
+func (m *Main) configFromFlags(name string, args []string) (*Config, error) {
+	fset := flag.NewFlagSet(name, flag.ContinueOnError)
+	fset.SetOutput(m.Stderr)
+	configPath := fset.String("config", "", "YAML config file (default: built-in defaults)")
+	if err := fset.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if fset.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("%s: unexpected argument %q", name, fset.Arg(0))}
+	}
+	if *configPath == "" {
+		return DefaultConfig(), nil
+	}
+	return ReadConfigFile(*configPath, m.Getenv)
+}
+
+// openCatalog opens the data directory's catalog under the master key and
+// returns both.
+func (m *Main) openCatalog(cfg *Config, logger *slog.Logger) (*sqlite.DB, []byte, error) {
+	key, err := m.masterKey(cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	box, err := aesgcm.New(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	db := sqlite.NewDB(cfg.Path("catalog.db"), box)
+	if err := db.Open(); err != nil {
+		return nil, nil, fmt.Errorf("open catalog: %w", err)
+	}
+	return db, key, nil
+}
