@@ -1,7 +1,6 @@
 package mysql
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,11 +8,9 @@ import (
 	"os"
 	"os/exec"
 	"strings"
-	"sync"
-	"time"
-	"unicode/utf8"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/engine/childproc"
 )
 
 // tool is a command-line program of the engine, found in PATH.
@@ -74,83 +71,9 @@ func (e *Engine) lookTool(r toolRole) (tool, error) {
 }
 
 // ToolError is the failure of a tool run as a child process: it exited
-// with an error status or was killed.
-type ToolError struct {
-	Tool   string // the tool's name, e.g. "mariadb-dump"
-	Err    error  // what Wait returned, usually an *exec.ExitError
-	Stderr string // the end of its standard error, at most Engine.StderrTail bytes
-}
-
-func (e *ToolError) Error() string {
-	msg := e.Tool + ": " + e.Err.Error()
-	if e.Stderr != "" {
-		msg += ": " + e.Stderr
-	}
-	return msg
-}
-
-func (e *ToolError) Unwrap() error { return e.Err }
-
-// ExitCode returns the tool's exit status, or -1 when a signal ended it.
-func (e *ToolError) ExitCode() int {
-	var x *exec.ExitError
-	if errors.As(e.Err, &x) {
-		return x.ExitCode()
-	}
-	return -1
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu      sync.Mutex
-	max     int
-	buf     []byte
-	dropped bool
-}
-
-func newTail(max int) *tailBuffer { return &tailBuffer{max: max} }
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n := len(p)
-	if len(p) >= t.max {
-		t.buf = append(t.buf[:0], p[len(p)-t.max:]...)
-		t.dropped = true
-		return n, nil
-	}
-	t.buf = append(t.buf, p...)
-	if len(t.buf) > 2*t.max {
-		t.buf = append(t.buf[:0], t.buf[len(t.buf)-t.max:]...)
-		t.dropped = true
-	}
-	return n, nil
-}
-
-// String returns the kept bytes (the last max), trimmed, starting at a whole
-// line when something was dropped before them and could be.
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	b := t.buf
-	dropped := t.dropped
-	if len(b) > t.max {
-		b, dropped = b[len(b)-t.max:], true
-	}
-	if dropped {
-		if i := bytes.IndexByte(b, '\n'); i >= 0 && i < len(b)-1 {
-			b = b[i+1:]
-		}
-		for len(b) > 0 && !utf8.RuneStart(b[0]) {
-			b = b[1:]
-		}
-	}
-	s := strings.TrimSpace(strings.ToValidUTF8(string(b), "\uFFFD"))
-	if dropped && s != "" {
-		s = "…" + s
-	}
-	return s
-}
+// with an error status or was killed. Its Stderr is the end of the tool's
+// standard error, at most Engine.StderrTail bytes.
+type ToolError = childproc.ToolError
 
 // childEnv is the environment of the tools: the service's, without the
 // variables through which the tools take connection settings (MYSQL_PWD,
@@ -172,12 +95,9 @@ func childEnv(home string) []string {
 // command prepares a tool run in its own process group, which is killed
 // as a whole when ctx is done.
 func (e *Engine) command(ctx context.Context, t tool, ws *workspace, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, t.path, args...)
+	cmd := childproc.Command(ctx, t.path, args...)
 	cmd.Env = childEnv(ws.dir)
 	cmd.Dir = ws.dir
-	setProcessGroup(cmd)
-	// Bounds Wait should a process outside the group keep stderr open.
-	cmd.WaitDelay = 10 * time.Second
 	return cmd
 }
 
@@ -214,7 +134,7 @@ func (e *Engine) streamPart(ctx context.Context, t tool, ws *workspace, password
 	if err != nil {
 		return err
 	}
-	tail := newTail(e.stderrTail())
+	tail := childproc.NewTail(e.stderrTail())
 	cmd.Stderr = tail
 	e.logger().Debug("starting tool", "tool", t.name, "args", args)
 	if err := cmd.Start(); err != nil {
@@ -230,7 +150,7 @@ func (e *Engine) streamPart(ctx context.Context, t tool, ws *workspace, password
 		werr = fmt.Errorf("the sink returned before the end of %s's output", t.name)
 	}
 	if werr != nil {
-		killProcessGroup(cmd)
+		childproc.Kill(cmd)
 	}
 	waitErr := cmd.Wait()
 	switch {
@@ -239,7 +159,7 @@ func (e *Engine) streamPart(ctx context.Context, t tool, ws *workspace, password
 	case werr != nil:
 		return werr
 	case waitErr != nil:
-		return &ToolError{Tool: t.name, Err: waitErr, Stderr: redactString(tail.String(), password)}
+		return &ToolError{Tool: t.name, Err: waitErr, Stderr: redactString(tail.Text(), password)}
 	}
 	return nil
 }
@@ -254,7 +174,7 @@ func (e *Engine) runFed(ctx context.Context, t tool, ws *workspace, password str
 	if err != nil {
 		return err
 	}
-	tail := newTail(e.stderrTail())
+	tail := childproc.NewTail(e.stderrTail())
 	cmd.Stdout = io.Discard
 	cmd.Stderr = tail
 	e.logger().Debug("starting tool", "tool", t.name, "args", args)
@@ -266,7 +186,7 @@ func (e *Engine) runFed(ctx context.Context, t tool, ws *workspace, password str
 	if readErr != nil {
 		// The input broke off: the tool must not take what it got for
 		// the whole.
-		killProcessGroup(cmd)
+		childproc.Kill(cmd)
 	}
 	waitErr := cmd.Wait()
 	switch {
@@ -275,7 +195,7 @@ func (e *Engine) runFed(ctx context.Context, t tool, ws *workspace, password str
 	case readErr != nil:
 		return fmt.Errorf("read input of %s: %w", t.name, readErr)
 	case waitErr != nil:
-		return &ToolError{Tool: t.name, Err: waitErr, Stderr: redactString(tail.String(), password)}
+		return &ToolError{Tool: t.name, Err: waitErr, Stderr: redactString(tail.Text(), password)}
 	case writeErr != nil:
 		return fmt.Errorf("write to %s: %w", t.name, writeErr)
 	}
@@ -306,7 +226,7 @@ func feed(w io.Writer, in io.Reader) (readErr, writeErr error) {
 // runTool runs a tool to completion with no input.
 func (e *Engine) runTool(ctx context.Context, t tool, ws *workspace, password string, args ...string) error {
 	cmd := e.command(ctx, t, ws, args...)
-	tail := newTail(e.stderrTail())
+	tail := childproc.NewTail(e.stderrTail())
 	cmd.Stdout = tail
 	cmd.Stderr = tail
 	e.logger().Debug("starting tool", "tool", t.name, "args", args)
@@ -319,7 +239,7 @@ func (e *Engine) runTool(ctx context.Context, t tool, ws *workspace, password st
 		if !errors.As(err, &x) {
 			return fmt.Errorf("run %s: %w", t.name, err)
 		}
-		return &ToolError{Tool: t.name, Err: err, Stderr: redactString(tail.String(), password)}
+		return &ToolError{Tool: t.name, Err: err, Stderr: redactString(tail.Text(), password)}
 	}
 	return nil
 }

@@ -2,6 +2,8 @@ package mysql
 
 import (
 	"github.com/go-sql-driver/mysql"
+
+	"github.com/rdsbackup/rdsbackup/engine/childproc"
 )
 
 // Internals the external tests check directly.
@@ -25,13 +27,14 @@ func (e *Engine) OptionFileText(dsn string) (string, error) {
 // ParseVersion is parseVersion.
 func ParseVersion(s string) (string, error) { return parseVersion(s) }
 
-// Tail writes chunks into a tail buffer of max bytes and returns its text.
+// Tail writes chunks into a tail buffer of max bytes and returns its text,
+// as a ToolError would show it.
 func Tail(max int, chunks ...string) string {
-	t := newTail(max)
+	t := childproc.NewTail(max)
 	for _, c := range chunks {
 		t.Write([]byte(c))
 	}
-	return t.String()
+	return t.Text()
 }
 
 // Redact is redact's string form.

@@ -3,7 +3,6 @@ package postgres
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -11,7 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
+
+	"github.com/rdsbackup/rdsbackup/engine/childproc"
 )
 
 // session is the private environment of one operation's tools: the
@@ -95,7 +95,7 @@ type child struct {
 	what   string // e.g. `of database "shop"`, for messages
 	cmd    *exec.Cmd
 	stdout io.ReadCloser // nil unless asked for
-	stderr *tailWriter
+	stderr *childproc.Tail
 	redact redactor
 }
 
@@ -109,12 +109,10 @@ type startOptions struct {
 // start starts a tool in its own process group; cancelling ctx kills the
 // group.
 func (e *Engine) start(ctx context.Context, s *session, path, what string, args []string, o startOptions) (*child, error) {
-	cmd := exec.CommandContext(ctx, path, args...)
+	cmd := childproc.Command(ctx, path, args...)
 	cmd.Env = s.env
 	cmd.Stdin = o.stdin
-	setProcessGroup(cmd)
-	cmd.WaitDelay = 10 * time.Second // if a grandchild keeps a pipe open
-	c := &child{tool: filepath.Base(path), what: what, cmd: cmd, stderr: newTailWriter(e.stderrTail()), redact: s.redact}
+	c := &child{tool: filepath.Base(path), what: what, cmd: cmd, stderr: childproc.NewTail(e.stderrTail()), redact: s.redact}
 	cmd.Stderr = c.stderr
 	if o.stderr != nil {
 		cmd.Stderr = io.MultiWriter(c.stderr, o.stderr)
@@ -134,11 +132,7 @@ func (e *Engine) start(ctx context.Context, s *session, path, what string, args 
 }
 
 // kill stops the child and its process group at once.
-func (c *child) kill() {
-	if c.cmd.Process != nil && c.cmd.Cancel != nil {
-		_ = c.cmd.Cancel()
-	}
-}
+func (c *child) kill() { childproc.Kill(c.cmd) }
 
 // wait waits for the child and describes its failure: tool, exit status and
 // the tail of its stderr.
@@ -147,11 +141,7 @@ func (c *child) wait() error {
 	if err == nil {
 		return nil
 	}
-	var exit *exec.ExitError
-	status := err.Error()
-	if errors.As(err, &exit) {
-		status = exit.ProcessState.String() // "exit status 1", "signal: killed"
-	}
+	status := childproc.Status(err)
 	msg := c.tool
 	if c.what != "" {
 		msg += " " + c.what
@@ -174,47 +164,6 @@ type ToolError struct {
 
 func (e *ToolError) Error() string { return e.msg }
 func (e *ToolError) Unwrap() error { return e.err }
-
-// tailWriter keeps the last max bytes written to it.
-type tailWriter struct {
-	mu        sync.Mutex
-	max       int
-	buf       []byte
-	truncated bool
-}
-
-func newTailWriter(max int) *tailWriter { return &tailWriter{max: max} }
-
-func (w *tailWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	n := len(p)
-	if len(p) >= w.max {
-		w.buf = append(w.buf[:0], p[len(p)-w.max:]...)
-		w.truncated = true
-		return n, nil
-	}
-	if over := len(w.buf) + len(p) - w.max; over > 0 {
-		w.buf = append(w.buf[:0], w.buf[over:]...)
-		w.truncated = true
-	}
-	w.buf = append(w.buf, p...)
-	return n, nil
-}
-
-// String returns the tail, starting at a line boundary when it was cut.
-func (w *tailWriter) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	s := string(w.buf)
-	if w.truncated {
-		if i := strings.IndexByte(s, '\n'); i >= 0 && i < len(s)-1 {
-			s = s[i+1:]
-		}
-		s = "…" + s
-	}
-	return s
-}
 
 // errorLines collects the ERROR messages a psql script run writes to
 // stderr, except those ignore accepts, keeping the first max of them.

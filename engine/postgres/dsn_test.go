@@ -83,19 +83,6 @@ func TestVersions(t *testing.T) {
 	}
 }
 
-func TestTailWriter(t *testing.T) {
-	w := newTailWriter(16)
-	fmt.Fprint(w, "first line\nsecond line\nthird\n")
-	if got := w.String(); got != "…third\n" {
-		t.Errorf("tail = %q", got)
-	}
-	w = newTailWriter(100)
-	fmt.Fprint(w, "short")
-	if w.String() != "short" {
-		t.Errorf("tail = %q", w.String())
-	}
-}
-
 func TestOwnRoleLines(t *testing.T) {
 	re := ownRoleLines("postgres")
 	for line, want := range map[string]bool{

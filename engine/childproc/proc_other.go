@@ -1,6 +1,6 @@
 //go:build !unix
 
-package mysql
+package childproc
 
 import "os/exec"
 
@@ -10,7 +10,5 @@ func setProcessGroup(cmd *exec.Cmd) {}
 
 // killProcessGroup kills the tool.
 func killProcessGroup(cmd *exec.Cmd) {
-	if cmd.Process != nil {
-		_ = cmd.Process.Kill()
-	}
+	_ = cmd.Process.Kill()
 }

@@ -1,0 +1,29 @@
+//go:build unix
+
+package childproc
+
+import (
+	"os"
+	"os/exec"
+	"syscall"
+)
+
+// setProcessGroup makes the tool the leader of a new process group and has
+// a done context kill the whole group.
+func setProcessGroup(cmd *exec.Cmd) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error {
+		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
+			if err == syscall.ESRCH {
+				return os.ErrProcessDone
+			}
+			return err
+		}
+		return nil
+	}
+}
+
+// killProcessGroup SIGKILLs the tool's process group.
+func killProcessGroup(cmd *exec.Cmd) {
+	_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+}
