@@ -173,7 +173,7 @@ func insertBackupSet(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) 
 			return fmt.Errorf("create backup set: %w", err)
 		}
 	}
-	if err := automatedExpiry(ctx, tx, set); err != nil {
+	if err := policyExpiry(ctx, tx, set); err != nil {
 		return err
 	}
 	if _, err := tx.ExecContext(ctx, insertBackupSQL, backupValues(set)...); err != nil {
@@ -182,12 +182,13 @@ func insertBackupSet(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) 
 	return insertArtifacts(ctx, tx, set)
 }
 
-// automatedExpiry sets an automated set's ExpectExpireTime from the
-// retention of its instance's stored policy, read in the same transaction
-// as the insert: a retention change made while the backup ran (which
-// PutBackupPolicy applies to the sets already stored) is not missed.
-func automatedExpiry(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) error {
-	if set.Mode != rdsbackup.BackupAutomated || set.EndTime.IsZero() {
+// policyExpiry sets ExpectExpireTime = end + the retention of the
+// instance's stored policy, read in the same transaction as the insert: for
+// an automated set always (a retention change made while the backup ran,
+// which PutBackupPolicy applies to the sets already stored, is not missed);
+// for a manual set when the caller gave no expiry of its own.
+func policyExpiry(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) error {
+	if set.EndTime.IsZero() || (set.Mode != rdsbackup.BackupAutomated && !set.ExpectExpireTime.IsZero()) {
 		return nil
 	}
 	var days int64

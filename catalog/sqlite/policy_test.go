@@ -318,3 +318,40 @@ func TestMarkBackupSetsDeleting(t *testing.T) {
 		t.Errorf("deleting sets after the row was deleted: %v %v", setIDs(d), err)
 	}
 }
+
+// TestNewSetsExpireByPolicy: every set carries ExpectExpireTime = end +
+// the stored retention when it is recorded; an automated set always takes
+// the policy's, a manual one keeps an expiry its maker set.
+func TestNewSetsExpireByPolicy(t *testing.T) {
+	db, _ := policyDB(t)
+	t0 := time.Date(2025, 3, 1, 18, 0, 0, 0, time.UTC)
+	p := rdsbackup.DefaultBackupPolicy("rm-a")
+	p.RetentionDays = 10
+	if err := db.PutBackupPolicy(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	fixed := t0.Add(100 * 24 * time.Hour)
+	manual := polSet("rm-a", rdsbackup.BackupSuccess, rdsbackup.BackupManual, t0, time.Time{})
+	manualFixed := polSet("rm-a", rdsbackup.BackupSuccess, rdsbackup.BackupManual, t0.Add(time.Hour), fixed)
+	auto := polSet("rm-a", rdsbackup.BackupFailed, rdsbackup.BackupAutomated, t0.Add(2*time.Hour), fixed)
+	noPolicy := polSet("rm-b", rdsbackup.BackupSuccess, rdsbackup.BackupManual, t0, time.Time{})
+	createSets(t, db, manual, manualFixed, auto, noPolicy)
+	ten := 10 * 24 * time.Hour
+	for _, c := range []struct {
+		set  *rdsbackup.BackupSet
+		want time.Time
+	}{
+		{manual, manual.EndTime.Add(ten)},
+		{manualFixed, fixed},
+		{auto, auto.EndTime.Add(ten)},
+		{noPolicy, time.Time{}},
+	} {
+		got, err := db.FindBackupSet(t.Context(), c.set.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !got.ExpectExpireTime.Equal(c.want) {
+			t.Errorf("set %d (%s of %s): ExpectExpireTime %v, want %v", got.ID, got.Mode, got.InstanceID, got.ExpectExpireTime, c.want)
+		}
+	}
+}

@@ -385,7 +385,8 @@ func TestBackupPolicyRetentionRecomputesExpiry(t *testing.T) {
 		want := map[string]string{
 			id(auto):       wire(auto.EndTime.Add(time.Duration(days) * day)),
 			id(autoFailed): wire(autoFailed.EndTime.Add(time.Duration(days) * day)),
-			id(manual):     "",
+			// A manual set's expiry is fixed when it is recorded (then 7 days).
+			id(manual): wire(manual.EndTime.Add(7 * day)),
 		}
 		for k, v := range want {
 			if got[k] != v {
