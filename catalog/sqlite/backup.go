@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -16,7 +17,7 @@ var _ rdsbackup.BackupSetService = (*DB)(nil)
 const backupColumns = `id, instance_id, status, start_time, end_time, type, mode, method, initiator,
 	size, available, store_status, meta_status, storage_class, copy_only, consistent_time, checksum,
 	host_instance_id, encryption, engine, engine_version, resource_group_id, location, scale, db_names,
-	expect_expire_time, failure_reason, object_key`
+	expect_expire_time, failure_reason, object_key, artifacts`
 
 // FindBackupSets returns one page of matching sets, newest first, and the
 // number of all matches.
@@ -83,9 +84,6 @@ func (db *DB) FindBackupSets(ctx context.Context, f rdsbackup.BackupFilter) ([]*
 	if err := rows.Err(); err != nil {
 		return nil, 0, fmt.Errorf("find backup sets: %w", err)
 	}
-	if err := db.attachArtifacts(ctx, sets); err != nil {
-		return nil, 0, err
-	}
 	return sets, total, nil
 }
 
@@ -101,54 +99,7 @@ func (db *DB) FindBackupSet(ctx context.Context, id int64) (*rdsbackup.BackupSet
 	} else if err != nil {
 		return nil, fmt.Errorf("find backup set %d: %w", id, err)
 	}
-	if err := db.attachArtifacts(ctx, []*rdsbackup.BackupSet{set}); err != nil {
-		return nil, err
-	}
 	return set, nil
-}
-
-// artifactBatch bounds the set ids in one artifacts query: SQLite allows at
-// most 32766 variables in a statement, and each distinct count is a cached
-// statement.
-const artifactBatch = 100
-
-// attachArtifacts loads the artifacts of sets with one query per batch.
-func (db *DB) attachArtifacts(ctx context.Context, sets []*rdsbackup.BackupSet) error {
-	for len(sets) > artifactBatch {
-		if err := db.attachArtifacts(ctx, sets[:artifactBatch]); err != nil {
-			return err
-		}
-		sets = sets[artifactBatch:]
-	}
-	if len(sets) == 0 {
-		return nil
-	}
-	byID := make(map[int64]*rdsbackup.BackupSet, len(sets))
-	args := make([]any, len(sets))
-	for i, s := range sets {
-		byID[s.ID] = s
-		args[i] = s.ID
-	}
-	q := `SELECT set_id, database, kind, offset, length, checksum FROM backup_artifacts WHERE set_id IN (?` +
-		strings.Repeat(",?", len(sets)-1) + `) ORDER BY set_id, seq`
-	stmt, err := db.stmt(ctx, q)
-	if err != nil {
-		return fmt.Errorf("find artifacts: %w", err)
-	}
-	rows, err := stmt.QueryContext(ctx, args...)
-	if err != nil {
-		return fmt.Errorf("find artifacts: %w", err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var id int64
-		var a rdsbackup.Artifact
-		if err := rows.Scan(&id, &a.Database, &a.Kind, &a.Offset, &a.Length, &a.Checksum); err != nil {
-			return fmt.Errorf("find artifacts: %w", err)
-		}
-		byID[id].Artifacts = append(byID[id].Artifacts, a)
-	}
-	return rows.Err()
 }
 
 // CreateBackupSet stores a new set with its artifacts.
@@ -179,7 +130,7 @@ func insertBackupSet(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) 
 	if _, err := tx.ExecContext(ctx, insertBackupSQL, backupValues(set)...); err != nil {
 		return fmt.Errorf("create backup set: %w", err)
 	}
-	return insertArtifacts(ctx, tx, set)
+	return nil
 }
 
 // policyExpiry sets ExpectExpireTime = end + the retention of the
@@ -221,10 +172,7 @@ func (db *DB) UpdateBackupSet(ctx context.Context, set *rdsbackup.BackupSet) err
 		if n, _ := res.RowsAffected(); n == 0 {
 			return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "backup set %d not found", set.ID)
 		}
-		if _, err := tx.ExecContext(ctx, `DELETE FROM backup_artifacts WHERE set_id = ?`, set.ID); err != nil {
-			return fmt.Errorf("update backup set %d: %w", set.ID, err)
-		}
-		return insertArtifacts(ctx, tx, set)
+		return nil
 	})
 }
 
@@ -270,29 +218,60 @@ func backupValues(s *rdsbackup.BackupSet) []any {
 		string(s.Mode), string(s.Method), string(s.Initiator), s.Size, boolInt(s.Available), string(s.StoreStatus),
 		s.MetaStatus, storageClass, boolInt(s.CopyOnly), s.ConsistentTime, s.Checksum, s.HostInstanceID,
 		encryption, string(s.Engine), s.EngineVersion, s.ResourceGroupID, s.Location, s.Scale,
-		joinList(s.DBNames), unix(s.ExpectExpireTime), s.FailureReason, s.ObjectKey}
+		joinList(s.DBNames), unix(s.ExpectExpireTime), s.FailureReason, s.ObjectKey, encodeArtifacts(s.Artifacts)}
 }
 
-func insertArtifacts(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) error {
-	for i, a := range set.Artifacts {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO backup_artifacts (set_id, seq, database, kind, offset, length, checksum) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			set.ID, i, a.Database, a.Kind, a.Offset, a.Length, a.Checksum); err != nil {
-			return fmt.Errorf("store artifact %s of set %d: %w", a.Database, set.ID, err)
-		}
+// storedArtifact is an artifact in the artifacts column (JSON, short keys:
+// it is read for every set of every page).
+type storedArtifact struct {
+	Database string `json:"db"`
+	Kind     string `json:"kind,omitempty"`
+	Offset   int64  `json:"off"`
+	Length   int64  `json:"len"`
+	Checksum string `json:"crc"`
+}
+
+func encodeArtifacts(as []rdsbackup.Artifact) string {
+	if len(as) == 0 {
+		return ""
 	}
-	return nil
+	out := make([]storedArtifact, len(as))
+	for i, a := range as {
+		out[i] = storedArtifact{a.Database, a.Kind, a.Offset, a.Length, a.Checksum}
+	}
+	b, _ := json.Marshal(out)
+	return string(b)
+}
+
+func decodeArtifacts(s string) ([]rdsbackup.Artifact, error) {
+	if s == "" {
+		return nil, nil
+	}
+	var in []storedArtifact
+	if err := json.Unmarshal([]byte(s), &in); err != nil {
+		return nil, fmt.Errorf("artifacts: %w", err)
+	}
+	out := make([]rdsbackup.Artifact, len(in))
+	for i, a := range in {
+		out[i] = rdsbackup.Artifact{Database: a.Database, Kind: a.Kind, Offset: a.Offset, Length: a.Length, Checksum: a.Checksum}
+	}
+	return out, nil
 }
 
 func scanBackupSet(row scanner) (*rdsbackup.BackupSet, error) {
 	var s rdsbackup.BackupSet
 	var start, end, expire int64
 	var avail, copyOnly int
-	var dbNames string
+	var dbNames, artifacts string
 	if err := row.Scan(&s.ID, &s.InstanceID, &s.Status, &start, &end, &s.Type, &s.Mode, &s.Method, &s.Initiator,
 		&s.Size, &avail, &s.StoreStatus, &s.MetaStatus, &s.StorageClass, &copyOnly, &s.ConsistentTime, &s.Checksum,
 		&s.HostInstanceID, &s.Encryption, &s.Engine, &s.EngineVersion, &s.ResourceGroupID, &s.Location, &s.Scale,
-		&dbNames, &expire, &s.FailureReason, &s.ObjectKey); err != nil {
+		&dbNames, &expire, &s.FailureReason, &s.ObjectKey, &artifacts); err != nil {
 		return nil, err
+	}
+	var err error
+	if s.Artifacts, err = decodeArtifacts(artifacts); err != nil {
+		return nil, fmt.Errorf("backup set %d: %w", s.ID, err)
 	}
 	s.StartTime, s.EndTime, s.ExpectExpireTime = fromUnix(start), fromUnix(end), fromUnix(expire)
 	s.Available, s.CopyOnly = avail == 1, copyOnly == 1

@@ -50,26 +50,41 @@ func (db *DB) FindBackupPolicies(ctx context.Context) ([]*rdsbackup.BackupPolicy
 // PutBackupPolicy stores a policy and recomputes the expiry of the
 // instance's automated sets from its retention, in one transaction.
 func (db *DB) PutBackupPolicy(ctx context.Context, p *rdsbackup.BackupPolicy) error {
+	return db.PutBackupPolicies(ctx, []*rdsbackup.BackupPolicy{p})
+}
+
+// PutBackupPolicies stores many policies in one transaction (a first start
+// with thousands of instances must not fsync once per instance).
+func (db *DB) PutBackupPolicies(ctx context.Context, ps []*rdsbackup.BackupPolicy) error {
+	return db.update(ctx, func(tx *sql.Tx) error {
+		for _, p := range ps {
+			if err := putBackupPolicy(ctx, tx, p, db.now()); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+func putBackupPolicy(ctx context.Context, tx *sql.Tx, p *rdsbackup.BackupPolicy, now time.Time) error {
 	days, err := json.Marshal(p.Days)
 	if err != nil {
 		return err
 	}
-	return db.update(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO backup_policies (`+policyRowColumns+`, updated_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			p.InstanceID, p.Window, string(days), p.RetentionDays, string(p.Method), boolInt(p.EnableBackupLog),
-			p.LogBackupRetentionPeriod, p.LocalLogRetentionHours, p.LocalLogRetentionSpace, p.HighSpaceUsageProtection,
-			p.LogBackupLocalRetentionNumber, p.LogBackupFrequency, p.CompressType, p.BackupInterval, p.Category,
-			p.ReleasedKeepPolicy, unix(p.Since), p.Source, p.ConfigHash, unix(db.now())); err != nil {
-			return fmt.Errorf("store backup policy of %s: %w", p.InstanceID, err)
-		}
-		if _, err := tx.ExecContext(ctx, `UPDATE backup_sets SET expect_expire_time = end_time + ?
-			WHERE instance_id = ? AND mode = ? AND end_time > 0`,
-			int64(p.RetentionDays)*int64(24*time.Hour/time.Second), p.InstanceID, string(rdsbackup.BackupAutomated)); err != nil {
-			return fmt.Errorf("recompute expiry of %s: %w", p.InstanceID, err)
-		}
-		return nil
-	})
+	if _, err := tx.ExecContext(ctx, `INSERT OR REPLACE INTO backup_policies (`+policyRowColumns+`, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		p.InstanceID, p.Window, string(days), p.RetentionDays, string(p.Method), boolInt(p.EnableBackupLog),
+		p.LogBackupRetentionPeriod, p.LocalLogRetentionHours, p.LocalLogRetentionSpace, p.HighSpaceUsageProtection,
+		p.LogBackupLocalRetentionNumber, p.LogBackupFrequency, p.CompressType, p.BackupInterval, p.Category,
+		p.ReleasedKeepPolicy, unix(p.Since), p.Source, p.ConfigHash, unix(now)); err != nil {
+		return fmt.Errorf("store backup policy of %s: %w", p.InstanceID, err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE backup_sets SET expect_expire_time = end_time + ?
+		WHERE instance_id = ? AND mode = ? AND end_time > 0`,
+		int64(p.RetentionDays)*int64(24*time.Hour/time.Second), p.InstanceID, string(rdsbackup.BackupAutomated)); err != nil {
+		return fmt.Errorf("recompute expiry of %s: %w", p.InstanceID, err)
+	}
+	return nil
 }
 
 func scanBackupPolicy(row scanner) (*rdsbackup.BackupPolicy, error) {
@@ -167,5 +182,5 @@ func (db *DB) collectSets(ctx context.Context, rows *sql.Rows) ([]*rdsbackup.Bac
 		return nil, err
 	}
 	rows.Close()
-	return sets, db.attachArtifacts(ctx, sets)
+	return sets, nil
 }

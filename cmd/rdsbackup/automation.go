@@ -47,6 +47,7 @@ func (a *automation) load(ctx context.Context, cfg *Config, now time.Time) error
 	if err != nil {
 		return err
 	}
+	var toStore []*rdsbackup.BackupPolicy
 	for _, ic := range cfg.Instances {
 		p, err := a.db.FindBackupPolicy(ctx, ic.ID)
 		stored := err == nil
@@ -71,9 +72,7 @@ func (a *automation) load(ctx context.Context, cfg *Config, now time.Time) error
 			p, stored = np, false
 		}
 		if !stored {
-			if err := a.db.PutBackupPolicy(ctx, p); err != nil {
-				return err
-			}
+			toStore = append(toStore, p)
 		}
 		a.mu.Lock()
 		a.policies[ic.ID] = p
@@ -82,7 +81,7 @@ func (a *automation) load(ctx context.Context, cfg *Config, now time.Time) error
 			a.sched.Set(ic.ID, schedule(p), last[ic.ID])
 		}
 	}
-	return nil
+	return a.db.PutBackupPolicies(ctx, toStore)
 }
 
 func sameWeekdays(a, b []time.Weekday) bool {
