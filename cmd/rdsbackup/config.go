@@ -94,8 +94,19 @@ type InstanceConfig struct {
 	BackupPolicy *PolicyConfig `yaml:"backupPolicy"`
 }
 
-// DefaultConfig is the configuration without a file.
+// DefaultConfig is the configuration without a file, with every default
+// filled in (the same ones a file that omits a key gets).
 func DefaultConfig() *Config {
+	c := baseConfig()
+	if err := c.Validate(); err != nil {
+		panic("the built-in defaults do not validate: " + err.Error())
+	}
+	return c
+}
+
+// baseConfig holds the defaults a config file starts from; Validate fills
+// in the rest.
+func baseConfig() *Config {
 	return &Config{Listen: DefaultListen, DataDir: DefaultDataDir, Region: DefaultRegion}
 }
 
@@ -116,7 +127,7 @@ func ReadConfigFile(path string, getenv func(string) string) (*Config, error) {
 // by the environment before parsing, so secrets need not be in the file.
 func ParseConfig(buf []byte, getenv func(string) string) (*Config, error) {
 	expanded := os.Expand(string(buf), getenv)
-	cfg := DefaultConfig()
+	cfg := baseConfig()
 	dec := yaml.NewDecoder(strings.NewReader(expanded))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && err.Error() != "EOF" {
