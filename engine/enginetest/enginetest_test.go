@@ -21,7 +21,27 @@ import (
 	"github.com/rdsbackup/rdsbackup/engine/localserver"
 )
 
-func TestMain(m *testing.M) { os.Exit(Main(m)) }
+func TestMain(m *testing.M) {
+	if os.Getenv("ENGINETEST_DEATH_HELPER") == "1" {
+		deathSignalHelper()
+		return
+	}
+	os.Exit(Main(m))
+}
+
+// deathSignalHelper is the child of TestServersDieWithTheTestBinary: it
+// starts a server, reports it, and waits to be killed.
+func deathSignalHelper() {
+	// PostgreSQL runs as another user when the tests run as root: the case
+	// where the parent-death signal could be lost to the credential change.
+	p, err := localserver.StartPostgres(context.Background(), localserver.PostgresOptions{Prefix: "enginetest-death-"})
+	if err != nil {
+		fmt.Println("ERROR", err)
+		os.Exit(1)
+	}
+	fmt.Printf("SERVER %d %s\n", p.Pid(), p.Dir)
+	time.Sleep(time.Minute)
+}
 
 const fillRows = 2000
 
@@ -463,7 +483,7 @@ func TestServersDieWithTheTestBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDeathSignalHelper$", "-test.v")
+	cmd := exec.Command(os.Args[0])
 	cmd.Env = append(os.Environ(), "ENGINETEST_DEATH_HELPER=1")
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -503,18 +523,6 @@ func TestServersDieWithTheTestBinary(t *testing.T) {
 		}
 		t.Fatalf("server %v outlived the test binary", pids)
 	}
-}
-
-func TestDeathSignalHelper(t *testing.T) {
-	if os.Getenv("ENGINETEST_DEATH_HELPER") != "1" {
-		t.Skip("helper for TestServersDieWithTheTestBinary")
-	}
-	// PostgreSQL runs as another user when the tests run as root: the case
-	// where the parent-death signal could be lost to the credential change.
-	p := StartPostgres(t, PostgresOptions{})
-	fmt.Printf("DIR %s\n", templates.postgres.Dir())
-	fmt.Printf("SERVER %d %s\n", p.local.Pid(), p.root)
-	time.Sleep(time.Minute)
 }
 
 // TestStartRetriesOnBusyPort makes the first start attempt use a port that is
