@@ -66,7 +66,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	srv.Responder = &rpc.Responder{HostID: "rdsbackup", Logger: logger}
 	srv.Auth = &rpc.Authenticator{
 		Lookup:  srv.LookupKey,
-		Nonces:  rpc.NewNonceCache(rpc.DefaultMaxSkew, rpc.DefaultMaxNonces),
+		Nonces:  rpc.NewNonceCache(rpc.DefaultMaxSkew, cfg.Auth.MaxNonces),
 		Now:     time.Now,
 		MaxSkew: rpc.DefaultMaxSkew,
 	}
