@@ -324,6 +324,17 @@ func startServeProcess(t *testing.T, bin, config string, env map[string]string) 
 	return p
 }
 
+// kill SIGKILLs the process and waits for it.
+func (p *serveProcess) kill() {
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+// clients returns SDK clients signed with the root key.
+func (p *serveProcess) clients(t *testing.T) *clients {
+	return newClients(t, p.addr, rootKeyID, rootKeySecret)
+}
+
 // TestBackupServiceKilled SIGKILLs the rdsbackup process while a backup
 // streams, then starts it again on the same data directory: the
 // interrupted job is settled Failed, nothing of its set stays in storage,

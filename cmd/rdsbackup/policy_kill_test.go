@@ -5,17 +5,10 @@ package main
 // duplicate backup of a window, no orphan file, no row without its data.
 
 import (
-	"bufio"
 	"context"
 	"fmt"
-	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"regexp"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -23,95 +16,9 @@ import (
 	"github.com/rdsbackup/rdsbackup/engine/enginetest"
 )
 
-// polProcess is `rdsbackup serve` run as a child process.
-type polProcess struct {
-	cmd    *exec.Cmd
-	addr   string
-	stderr *syncBuffer
-	done   chan struct{}
-}
-
-var polServingAddr = regexp.MustCompile(`msg="rdsbackup serving" addr=(\S+)`)
-
-// polBuild builds the rdsbackup binary.
-func polBuild(t *testing.T) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "rdsbackup")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-// polServe starts bin serve --config config with the test credentials and
-// env, and waits until it serves.
-func polServe(t *testing.T, bin, config string, env map[string]string) *polProcess {
-	t.Helper()
-	cmd := exec.Command(bin, "serve", "--config", config)
-	cmd.Env = append(os.Environ(), envAccessKeyID+"="+rootKeyID, envAccessKeySecret+"="+rootKeySecret, envMasterKey+"="+testMasterKey)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
-	}
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	pipe, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &polProcess{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
-	addrc := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(pipe)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			line := sc.Text()
-			p.stderr.Write([]byte(line + "\n"))
-			if m := polServingAddr.FindStringSubmatch(line); m != nil {
-				addrc <- m[1]
-			}
-		}
-		io.Copy(io.Discard, pipe)
-	}()
-	go func() { cmd.Wait(); close(p.done) }()
-	t.Cleanup(p.kill)
-	select {
-	case p.addr = <-addrc:
-	case <-p.done:
-		t.Fatalf("rdsbackup serve exited before it served:\n%s", p.stderr.String())
-	case <-time.After(30 * time.Second):
-		t.Fatalf("rdsbackup serve not serving after 30s:\n%s", p.stderr.String())
-	}
-	return p
-}
-
-// kill SIGKILLs the process and waits for it.
-func (p *polProcess) kill() {
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-func (p *polProcess) clients(t *testing.T) *clients {
-	return newClients(t, p.addr, rootKeyID, rootKeySecret)
-}
-
-// polTmpBytes is the size of the storage's temporary files.
-func polTmpBytes(dataDir string) int64 {
-	entries, _ := os.ReadDir(filepath.Join(dataDir, "storage", ".tmp"))
-	var n int64
-	for _, e := range entries {
-		if fi, err := e.Info(); err == nil {
-			n += fi.Size()
-		}
-	}
-	return n
-}
-
 func TestKillDuringAutomation(t *testing.T) {
 	t.Parallel()
-	bin := polBuild(t)
+	bin := buildRdsbackup(t)
 	t.Run("ScheduledBackup", func(t *testing.T) { killDuringScheduledBackup(t, bin) })
 	t.Run("Sweep", func(t *testing.T) { killDuringSweep(t, bin) })
 }
@@ -144,18 +51,18 @@ func killDuringScheduledBackup(t *testing.T, bin string) {
 			"preferredBackupTime: " + window, "preferredBackupPeriod: " + todayAnd(time.Now()), "backupRetentionPeriod: 11"}},
 	}}
 	config := pc.configFile(t)
-	p := polServe(t, bin, config, pc.Env)
+	p := startServeProcess(t, bin, config, pc.Env)
 	c := p.clients(t)
 	waitFor(t, 30*time.Second, "the scheduled backup to upload", func() bool {
 		jobs := runningJobs(t, c, inst)
-		return len(jobs) == 1 && jobs[0].BackupStatus == "Uploading" && polTmpBytes(pc.DataDir) > 0
+		return len(jobs) == 1 && jobs[0].BackupStatus == "Uploading" && tmpBytes(pc.DataDir) > 0
 	})
 	jobID := runningJobs(t, c, inst)[0].BackupJobId
 	p.kill()
 	unlock()
 	t.Logf("storage after SIGKILL: %v", polStorageFiles(t, pc.DataDir))
 
-	p = polServe(t, bin, config, pc.Env)
+	p = startServeProcess(t, bin, config, pc.Env)
 	c = p.clients(t)
 	// Ten ticks inside the same window: no second backup.
 	time.Sleep(time.Second)
@@ -218,7 +125,7 @@ func killDuringSweep(t *testing.T, bin string) {
 	db.Close()
 	before := len(polStorageFiles(t, pc.DataDir))
 
-	p := polServe(t, bin, config, pc.Env)
+	p := startServeProcess(t, bin, config, pc.Env)
 	deadline := time.Now().Add(30 * time.Second)
 	for len(polStorageFiles(t, pc.DataDir)) >= before {
 		if time.Now().After(deadline) {
@@ -254,7 +161,7 @@ func killDuringSweep(t *testing.T, bin string) {
 	}
 	db.Close()
 
-	p = polServe(t, bin, config, pc.Env)
+	p = startServeProcess(t, bin, config, pc.Env)
 	c := p.clients(t)
 	want := map[string]bool{fmt.Sprint(newest.ID): true, fmt.Sprint(manual.ID): true, fmt.Sprint(fresh.ID): true}
 	var got []string
