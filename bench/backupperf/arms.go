@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -48,6 +49,7 @@ type armResult struct {
 // Arm names. The rdsbackup arms carry the label of the binary when it is
 // not the one built from -repo (see -alt).
 const (
+	armZstdCLI    = "dump | zstd -1 > file"
 	armBareDump   = "bare dump → /dev/null"
 	armRdsBackup  = "rdsbackup backup"
 	armDirectPipe = "direct pipe → client"
@@ -189,50 +191,19 @@ func bareDump(ctx context.Context, t *tools, src *dbServer, outDir string) (*arm
 		}
 		return os.Create(filepath.Join(outDir, name))
 	}
+	env := dumpEnv(t, src)
 	srv0 := treeCPU(src.pid())
 	start := time.Now()
-	if src.engine == engMariaDB {
-		env := toolEnv("HOME=" + t.home)
-		for _, db := range t.databases {
-			f, err := open(db + ".sql")
-			if err != nil {
-				return nil, err
-			}
-			// engine/mysql dumpArgs.
-			cpu, err := runTool(ctx, env, t.home, nil, f, t.dump,
-				"--defaults-extra-file="+t.optFile, "--single-transaction", "--quick", "--routines", "--triggers", "--events",
-				"--hex-blob", "--default-character-set=utf8mb4", "--skip-dump-date", "--no-tablespaces", "--", db)
-			f.Close()
-			res.ToolCPU += cpu
-			if err != nil {
-				return nil, err
-			}
-		}
-	} else {
-		env := toolEnv(append([]string{"HOME=" + t.home}, t.pgEnv...)...)
-		f, err := open("globals.sql")
+	for _, d := range dumpCommands(t, src) {
+		f, err := open(d.file)
 		if err != nil {
 			return nil, err
 		}
-		// engine/postgres backupLogical: the globals, then each database.
-		cpu, err := runTool(ctx, env, t.home, nil, f, t.pgDumpall, "--globals-only", "--no-password", "--database=postgres")
+		cpu, err := runTool(ctx, env, t.home, nil, f, d.argv[0], d.argv[1:]...)
 		f.Close()
 		res.ToolCPU += cpu
 		if err != nil {
 			return nil, err
-		}
-		for _, db := range t.databases {
-			f, err := open(db + ".custom")
-			if err != nil {
-				return nil, err
-			}
-			cpu, err := runTool(ctx, env, t.home, nil, f, t.pgDump,
-				"--format=custom", "--compress=0", "--no-sync", "--no-password", "--dbname="+conninfoDB(db))
-			f.Close()
-			res.ToolCPU += cpu
-			if err != nil {
-				return nil, err
-			}
 		}
 	}
 	res.Wall = time.Since(start)
@@ -247,6 +218,106 @@ func bareDump(ctx context.Context, t *tools, src *dbServer, outDir string) (*arm
 			}
 		}
 	}
+	return res, nil
+}
+
+// zstdCLIArm marks the zstd command's arm in a run's rotation.
+var zstdCLIArm = &service{label: "zstd-cli"}
+
+// dumpCmd is one dump tool run of a logical backup.
+type dumpCmd struct {
+	part string   // the part of the set it makes
+	file string   // the file the bare dump keeps it in
+	argv []string // program and arguments
+}
+
+// dumpCommands are the dump tool runs of a logical backup with the
+// arguments the engines give them: engine/mysql dumpArgs (mariadb-dump per
+// database), engine/postgres backupLogical (pg_dumpall --globals-only, then
+// pg_dump -Fc --compress=0 per database).
+func dumpCommands(t *tools, src *dbServer) []dumpCmd {
+	var cmds []dumpCmd
+	if src.engine == engMariaDB {
+		for _, db := range t.databases {
+			cmds = append(cmds, dumpCmd{db, db + ".sql", []string{t.dump,
+				"--defaults-extra-file=" + t.optFile, "--single-transaction", "--quick", "--routines", "--triggers", "--events",
+				"--hex-blob", "--default-character-set=utf8mb4", "--skip-dump-date", "--no-tablespaces", "--", db}})
+		}
+		return cmds
+	}
+	cmds = append(cmds, dumpCmd{"globals", "globals.sql", []string{t.pgDumpall, "--globals-only", "--no-password", "--database=postgres"}})
+	for _, db := range t.databases {
+		cmds = append(cmds, dumpCmd{db, db + ".custom", []string{t.pgDump,
+			"--format=custom", "--compress=0", "--no-sync", "--no-password", "--dbname=" + conninfoDB(db)}})
+	}
+	return cmds
+}
+
+// dumpEnv is the environment of the dump tools against src.
+func dumpEnv(t *tools, src *dbServer) []string {
+	if src.engine == engPostgres {
+		return toolEnv(append([]string{"HOME=" + t.home}, t.pgEnv...)...)
+	}
+	return toolEnv("HOME=" + t.home)
+}
+
+// zstdPipeline is the shell pipeline `tool | zstd -1 -T1 >> file` for each
+// part (one zstd frame per part, as in a set), then fsync: the reference
+// for what compressing and storing the dump costs outside rdsbackup.
+func zstdPipeline(ctx context.Context, t *tools, src *dbServer, path string) (*armResult, error) {
+	res := &armResult{Arm: armZstdCLI, LoadBefore: loadAvg()}
+	zstdPath, err := lookPath("zstd")
+	if err != nil {
+		return nil, err
+	}
+	env := dumpEnv(t, src)
+	srv0 := treeCPU(src.pid())
+	start := time.Now()
+	out, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(path)
+	defer out.Close()
+	for _, d := range dumpCommands(t, src) {
+		argv := d.argv
+		dump := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		dump.Env, dump.Dir = env, t.home
+		var stderr bytes.Buffer
+		dump.Stderr = &stderr
+		comp := exec.CommandContext(ctx, zstdPath, "-1", "-T1", "-q", "-c")
+		comp.Stdout, comp.Stderr = out, &stderr
+		pipe, err := dump.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		comp.Stdin = pipe
+		if err := dump.Start(); err != nil {
+			return nil, err
+		}
+		if err := comp.Start(); err != nil {
+			return nil, err
+		}
+		derr, cerr := dump.Wait(), comp.Wait()
+		for _, c := range []*exec.Cmd{dump, comp} {
+			if c.ProcessState != nil {
+				res.ToolCPU += c.ProcessState.UserTime() + c.ProcessState.SystemTime()
+			}
+		}
+		if err := errors.Join(derr, cerr); err != nil {
+			return nil, fmt.Errorf("%s | zstd: %v: %s", filepath.Base(argv[0]), err, tail(stderr.String(), 2000))
+		}
+	}
+	if err := out.Sync(); err != nil {
+		return nil, err
+	}
+	res.Wall = time.Since(start)
+	if fi, err := out.Stat(); err == nil {
+		res.Bytes = fi.Size()
+	}
+	res.LoadAfter = loadAvg()
+	time.Sleep(300 * time.Millisecond)
+	res.ServerCPU = treeCPU(src.pid()) - srv0
 	return res, nil
 }
 

@@ -19,13 +19,20 @@
 //     fresh empty server, with the restore process's peak RSS.
 //
 // It prints machine information and Markdown tables (median and minimum of
-// the runs, ratios, peak RSS, and a per-run table with CPU times), and
-// writes the raw results as JSON into -dir.
+// the runs, ratios, peak RSS, and a per-run table with CPU times and the
+// rdsbackup process's system calls), and writes the raw results as JSON
+// into -dir.
 //
 //	go run ./bench/backupperf -size 1GiB -engines mariadb,postgres -runs 3
 //
-// `-profile DIR` instead drives backup.Runner in-process against the
-// source server(s) with CPU and heap profiles (see profile.go).
+// -alt LABEL=DIR adds the rdsbackup built from another checkout (a change
+// to try) as further backup and restore arms of every run; -zstd-cli adds
+// the reference arm `dump | zstd -1 > file` (the C zstd command, fsynced).
+// With more than two arms the order rotates from run to run.
+//
+// -profile DIR instead runs backups and restores in this process, through
+// backup.Runner and the engines, with CPU and allocation profiles, and
+// variants that separate the costs (see profile.go).
 package main
 
 import (
@@ -55,6 +62,7 @@ type options struct {
 	regenerate bool
 	poll       time.Duration
 	skipBackup bool
+	zstdCLI    bool
 	skipRestor bool
 	profile    string
 	profLevel  string
@@ -107,6 +115,7 @@ func parseFlags() (*options, error) {
 	flag.DurationVar(&o.poll, "poll", 100*time.Millisecond, "DescribeBackupTasks polling interval")
 	flag.BoolVar(&o.skipBackup, "skip-backup-compare", false, "take the rdsbackup backup (needed for the restore) but do not run the bare dump arm")
 	flag.BoolVar(&o.skipRestor, "skip-restore", false, "measure backups only")
+	flag.BoolVar(&o.zstdCLI, "zstd-cli", false, "add a backup arm for reference: the dump tools piped into `zstd -1` (the C command) writing one file, fsynced: what a shell script would do")
 	flag.StringVar(&o.profile, "profile", "", "profiling mode: drive backup.Runner in-process and write CPU/heap profiles into this directory")
 	flag.Func("alt", "also measure the rdsbackup built from another checkout, as `LABEL=DIR` (repeatable): its backup and restore arms join each run's rotation, e.g. to try a change", func(v string) error {
 		label, dir, ok := strings.Cut(v, "=")
@@ -235,7 +244,9 @@ func run(ctx context.Context, o *options) error {
 	path := writeJSON(o, machine, results)
 	report(os.Stdout, o, machine, results)
 	log.Printf("raw results: %s", path)
-	return nil
+	// The dumps and the services' data are several GiB; the generated
+	// sources and the template stay for the next run.
+	return os.RemoveAll(work)
 }
 
 func writeJSON(o *options, m *machine, results []*engineResult) string {
@@ -406,10 +417,14 @@ func measureRun(ctx context.Context, o *options, run int, t *tools, src *dbServe
 	info *sourceInfo, res *engineResult) ([]*armResult, error) {
 	engine := src.engine
 	var out []*armResult
-	// nil stands for the bare arm; a service for its rdsbackup arm.
+	// nil stands for the bare arm, zstdCLIArm for the zstd command's; a
+	// service for its rdsbackup arm.
 	backupArms := []*service{nil}
 	if o.skipBackup {
 		backupArms = nil
+	}
+	if o.zstdCLI {
+		backupArms = append(backupArms, zstdCLIArm)
 	}
 	backupArms = append(backupArms, svcs...)
 	backups := map[*service]*backupOutcome{}
@@ -418,6 +433,8 @@ func measureRun(ctx context.Context, o *options, run int, t *tools, src *dbServe
 		var err error
 		if svc == nil {
 			r, err = bareDump(ctx, t, src, "")
+		} else if svc == zstdCLIArm {
+			r, err = zstdPipeline(ctx, t, src, filepath.Join(work, "zstd-cli.zst"))
 		} else {
 			var b *backupOutcome
 			r, b, err = rdsBackup(ctx, svc, src, o.poll)

@@ -408,33 +408,6 @@ func parseEmu(name string) (emuKnobs, error) {
 	return k, nil
 }
 
-// emuPart is one dump tool run of a logical backup, as the engines run it.
-type emuPart struct {
-	name string
-	env  []string
-	args []string
-}
-
-func emuParts(t *tools, src *dbServer) []emuPart {
-	var parts []emuPart
-	if src.engine == engMariaDB {
-		env := toolEnv("HOME=" + t.home)
-		for _, db := range t.databases {
-			parts = append(parts, emuPart{db, env, []string{t.dump,
-				"--defaults-extra-file=" + t.optFile, "--single-transaction", "--quick", "--routines", "--triggers", "--events",
-				"--hex-blob", "--default-character-set=utf8mb4", "--skip-dump-date", "--no-tablespaces", "--", db}})
-		}
-		return parts
-	}
-	env := toolEnv(append([]string{"HOME=" + t.home}, t.pgEnv...)...)
-	parts = append(parts, emuPart{"globals", env, []string{t.pgDumpall, "--globals-only", "--no-password", "--database=postgres"}})
-	for _, db := range t.databases {
-		parts = append(parts, emuPart{db, env, []string{t.pgDump,
-			"--format=custom", "--compress=0", "--no-sync", "--no-password", "--dbname=" + conninfoDB(db)}})
-	}
-	return parts
-}
-
 // emuBackup runs the dump tools into a pipe read by a copy of the set
 // writer's data path (backup/setfile.go: zstd with the same options, a
 // CRC64 of the set and one of each part, written to a file, fsynced),
@@ -454,7 +427,8 @@ func emuBackup(ctx context.Context, t *tools, src *dbServer, path string, k emuK
 	if err != nil {
 		return 0, err
 	}
-	for _, p := range emuParts(t, src) {
+	env := dumpEnv(t, src)
+	for _, p := range dumpCommands(t, src) {
 		pr, pw, err := os.Pipe()
 		if err != nil {
 			return 0, err
@@ -466,8 +440,8 @@ func emuBackup(ctx context.Context, t *tools, src *dbServer, path string, k emuK
 				return 0, err
 			}
 		}
-		cmd := exec.CommandContext(ctx, p.args[0], p.args[1:]...)
-		cmd.Env, cmd.Dir, cmd.Stdout = p.env, t.home, pw
+		cmd := exec.CommandContext(ctx, p.argv[0], p.argv[1:]...)
+		cmd.Env, cmd.Dir, cmd.Stdout = env, t.home, pw
 		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 		if err := cmd.Start(); err != nil {
 			pr.Close()
@@ -496,7 +470,7 @@ func emuBackup(ctx context.Context, t *tools, src *dbServer, path string, k emuK
 		pr.Close()
 		waitErr := cmd.Wait()
 		if err := errors.Join(copyErr, waitErr); err != nil {
-			return 0, fmt.Errorf("part %s: %w", p.name, err)
+			return 0, fmt.Errorf("part %s: %w", p.part, err)
 		}
 	}
 	if err := f.Sync(); err != nil {

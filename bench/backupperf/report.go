@@ -223,6 +223,12 @@ func report(w io.Writer, o *options, m *machine, results []*engineResult) {
 		}
 	}
 	fmt.Fprintln(w, "\nRatios: median of the per-run ratios (each run measures every arm back to back), and in parentheses min/min.")
+	for _, r := range results {
+		if z := r.walls(armZstdCLI); len(z) > 0 {
+			fmt.Fprintf(w, "\n%s reference, `%s` (fsynced): %s; ratio to the bare dump %s; rdsbackup backup / this: %s\n",
+				engineName(r.Engine), armZstdCLI, medMin(z), ratioCell(r, armZstdCLI, armBareDump), ratioCell(r, armRdsBackup, armZstdCLI))
+		}
+	}
 
 	fmt.Fprintln(w, "\n## Targets")
 	fmt.Fprintln(w)
