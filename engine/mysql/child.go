@@ -130,9 +130,9 @@ func (c *childOutput) Read(p []byte) (int, error) {
 // withHeader).
 func (e *Engine) streamPart(ctx context.Context, t tool, ws *workspace, password string, args []string, header string, sink rdsbackup.PartSink, part rdsbackup.Part) error {
 	cmd := e.command(ctx, t, ws, args...)
-	stdout, err := cmd.StdoutPipe()
+	stdout, err := childproc.StdoutPipe(cmd)
 	if err != nil {
-		return err
+		return fmt.Errorf("pipe from %s: %w", t.name, err)
 	}
 	tail := childproc.NewTail(e.stderrTail())
 	cmd.Stderr = tail
@@ -170,9 +170,9 @@ func (e *Engine) streamPart(ctx context.Context, t tool, ws *workspace, password
 // standard error.
 func (e *Engine) runFed(ctx context.Context, t tool, ws *workspace, password string, args []string, in io.Reader) error {
 	cmd := e.command(ctx, t, ws, args...)
-	stdin, err := cmd.StdinPipe()
+	stdin, err := childproc.StdinPipe(cmd)
 	if err != nil {
-		return err
+		return fmt.Errorf("pipe to %s: %w", t.name, err)
 	}
 	tail := childproc.NewTail(e.stderrTail())
 	cmd.Stdout = io.Discard

@@ -118,9 +118,9 @@ func (e *Engine) start(ctx context.Context, s *session, path, what string, args 
 		cmd.Stderr = io.MultiWriter(c.stderr, o.stderr)
 	}
 	if o.stdout {
-		out, err := cmd.StdoutPipe()
+		out, err := childproc.StdoutPipe(cmd)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("pipe from %s: %w", c.tool, err)
 		}
 		c.stdout = out
 	}
