@@ -306,7 +306,7 @@ func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsb
 		return nil, fmt.Errorf("commit object: %w", err)
 	}
 	// From here on a failure must remove the committed object.
-	full := SetObjectManifest{Manifest: m, Size: sw.n, Checksum: FormatChecksum(sw.crc.Sum64())}
+	full := SetObjectManifest{Manifest: m, Size: sw.n, Checksum: FormatChecksum(sw.sum)}
 	if err := r.putManifest(ctx, &full); err != nil {
 		r.removeSetObjects(context.WithoutCancel(ctx), inst.ID, job.ID)
 		return nil, err

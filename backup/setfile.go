@@ -36,10 +36,11 @@ const skippableMagic = 0x184D2A50
 func FormatChecksum(sum uint64) string { return strconv.FormatUint(sum, 10) }
 
 // setWriter streams a set's parts into one object while checksumming and
-// counting exactly the bytes stored.
+// counting exactly the bytes stored. Each byte is hashed once, into its
+// part's CRC64 (or the trailer's); the set's CRC64 is combined from those.
 type setWriter struct {
-	out   io.Writer // the object
-	crc   hash.Hash64
+	out   io.Writer    // the object
+	sum   uint64       // CRC64 of the n bytes written so far
 	n     int64        // bytes written to the object
 	raw   atomic.Int64 // uncompressed bytes read from the engine, for progress
 	enc   *zstd.Encoder
@@ -54,18 +55,23 @@ func newSetWriter(out io.Writer, level zstd.EncoderLevel) (*setWriter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &setWriter{out: out, crc: crc64.New(crcTable), enc: enc}, nil
+	return &setWriter{out: out, enc: enc}, nil
 }
 
-// write appends p to the object, updating the set checksum and length.
-func (w *setWriter) write(p []byte, partCRC hash.Hash64) (int, error) {
+// write appends p to the object, adding what was written to the piece's
+// checksum and to the object's length. The caller adds the piece's
+// checksum to the set's with addPiece.
+func (w *setWriter) write(p []byte, pieceCRC hash.Hash64) (int, error) {
 	n, err := w.out.Write(p)
-	w.crc.Write(p[:n])
-	if partCRC != nil {
-		partCRC.Write(p[:n])
-	}
+	pieceCRC.Write(p[:n])
 	w.n += int64(n)
 	return n, err
+}
+
+// addPiece extends the set's checksum with a piece (a part, the trailer)
+// of length bytes, whose own CRC64 is crc.
+func (w *setWriter) addPiece(crc uint64, length int64) {
+	w.sum = CombineCRC64(w.sum, crc, length)
 }
 
 type partWriter struct {
@@ -96,11 +102,12 @@ func (w *setWriter) WritePart(ctx context.Context, part rdsbackup.Part, r io.Rea
 	start := w.n
 	pw := partWriter{w: w, crc: crc64.New(crcTable)}
 	w.enc.Reset(pw)
-	if _, err := io.Copy(w.enc, countingReader{ctx: ctx, r: r, n: &w.raw}); err != nil {
-		w.enc.Close()
-		return fmt.Errorf("store part %s: %w", part.Name, err)
+	_, err := io.Copy(w.enc, countingReader{ctx: ctx, r: r, n: &w.raw})
+	if cerr := w.enc.Close(); err == nil {
+		err = cerr
 	}
-	if err := w.enc.Close(); err != nil {
+	w.addPiece(pw.crc.Sum64(), w.n-start)
+	if err != nil {
 		return fmt.Errorf("store part %s: %w", part.Name, err)
 	}
 	w.parts = append(w.parts, rdsbackup.Artifact{Database: part.Name, Kind: part.Kind, Offset: start, Length: w.n - start,
@@ -121,7 +128,9 @@ func (w *setWriter) writeTrailer(manifest []byte) error {
 	frame = append(frame, manifest...)
 	frame = binary.LittleEndian.AppendUint32(frame, uint32(len(manifest)))
 	frame = append(frame, trailerMarker...)
-	_, err := w.write(frame, nil)
+	start, h := w.n, crc64.New(crcTable)
+	_, err := w.write(frame, h)
+	w.addPiece(h.Sum64(), w.n-start)
 	return err
 }
 
