@@ -74,8 +74,12 @@ func (db *DB) FindBackupSets(ctx context.Context, f rdsbackup.BackupFilter) ([]*
 	}
 	defer rows.Close()
 	var sets []*rdsbackup.BackupSet
+	if limit > 0 && limit <= 1000 {
+		sets = make([]*rdsbackup.BackupSet, 0, limit)
+	}
+	scan := newSetScan()
 	for rows.Next() {
-		set, err := scanBackupSet(rows)
+		set, err := scanBackupSet(rows, scan)
 		if err != nil {
 			return nil, 0, fmt.Errorf("find backup sets: %w", err)
 		}
@@ -93,7 +97,7 @@ func (db *DB) FindBackupSet(ctx context.Context, id int64) (*rdsbackup.BackupSet
 	if err != nil {
 		return nil, fmt.Errorf("find backup set: %w", err)
 	}
-	set, err := scanBackupSet(s.QueryRowContext(ctx, id))
+	set, err := scanBackupSet(s.QueryRowContext(ctx, id), newSetScan())
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "backup set %d not found", id)
 	} else if err != nil {
@@ -247,6 +251,9 @@ func decodeArtifacts(s string) ([]rdsbackup.Artifact, error) {
 	if s == "" {
 		return nil, nil
 	}
+	if out, ok := parseArtifacts(s); ok {
+		return out, nil
+	}
 	var in []storedArtifact
 	if err := json.Unmarshal([]byte(s), &in); err != nil {
 		return nil, fmt.Errorf("artifacts: %w", err)
@@ -258,25 +265,48 @@ func decodeArtifacts(s string) ([]rdsbackup.Artifact, error) {
 	return out, nil
 }
 
-func scanBackupSet(row scanner) (*rdsbackup.BackupSet, error) {
-	var s rdsbackup.BackupSet
-	var start, end, expire int64
-	var avail, copyOnly int
-	var dbNames, artifacts string
-	if err := row.Scan(&s.ID, &s.InstanceID, &s.Status, &start, &end, &s.Type, &s.Mode, &s.Method, &s.Initiator,
-		&s.Size, &avail, &s.StoreStatus, &s.MetaStatus, &s.StorageClass, &copyOnly, &s.ConsistentTime, &s.Checksum,
-		&s.HostInstanceID, &s.Encryption, &s.Engine, &s.EngineVersion, &s.ResourceGroupID, &s.Location, &s.Scale,
-		&dbNames, &expire, &s.FailureReason, &s.ObjectKey, &artifacts); err != nil {
+// setScan holds what scanBackupSet reads before converting. Scan's
+// destinations escape to the heap, so one setScan serves all the rows of a
+// query instead of fourteen allocations per row.
+type setScan struct {
+	start, end, expire                                        int64
+	avail, copyOnly                                           int
+	dbNames, artifacts                                        string
+	status, typ, mode, method, initiator, storeStatus, engine string
+	set                                                       rdsbackup.BackupSet
+	dest                                                      []any
+}
+
+func newSetScan() *setScan {
+	c := &setScan{}
+	s := &c.set
+	// Plain strings for the named string types: database/sql converts into
+	// *string directly but into *BackupStatus by reflection.
+	c.dest = []any{&s.ID, &s.InstanceID, &c.status, &c.start, &c.end, &c.typ, &c.mode, &c.method, &c.initiator,
+		&s.Size, &c.avail, &c.storeStatus, &s.MetaStatus, &s.StorageClass, &c.copyOnly, &s.ConsistentTime, &s.Checksum,
+		&s.HostInstanceID, &s.Encryption, &c.engine, &s.EngineVersion, &s.ResourceGroupID, &s.Location, &s.Scale,
+		&c.dbNames, &c.expire, &s.FailureReason, &s.ObjectKey, &c.artifacts}
+	return c
+}
+
+// scanBackupSet reads one row of backupColumns into a new set.
+func scanBackupSet(row scanner, c *setScan) (*rdsbackup.BackupSet, error) {
+	c.set = rdsbackup.BackupSet{}
+	if err := row.Scan(c.dest...); err != nil {
 		return nil, err
 	}
+	s := new(rdsbackup.BackupSet)
+	*s = c.set
+	s.Status, s.Type, s.Mode, s.Method = rdsbackup.BackupStatus(c.status), rdsbackup.BackupType(c.typ), rdsbackup.BackupMode(c.mode), rdsbackup.BackupMethod(c.method)
+	s.Initiator, s.StoreStatus, s.Engine = rdsbackup.BackupInitiator(c.initiator), rdsbackup.StoreStatus(c.storeStatus), rdsbackup.Engine(c.engine)
 	var err error
-	if s.Artifacts, err = decodeArtifacts(artifacts); err != nil {
+	if s.Artifacts, err = decodeArtifacts(c.artifacts); err != nil {
 		return nil, fmt.Errorf("backup set %d: %w", s.ID, err)
 	}
-	s.StartTime, s.EndTime, s.ExpectExpireTime = fromUnix(start), fromUnix(end), fromUnix(expire)
-	s.Available, s.CopyOnly = avail == 1, copyOnly == 1
-	s.DBNames = splitList(dbNames)
-	return &s, nil
+	s.StartTime, s.EndTime, s.ExpectExpireTime = fromUnix(c.start), fromUnix(c.end), fromUnix(c.expire)
+	s.Available, s.CopyOnly = c.avail == 1, c.copyOnly == 1
+	s.DBNames = splitList(c.dbNames)
+	return s, nil
 }
 
 // ImportBackupSets stores many sets in one transaction, keeping their ids

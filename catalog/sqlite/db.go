@@ -201,8 +201,14 @@ func joinList(s []string) string {
 }
 
 func splitList(s string) []string {
+	if s == "" {
+		return nil
+	}
+	if out, ok := parseStringList(s); ok {
+		return out
+	}
 	var out []string
-	if s == "" || json.Unmarshal([]byte(s), &out) != nil {
+	if json.Unmarshal([]byte(s), &out) != nil {
 		return nil
 	}
 	return out

@@ -171,8 +171,9 @@ func (db *DB) FindDeletingBackupSets(ctx context.Context) ([]*rdsbackup.BackupSe
 func (db *DB) collectSets(ctx context.Context, rows *sql.Rows) ([]*rdsbackup.BackupSet, error) {
 	defer rows.Close()
 	var sets []*rdsbackup.BackupSet
+	scan := newSetScan()
 	for rows.Next() {
-		set, err := scanBackupSet(rows)
+		set, err := scanBackupSet(rows, scan)
 		if err != nil {
 			return nil, err
 		}
