@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"sync"
 
 	"github.com/rdsbackup/rdsbackup"
 )
@@ -38,6 +39,15 @@ type Responder struct {
 // v must already carry its RequestId. An encoding failure becomes a 500.
 func (rs *Responder) Write(w http.ResponseWriter, req *Request, v any) {
 	req = orEmpty(req)
+	if a, ok := v.(JSONAppender); ok && req.Format == FormatJSON {
+		bp := bodyPool.Get().(*[]byte)
+		*bp = a.AppendJSON((*bp)[:0])
+		send(w, req, http.StatusOK, *bp)
+		if cap(*bp) <= maxPooledBody {
+			bodyPool.Put(bp)
+		}
+		return
+	}
 	body, err := encode(req.Format, v, xml.StartElement{Name: xml.Name{Local: rootName(req.Action)}})
 	if err != nil {
 		rs.WriteError(w, req, fmt.Errorf("rpc: encode %s response: %w", req.Action, err))
@@ -45,6 +55,14 @@ func (rs *Responder) Write(w http.ResponseWriter, req *Request, v any) {
 	}
 	send(w, req, http.StatusOK, body)
 }
+
+// bodyPool recycles the buffers of self-rendered JSON bodies: a page of
+// DescribeBackups is 50–170 KB, and growing a fresh buffer for each was a
+// large share of the service's garbage.
+var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// maxPooledBody keeps a rare huge body from pinning its buffer.
+const maxPooledBody = 1 << 20
 
 // errorBody is the Alibaba error envelope. Every field but the detail is a
 // string because the Go SDK v1 type-asserts them.

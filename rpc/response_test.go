@@ -296,3 +296,30 @@ func TestWriteParseError(t *testing.T) {
 		t.Errorf("%d %s", w.Code, w.Body)
 	}
 }
+
+// selfRendered renders its own JSON; its XML still comes from the tags.
+type selfRendered struct {
+	RequestId string `xml:"RequestId"`
+}
+
+func (s *selfRendered) AppendJSON(b []byte) []byte {
+	return append(b, `{"Self":true}`...)
+}
+
+func TestWriteUsesJSONAppender(t *testing.T) {
+	// Twice, so that the second body comes from a recycled buffer.
+	for range 2 {
+		req := testRequest(FormatJSON, "DescribeBackups")
+		w := httptest.NewRecorder()
+		(&Responder{}).Write(w, req, &selfRendered{RequestId: req.RequestID})
+		if w.Code != 200 || w.Body.String() != `{"Self":true}` || w.Header().Get("Content-Type") != ContentTypeJSON {
+			t.Fatalf("JSON: %d %q %q", w.Code, w.Header().Get("Content-Type"), w.Body)
+		}
+	}
+	req := testRequest(FormatXML, "DescribeBackups")
+	w := httptest.NewRecorder()
+	(&Responder{}).Write(w, req, &selfRendered{RequestId: req.RequestID})
+	if !strings.HasSuffix(w.Body.String(), "<DescribeBackupsResponse><RequestId>"+req.RequestID+"</RequestId></DescribeBackupsResponse>") {
+		t.Fatalf("XML: %s", w.Body)
+	}
+}
