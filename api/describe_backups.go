@@ -164,8 +164,12 @@ func (s *Server) describeBackups(ctx context.Context, c *call) (any, error) {
 		PageSize:         f.Limit,
 		Items:            describeBackupsItems{Backup: make([]backupItem, 0, len(sets))},
 	}
+	var expires int64
+	if s.Links != nil {
+		expires = s.Links.Expiry()
+	}
 	for _, set := range sets {
-		item := s.backupItem(set)
+		item := s.backupItem(set, expires)
 		resp.TotalBackupSize += set.Size
 		resp.Items.Backup = append(resp.Items.Backup, item)
 	}
@@ -181,7 +185,7 @@ func (s *Server) findInstance(ctx context.Context, id string) (*rdsbackup.Instan
 	return inst, err
 }
 
-func (s *Server) backupItem(set *rdsbackup.BackupSet) backupItem {
+func (s *Server) backupItem(set *rdsbackup.BackupSet, expires int64) backupItem {
 	item := backupItem{
 		BackupId:               itoa(set.ID),
 		DBInstanceId:           set.InstanceID,
@@ -222,12 +226,12 @@ func (s *Server) backupItem(set *rdsbackup.BackupSet) backupItem {
 	}
 	// Links only for data that is there to download.
 	if s.Links != nil && set.Available && set.ObjectKey != "" {
-		item.BackupDownloadURL, item.BackupIntranetDownloadURL = s.Links.SetLinks(set)
+		item.BackupDownloadURL, item.BackupIntranetDownloadURL = s.Links.Link(set.ID, -1, expires)
 		for i, a := range set.Artifacts {
 			if a.Kind != "" && a.Kind != rdsbackup.PartDatabase {
 				continue // roles and physical images are not databases
 			}
-			pub, intra := s.Links.ArtifactLinks(set, i)
+			pub, intra := s.Links.Link(set.ID, i, expires)
 			item.BackupDownloadLinkByDB.BackupDownloadLinkByDB = append(item.BackupDownloadLinkByDB.BackupDownloadLinkByDB,
 				downloadLink{DataBase: a.Database, DownloadLink: pub, IntranetDownloadLink: intra})
 		}

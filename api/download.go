@@ -27,52 +27,85 @@ type Links struct {
 	TTL          time.Duration
 	Now          func() time.Time
 
-	macs sync.Pool // keyed HMACs, reused with Reset: a page signs up to 300 links
+	macs sync.Pool // *linkMAC, reused with Reset: a page signs up to 300 links
+	bufs sync.Pool // *[]byte for building links
 }
 
 var _ LinkSigner = (*Links)(nil)
 
 // SetLinks returns the links to a whole set's object.
 func (l *Links) SetLinks(set *rdsbackup.BackupSet) (string, string) {
-	return l.pair(setPath(set.ID, -1))
+	return l.Link(set.ID, -1, l.Expiry())
 }
 
 // ArtifactLinks returns the links to one database's part of a set.
 func (l *Links) ArtifactLinks(set *rdsbackup.BackupSet, i int) (string, string) {
-	return l.pair(setPath(set.ID, i))
+	return l.Link(set.ID, i, l.Expiry())
 }
 
-// pair signs path once for both bases: the MAC covers only path and expiry.
-func (l *Links) pair(path string) (string, string) {
-	expires := l.Now().Add(l.TTL).Unix()
-	q := path + "?Expires=" + strconv.FormatInt(expires, 10) + "&Signature=" + l.mac(path, expires)
-	return strings.TrimRight(l.PublicBase, "/") + q, strings.TrimRight(l.IntranetBase, "/") + q
-}
+// Expiry is now + TTL in unix seconds.
+func (l *Links) Expiry() int64 { return l.Now().Add(l.TTL).Unix() }
 
-func setPath(id int64, part int) string {
-	if part < 0 {
-		return "/download/" + strconv.FormatInt(id, 10)
+// Link signs the path once for both bases (the MAC covers only path and
+// expiry) and cuts both links from one string: a page of DescribeBackups
+// makes up to 300 of them.
+func (l *Links) Link(id int64, part int, expires int64) (string, string) {
+	bp, _ := l.bufs.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
 	}
-	return "/download/" + strconv.FormatInt(id, 10) + "/" + strconv.Itoa(part)
-}
-
-func (l *Links) mac(path string, expires int64) string {
-	h, _ := l.macs.Get().(hash.Hash)
-	if h == nil {
-		h = hmac.New(sha256.New, l.Key)
-	} else {
-		h.Reset()
-	}
-	var buf [128]byte
-	b := append(buf[:0], "GET\n"...)
-	b = append(b, path...)
-	b = append(b, '\n')
+	b := append((*bp)[:0], strings.TrimRight(l.PublicBase, "/")...)
+	pathStart := len(b)
+	b = appendPath(b, id, part)
+	pathEnd := len(b)
+	b = append(b, "?Expires="...)
 	b = strconv.AppendInt(b, expires, 10)
-	h.Write(b)
-	var sum [sha256.Size]byte
-	s := base64.RawURLEncoding.EncodeToString(h.Sum(sum[:0]))
-	l.macs.Put(h)
-	return s
+	b = append(b, "&Signature="...)
+	b = l.appendMAC(b, b[pathStart:pathEnd], expires)
+	pubEnd := len(b)
+	b = append(b, strings.TrimRight(l.IntranetBase, "/")...)
+	b = append(b, b[pathStart:pubEnd]...)
+	both := string(b)
+	*bp = b
+	l.bufs.Put(bp)
+	return both[:pubEnd], both[pubEnd:]
+}
+
+func appendPath(b []byte, id int64, part int) []byte {
+	b = append(b, "/download/"...)
+	b = strconv.AppendInt(b, id, 10)
+	if part >= 0 {
+		b = append(b, '/')
+		b = strconv.AppendInt(b, int64(part), 10)
+	}
+	return b
+}
+
+// linkMAC is a keyed HMAC with scratch space, pooled so that signing a
+// link allocates nothing.
+type linkMAC struct {
+	h   hash.Hash
+	msg []byte
+	sum []byte
+}
+
+// appendMAC appends the base64url HMAC-SHA256 of "GET\n{path}\n{expires}".
+func (l *Links) appendMAC(b, path []byte, expires int64) []byte {
+	m, _ := l.macs.Get().(*linkMAC)
+	if m == nil {
+		m = &linkMAC{h: hmac.New(sha256.New, l.Key), msg: make([]byte, 0, 160), sum: make([]byte, 0, sha256.Size)}
+	} else {
+		m.h.Reset()
+	}
+	m.msg = append(m.msg[:0], "GET\n"...)
+	m.msg = append(m.msg, path...)
+	m.msg = append(m.msg, '\n')
+	m.msg = strconv.AppendInt(m.msg, expires, 10)
+	m.h.Write(m.msg)
+	m.sum = m.h.Sum(m.sum[:0])
+	b = base64.RawURLEncoding.AppendEncode(b, m.sum)
+	l.macs.Put(m)
+	return b
 }
 
 // verify checks a request's signature and expiry.
@@ -86,7 +119,7 @@ func (l *Links) verify(r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("the link's Expires is not a number")
 	}
-	if !hmac.Equal([]byte(sig), []byte(l.mac(r.URL.Path, expires))) {
+	if !hmac.Equal([]byte(sig), l.appendMAC(nil, []byte(r.URL.Path), expires)) {
 		return fmt.Errorf("the link's signature does not match: it was altered or made by another service")
 	}
 	if l.Now().Unix() > expires {

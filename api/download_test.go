@@ -2,6 +2,9 @@ package api_test
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
 	"hash/crc64"
 	"io"
 	"net/http"
@@ -180,5 +183,33 @@ func TestDownloadRefused(t *testing.T) {
 	resp, body := get(t, good)
 	if resp.StatusCode != 403 || !strings.Contains(string(body), "expired") {
 		t.Errorf("expired: %d %s", resp.StatusCode, body)
+	}
+}
+
+// The link format is a contract with every link already handed out: pin it
+// against an independent computation of the MAC.
+func TestLinkFormat(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	l := &api.Links{Key: []byte("k"), PublicBase: "https://pub.example/", IntranetBase: "http://intra.example",
+		TTL: time.Hour, Now: func() time.Time { return now }}
+	exp := l.Expiry()
+	if exp != now.Add(time.Hour).Unix() {
+		t.Fatalf("Expiry %d", exp)
+	}
+	for _, tc := range []struct {
+		id   int64
+		part int
+		path string
+	}{{42, -1, "/download/42"}, {7, 3, "/download/7/3"}} {
+		// Twice: the second call reuses pooled buffers and MACs.
+		for range 2 {
+			pub, intra := l.Link(tc.id, tc.part, exp)
+			m := hmac.New(sha256.New, []byte("k"))
+			m.Write([]byte("GET\n" + tc.path + "\n" + strconv.FormatInt(exp, 10)))
+			q := tc.path + "?Expires=" + strconv.FormatInt(exp, 10) + "&Signature=" + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+			if pub != "https://pub.example"+q || intra != "http://intra.example"+q {
+				t.Fatalf("Link(%d, %d):\n%s\n%s\nwant suffix %s", tc.id, tc.part, pub, intra, q)
+			}
+		}
 	}
 }

@@ -25,8 +25,12 @@ const (
 // LinkSigner makes the download links of a backup set. Nil means sets have
 // no links (the fields are sent empty).
 type LinkSigner interface {
-	SetLinks(set *rdsbackup.BackupSet) (public, intranet string)
-	ArtifactLinks(set *rdsbackup.BackupSet, artifact int) (public, intranet string)
+	// Expiry is the expiry (unix seconds) of links made now; one answer
+	// signs all its links with the same.
+	Expiry() int64
+	// Link returns the links to set id's whole object (part < 0) or to one
+	// of its parts (an index into the set's Artifacts).
+	Link(id int64, part int, expires int64) (public, intranet string)
 }
 
 // Server serves the API. Set the exported fields, then use it as an
