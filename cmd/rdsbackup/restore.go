@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -70,7 +71,7 @@ func (m *Main) restore(ctx context.Context, args []string) error {
 	}
 
 	// 1. The bytes, complete and verified, before the target is touched.
-	path, cleanup, err := m.fetchVerified(ctx, *url, *file, *checksum, *workDir)
+	path, sum, cleanup, err := m.fetchVerified(ctx, *url, *file, *checksum, *workDir)
 	if err != nil {
 		return err
 	}
@@ -95,7 +96,7 @@ func (m *Main) restore(ctx context.Context, args []string) error {
 		if *engineName != "" && rdsbackup.Engine(*engineName) != engine {
 			return fmt.Errorf("restore: the set is a %s backup, not %s", engine, *engineName)
 		}
-		if err := verifyParts(f, manifest.Parts); err != nil {
+		if err := verifyParts(f, st.Size(), sum, manifest.Parts); err != nil {
 			return err
 		}
 		parts = manifest.Parts
@@ -171,8 +172,16 @@ func restorePart(ctx context.Context, f *os.File, p backup.ManifestPart, fn func
 	return fn(dec)
 }
 
-// verifyParts checks each part's CRC64 against the manifest.
-func verifyParts(f *os.File, parts []backup.ManifestPart) error {
+// verifyParts checks each part's CRC64 against the manifest, given sum, the
+// CRC64 of the whole file, computed while it was downloaded or read. When
+// the parts tile the file from its start to the trailer, as the backup
+// writes them, that check needs no second pass: see partsAddUp. The parts
+// are read again only when they do not tile the file, or to name the one
+// that does not match.
+func verifyParts(f io.ReaderAt, size int64, sum uint64, parts []backup.ManifestPart) error {
+	if partsAddUp(f, size, sum, parts) {
+		return nil
+	}
 	table := crc64.MakeTable(crc64.ECMA)
 	for _, p := range parts {
 		h := crc64.New(table)
@@ -186,41 +195,73 @@ func verifyParts(f *os.File, parts []backup.ManifestPart) error {
 	return nil
 }
 
+// maxTrailer bounds the bytes after the last part that partsAddUp hashes:
+// the trailer frame of the largest manifest ReadTrailer accepts.
+const maxTrailer = 64<<20 + 16
+
+// partsAddUp reports whether the manifest's part CRC64s, combined with the
+// CRC64 of the bytes after the last part (the trailer), give sum. The
+// combination is the CRC64 the file would have if every part matched its
+// manifest entry, so this is the per-part check (to CRC64's strength)
+// without reading the parts again. False when the parts do not tile the
+// file from offset 0 or a checksum does not parse.
+func partsAddUp(f io.ReaderAt, size int64, sum uint64, parts []backup.ManifestPart) bool {
+	var combined uint64
+	var off int64
+	for _, p := range parts {
+		crc, err := strconv.ParseUint(p.Checksum, 10, 64)
+		if err != nil || p.Offset != off || p.Length < 0 {
+			return false
+		}
+		combined = backup.CombineCRC64(combined, crc, p.Length)
+		off += p.Length
+	}
+	if off > size || size-off > maxTrailer {
+		return false
+	}
+	h := crc64.New(crc64.MakeTable(crc64.ECMA))
+	if _, err := io.Copy(h, io.NewSectionReader(f, off, size-off)); err != nil {
+		return false
+	}
+	return backup.CombineCRC64(combined, h.Sum64(), size-off) == sum
+}
+
 // fetchVerified returns a local copy of the set whose CRC64 matches what the
-// server (and the user) say it must be.
-func (m *Main) fetchVerified(ctx context.Context, url, file, want, workDir string) (string, func(), error) {
+// server (and the user) say it must be, and that CRC64.
+func (m *Main) fetchVerified(ctx context.Context, url, file, want, workDir string) (string, uint64, func(), error) {
 	table := crc64.MakeTable(crc64.ECMA)
 	if file != "" {
 		f, err := os.Open(file)
 		if err != nil {
-			return "", nil, err
+			return "", 0, nil, err
 		}
 		defer f.Close()
 		h := crc64.New(table)
 		if _, err := io.Copy(h, f); err != nil {
-			return "", nil, err
+			return "", 0, nil, err
 		}
-		if got := backup.FormatChecksum(h.Sum64()); want != "" && got != want {
-			return "", nil, fmt.Errorf("restore: %s has CRC64 %s, expected %s; nothing was restored", file, got, want)
+		sum := h.Sum64()
+		if got := backup.FormatChecksum(sum); want != "" && got != want {
+			return "", 0, nil, fmt.Errorf("restore: %s has CRC64 %s, expected %s; nothing was restored", file, got, want)
 		}
-		return file, func() {}, nil
+		return file, sum, func() {}, nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
-		return "", nil, fmt.Errorf("restore: bad --url: %w", err)
+		return "", 0, nil, fmt.Errorf("restore: bad --url: %w", err)
 	}
 	resp, err := (&http.Client{Timeout: 0}).Do(req)
 	if err != nil {
-		return "", nil, fmt.Errorf("restore: download: %w", err)
+		return "", 0, nil, fmt.Errorf("restore: download: %w", err)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return "", nil, fmt.Errorf("restore: download: %s: %s", resp.Status, strings.TrimSpace(string(body)))
+		return "", 0, nil, fmt.Errorf("restore: download: %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
 	tmp, err := os.CreateTemp(workDir, "rdsbackup-restore-*.zst")
 	if err != nil {
-		return "", nil, err
+		return "", 0, nil, err
 	}
 	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
 	h := crc64.New(table)
@@ -228,19 +269,20 @@ func (m *Main) fetchVerified(ctx context.Context, url, file, want, workDir strin
 	n, err := io.Copy(io.MultiWriter(tmp, h), resp.Body)
 	if err != nil {
 		cleanup()
-		return "", nil, fmt.Errorf("restore: download: %w", err)
+		return "", 0, nil, fmt.Errorf("restore: download: %w", err)
 	}
 	if cl := resp.ContentLength; cl >= 0 && n != cl {
 		cleanup()
-		return "", nil, fmt.Errorf("restore: download cut short: %d of %d bytes", n, cl)
+		return "", 0, nil, fmt.Errorf("restore: download cut short: %d of %d bytes", n, cl)
 	}
-	got := backup.FormatChecksum(h.Sum64())
+	sum := h.Sum64()
+	got := backup.FormatChecksum(sum)
 	for _, w := range []string{resp.Header.Get("x-oss-hash-crc64ecma"), want} {
 		if w != "" && w != got {
 			cleanup()
-			return "", nil, fmt.Errorf("restore: downloaded data has CRC64 %s, expected %s; nothing was restored", got, w)
+			return "", 0, nil, fmt.Errorf("restore: downloaded data has CRC64 %s, expected %s; nothing was restored", got, w)
 		}
 	}
 	fmt.Fprintf(m.Stderr, "downloaded %d bytes in %v, CRC64 %s verified\n", n, time.Since(start).Round(time.Millisecond), got)
-	return tmp.Name(), cleanup, nil
+	return tmp.Name(), sum, cleanup, nil
 }
