@@ -38,6 +38,14 @@ type DB struct {
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared read statements by query text
+
+	// instances caches FindInstance: every DescribeBackups looks its
+	// instance up, and reading it means a query and decrypting its DSN.
+	// Instances change only through this DB (SyncInstances at start,
+	// SetEngineVersion), which empties the cache.
+	instMu    sync.RWMutex
+	instances map[string]rdsbackup.Instance
+	instGen   uint64 // counts writes, so a read that overlapped one is not cached
 }
 
 // NewDB returns a catalog for the file at path.

@@ -476,3 +476,29 @@ func BenchmarkFindBackupSets(b *testing.B) {
 		})
 	}
 }
+
+// FindInstance is cached: what callers do to its answers, and the engine
+// version recorded later, must not be hidden by the cache.
+func TestFindInstanceCache(t *testing.T) {
+	db, _ := openTemp(t)
+	ctx := t.Context()
+	inst := &rdsbackup.Instance{ID: "rm-a", Engine: rdsbackup.EngineMariaDB, DSN: "u:p@tcp(127.0.0.1:3306)/", Description: "orders"}
+	if err := db.SyncInstances(ctx, []*rdsbackup.Instance{inst}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := db.FindInstance(ctx, "rm-a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got.Description, got.DSN = "changed by a caller", "x"
+	if err := db.SetEngineVersion(ctx, "rm-a", "10.11"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 { // the second answer comes from the cache
+		got, err = db.FindInstance(ctx, "rm-a")
+		if err != nil || got.EngineVersion != "10.11" || got.Description != "orders" || got.DSN != inst.DSN {
+			t.Fatalf("FindInstance = %+v, %v", got, err)
+		}
+		got.Description = "changed again"
+	}
+}
