@@ -67,7 +67,10 @@ func (db *DB) Open() error {
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
 	dsn := "file:" + (&url.URL{Path: db.Path}).EscapedPath() + "?" + pragmas
 	var err error
-	if db.write, err = sql.Open("sqlite", dsn+"&_txlock=immediate"); err != nil {
+	// journal_size_limit: after a big transaction (a migration, the
+	// policies of 10,000 instances on a first start) the write-ahead log
+	// would otherwise keep its peak size, hundreds of MiB, until shutdown.
+	if db.write, err = sql.Open("sqlite", dsn+"&_pragma=journal_size_limit(67108864)&_txlock=immediate"); err != nil {
 		return fmt.Errorf("open catalog: %w", err)
 	}
 	db.write.SetMaxOpenConns(1)
@@ -129,6 +132,7 @@ func (db *DB) migrate(ctx context.Context) error {
 		return err
 	}
 	sort.Strings(names)
+	applied := 0
 	for _, name := range names {
 		if err := db.update(ctx, func(tx *sql.Tx) error {
 			var n int
@@ -137,6 +141,7 @@ func (db *DB) migrate(ctx context.Context) error {
 			} else if n > 0 {
 				return nil
 			}
+			applied++
 			buf, err := fs.ReadFile(migrationFS, name)
 			if err != nil {
 				return err
@@ -148,6 +153,13 @@ func (db *DB) migrate(ctx context.Context) error {
 			return err
 		}); err != nil {
 			return fmt.Errorf("migration %s: %w", name, err)
+		}
+	}
+	if applied > 0 {
+		// A migration rewrites whole tables: copy its log into the file and
+		// empty it now rather than carry it until the next checkpoint.
+		if _, err := db.write.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			return fmt.Errorf("checkpoint after migrations: %w", err)
 		}
 	}
 	return nil
