@@ -488,6 +488,15 @@ func testBackupSetDelete(t *testing.T, c Catalog) {
 	if total != 1 || !slices.Equal(setIDs(list), []int64{b.ID}) {
 		t.Errorf("sets after delete: %v (total %d), want [%d]", setIDs(list), total, b.ID)
 	}
+
+	// A BackupId is never given again, even after the newest set is gone:
+	// a user may still hold it.
+	ok(t, c.DeleteBackupSet(ctx, b.ID), "delete b")
+	d := newSet("rm-del", t0.Add(2*time.Hour))
+	ok(t, c.CreateBackupSet(ctx, d), "create d")
+	if d.ID <= b.ID {
+		t.Errorf("set created after deleting set %d got id %d: ids reused", b.ID, d.ID)
+	}
 }
 
 func testBackupSetAvailableNeedsObject(t *testing.T, c Catalog) {

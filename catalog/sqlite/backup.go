@@ -114,27 +114,63 @@ func (db *DB) CreateBackupSet(ctx context.Context, set *rdsbackup.BackupSet) err
 	return db.update(ctx, func(tx *sql.Tx) error { return insertBackupSet(ctx, tx, set) })
 }
 
-var insertBackupSQL = `INSERT INTO backup_sets (` + backupColumns + `) VALUES (?` +
+var insertBackupSQL = `INSERT INTO backup_sets (rid, ` + backupColumns + `) VALUES (?, ?` +
 	strings.Repeat(",?", strings.Count(backupColumns, ",")) + `)`
+
+// nextSetID is the id a set gets when it has none: above every id a job or
+// a set has had (jobs and sets share one id space), so never reused.
+const nextSetID = `SELECT 1 + MAX(
+	COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0),
+	COALESCE((SELECT last FROM backup_set_ids), 0))`
 
 // insertBackupSet inserts set and its artifacts; a zero ID is assigned by
 // SQLite.
 func insertBackupSet(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) error {
 	if set.ID == 0 {
 		// Jobs and sets share one id space (a job's id is its set's BackupId).
-		if err := tx.QueryRowContext(ctx, `SELECT 1 + MAX(
-				COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0),
-				COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'backup_sets'), 0))`).Scan(&set.ID); err != nil {
+		if err := tx.QueryRowContext(ctx, nextSetID).Scan(&set.ID); err != nil {
 			return fmt.Errorf("create backup set: %w", err)
 		}
 	}
 	if err := policyExpiry(ctx, tx, set); err != nil {
 		return err
 	}
-	if _, err := tx.ExecContext(ctx, insertBackupSQL, backupValues(set)...); err != nil {
+	rid, err := nextSetRowID(ctx, tx, set.InstanceID)
+	if err != nil {
+		return fmt.Errorf("create backup set: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, insertBackupSQL, append([]any{rid}, backupValues(set)...)...); err != nil {
+		return fmt.Errorf("create backup set: %w", err)
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE backup_set_ids SET last = ?1 WHERE last < ?1`, set.ID); err != nil {
 		return fmt.Errorf("create backup set: %w", err)
 	}
 	return nil
+}
+
+// nextSetRowID returns the row key of a new set of an instance: the
+// instance's key in the high 32 bits (given on its first set) and one more
+// than its last set's in the low 32, so that its sets sit together in the
+// table (migration 0006).
+func nextSetRowID(ctx context.Context, tx *sql.Tx, instanceID string) (int64, error) {
+	var key int64
+	err := tx.QueryRowContext(ctx, `SELECT key FROM set_instance_keys WHERE instance_id = ?`, instanceID).Scan(&key)
+	if errors.Is(err, sql.ErrNoRows) {
+		err = tx.QueryRowContext(ctx, `INSERT INTO set_instance_keys (instance_id, key)
+			VALUES (?, (SELECT COALESCE(MAX(key), 0) + 1 FROM set_instance_keys)) RETURNING key`, instanceID).Scan(&key)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("key of instance %s: %w", instanceID, err)
+	}
+	first, last := key<<32, key<<32|0xffffffff
+	var rid int64
+	if err := tx.QueryRowContext(ctx, `SELECT COALESCE(MAX(rid), ?1) + 1 FROM backup_sets WHERE rid BETWEEN ?1 AND ?2`, first, last).Scan(&rid); err != nil {
+		return 0, fmt.Errorf("row of a new set of %s: %w", instanceID, err)
+	}
+	if rid > last {
+		return 0, fmt.Errorf("instance %s has used all %d set rows", instanceID, uint32(0xffffffff))
+	}
+	return rid, nil
 }
 
 // policyExpiry sets ExpectExpireTime = end + the retention of the

@@ -32,7 +32,7 @@ func (db *DB) CreateJob(ctx context.Context, job *rdsbackup.Job) error {
 		res, err := tx.ExecContext(ctx, `INSERT INTO jobs (id, instance_id, status, mode, method, strategy, databases, progress, backup_set_id, error, created_at, updated_at, window_start)
 			VALUES (1 + MAX(
 				COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0),
-				COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'backup_sets'), 0)),
+				COALESCE((SELECT last FROM backup_set_ids), 0)),
 				?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			job.InstanceID, string(job.Status), string(job.Mode), string(job.Method), job.Strategy, joinList(job.Databases),
 			job.Progress, job.BackupSetID, job.Error, unix(now), unix(now), unix(job.Window))

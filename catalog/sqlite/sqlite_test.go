@@ -302,12 +302,12 @@ func fillBackupSets(tb testing.TB, db *sqlite.DB, instances, perInstance int) {
 	}
 	defer tx.Rollback()
 	if _, err := tx.Exec(`
-		INSERT INTO backup_sets (instance_id, status, start_time, end_time, type, mode, method, initiator,
+		INSERT INTO backup_sets (id, instance_id, status, start_time, end_time, type, mode, method, initiator,
 			size, available, store_status, meta_status, checksum, engine, engine_version, location, scale,
 			db_names, expect_expire_time, object_key, artifacts)
 		WITH RECURSIVE n(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM n WHERE i + 1 < ?1),
 			s(i, inst, k) AS (SELECT i, i % ?2, i / ?2 FROM n)
-		SELECT printf('rm-bench%04d', inst),
+		SELECT i + 1, printf('rm-bench%04d', inst),
 			CASE WHEN k % 10 = 7 THEN 'Failed' ELSE 'Success' END,
 			?3 + k * 86400 + inst, ?3 + k * 86400 + inst + 600,
 			CASE WHEN k % 7 = 0 THEN 'FullBackup' ELSE 'IncrementalBackup' END,
