@@ -18,8 +18,8 @@ func TestTuneGCDefaultsAndEnvironment(t *testing.T) {
 	if got := debug.SetGCPercent(100); got != 400 {
 		t.Errorf("GC percent %d, want 400", got)
 	}
-	if got := debug.SetMemoryLimit(math.MaxInt64); got != 128<<20 {
-		t.Errorf("memory limit %d, want %d", got, 128<<20)
+	if got := debug.SetMemoryLimit(math.MaxInt64); got != 80<<20 {
+		t.Errorf("memory limit %d, want %d", got, 80<<20)
 	}
 
 	// The operator's GOGC/GOMEMLIMIT (already applied by the runtime) stand.
