@@ -186,8 +186,19 @@ func (db *DB) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	// the writer gives its cache back after each transaction; writes are few
 	// and re-read what they need. A failure here is not a failed write.
 	db.write.ExecContext(ctx, `PRAGMA shrink_memory`)
+	// A big transaction (the policies of thousands of instances on a first
+	// start) leaves a write-ahead log of its size, hundreds of MiB, which
+	// journal_size_limit trims only at the next write. Copy it into the
+	// file and empty it now. Failing to is not a failed write either.
+	if fi, err := os.Stat(db.Path + "-wal"); err == nil && fi.Size() > walTruncateAbove {
+		db.write.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
+	}
 	return nil
 }
+
+// walTruncateAbove is the write-ahead log size above which a transaction is
+// followed by a truncating checkpoint; a variable for tests.
+var walTruncateAbove int64 = 64 << 20
 
 // stmt returns a prepared read statement for query, preparing it once.
 func (db *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"database/sql"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -150,5 +152,40 @@ func TestMigration0006ClustersSets(t *testing.T) {
 				t.Errorf("set of a new instance: id %d, row (%d, %d)", s.ID, key, seq)
 			}
 		}
+	}
+}
+
+// A transaction that grows the write-ahead log past walTruncateAbove leaves
+// it empty behind it.
+func TestBigTransactionTruncatesTheLog(t *testing.T) {
+	defer func(v int64) { walTruncateAbove = v }(walTruncateAbove)
+	walTruncateAbove = 256 << 10
+	box, err := aesgcm.New(bytes.Repeat([]byte{2}, aesgcm.KeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	db := NewDB(path, box)
+	if err := db.Open(); err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var sets []*rdsbackup.BackupSet
+	for i := range 3000 { // about 2 MB of rows and indexes
+		start := time.Date(2026, 1, 1, 0, i, 0, 0, time.UTC)
+		sets = append(sets, &rdsbackup.BackupSet{InstanceID: "rm-" + string(rune('a'+i%20)), Status: rdsbackup.BackupFailed,
+			StartTime: start, EndTime: start.Add(time.Minute), Type: rdsbackup.FullBackup, Mode: rdsbackup.BackupManual,
+			Method: rdsbackup.MethodLogical, Initiator: rdsbackup.InitiatorUser, StoreStatus: rdsbackup.StoreEnabled,
+			Engine: rdsbackup.EngineMySQL, FailureReason: strings.Repeat("x", 300)})
+	}
+	if err := db.ImportBackupSets(t.Context(), sets); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(path + "-wal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() > walTruncateAbove {
+		t.Fatalf("write-ahead log of %d bytes after a big transaction, want at most %d", fi.Size(), walTruncateAbove)
 	}
 }
