@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"sync"
 	"time"
@@ -78,11 +79,11 @@ func (db *DB) Open() error {
 		db.write.Close()
 		return err
 	}
-	// Readers get 8 MiB of page cache each (the default is 2 MiB): enough
-	// for the interior pages of the backup_sets table and its indexes at
-	// millions of rows, so that a page of DescribeBackups reads little more
-	// than its rows' leaves, whichever connection serves it.
-	if db.read, err = sql.Open("sqlite", dsn+"&_pragma=cache_size(-8192)&mode=ro"); err != nil {
+	// Readers get 16 MiB of page cache each (the default is 2 MiB): the
+	// interior pages of the backup_sets table and its indexes at millions
+	// of rows and the recently read leaves, so that a page of
+	// DescribeBackups reads little more than its own rows' leaves.
+	if db.read, err = sql.Open("sqlite", dsn+"&_pragma=cache_size(-16384)&mode=ro"); err != nil {
 		db.write.Close()
 		return fmt.Errorf("open catalog for reading: %w", err)
 	}
@@ -90,18 +91,18 @@ func (db *DB) Open() error {
 		db.Close()
 		return err
 	}
-	// Four readers: more would not run at once on a small machine, and each
-	// would warm its own cache.
-	db.read.SetMaxOpenConns(readConns)
-	db.read.SetMaxIdleConns(readConns)
+	// One reader per CPU (at least two). More do not run at once, and they
+	// cost reads: on two CPUs with a million sets, four 8 MiB readers read 9–21
+	// pages per page of 30 at 4–8 concurrent calls where two 16 MiB ones read
+	// 5, and took 40–60% longer (BENCHMARKS.md).
+	readers := max(2, runtime.GOMAXPROCS(0))
+	db.read.SetMaxOpenConns(readers)
+	db.read.SetMaxIdleConns(readers)
 	if err := os.Chmod(db.Path, 0o600); err != nil {
 		return fmt.Errorf("restrict catalog file: %w", err)
 	}
 	return nil
 }
-
-// readConns is the size of the reader pool.
-const readConns = 4
 
 // Close closes the database.
 func (db *DB) Close() error {
