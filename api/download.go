@@ -33,16 +33,6 @@ type Links struct {
 
 var _ LinkSigner = (*Links)(nil)
 
-// SetLinks returns the links to a whole set's object.
-func (l *Links) SetLinks(set *rdsbackup.BackupSet) (string, string) {
-	return l.Link(set.ID, -1, l.Expiry())
-}
-
-// ArtifactLinks returns the links to one database's part of a set.
-func (l *Links) ArtifactLinks(set *rdsbackup.BackupSet, i int) (string, string) {
-	return l.Link(set.ID, i, l.Expiry())
-}
-
 // Expiry is now + TTL in unix seconds.
 func (l *Links) Expiry() int64 { return l.Now().Add(l.TTL).Unix() }
 

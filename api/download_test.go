@@ -93,7 +93,7 @@ func get(t *testing.T, u string, header ...string) (*http.Response, []byte) {
 
 func TestDownloadWholeSetAndParts(t *testing.T) {
 	f := newDownloadFixture(t)
-	pub, intra := f.links.SetLinks(f.set)
+	pub, intra := f.links.Link(f.set.ID, -1, f.links.Expiry())
 	for _, u := range []string{pub, intra} {
 		resp, body := get(t, u)
 		if resp.StatusCode != 200 || !bytes.Equal(body, f.data) {
@@ -105,7 +105,7 @@ func TestDownloadWholeSetAndParts(t *testing.T) {
 		}
 	}
 	for i, a := range f.set.Artifacts {
-		u, _ := f.links.ArtifactLinks(f.set, i)
+		u, _ := f.links.Link(f.set.ID, i, f.links.Expiry())
 		resp, body := get(t, u)
 		want := f.data[a.Offset : a.Offset+a.Length]
 		if resp.StatusCode != 200 || !bytes.Equal(body, want) || resp.Header.Get("x-oss-hash-crc64ecma") != a.Checksum {
@@ -119,7 +119,7 @@ func TestDownloadWholeSetAndParts(t *testing.T) {
 
 func TestDownloadRange(t *testing.T) {
 	f := newDownloadFixture(t)
-	u, _ := f.links.SetLinks(f.set)
+	u, _ := f.links.Link(f.set.ID, -1, f.links.Expiry())
 	cases := []struct {
 		header     string
 		start, end int // inclusive
@@ -138,7 +138,7 @@ func TestDownloadRange(t *testing.T) {
 		}
 	}
 	// A range inside one database's part is relative to that part.
-	pu, _ := f.links.ArtifactLinks(f.set, 1)
+	pu, _ := f.links.Link(f.set.ID, 1, f.links.Expiry())
 	resp, body := get(t, pu, "Range", "bytes=10-19")
 	if resp.StatusCode != 206 || !bytes.Equal(body, f.data[40010:40020]) {
 		t.Errorf("part range: %d %q", resp.StatusCode, body)
@@ -150,7 +150,7 @@ func TestDownloadRange(t *testing.T) {
 
 func TestDownloadRefused(t *testing.T) {
 	f := newDownloadFixture(t)
-	good, _ := f.links.SetLinks(f.set)
+	good, _ := f.links.Link(f.set.ID, -1, f.links.Expiry())
 	parsed, _ := url.Parse(good)
 	q := parsed.Query()
 
