@@ -68,10 +68,7 @@ func (db *DB) Open() error {
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
 	dsn := "file:" + (&url.URL{Path: db.Path}).EscapedPath() + "?" + pragmas
 	var err error
-	// journal_size_limit: after a big transaction (a migration, the
-	// policies of 10,000 instances on a first start) the write-ahead log
-	// would otherwise keep its peak size, hundreds of MiB, until shutdown.
-	if db.write, err = sql.Open("sqlite", dsn+"&_pragma=journal_size_limit(67108864)&_txlock=immediate"); err != nil {
+	if db.write, err = sql.Open("sqlite", dsn+"&_txlock=immediate"); err != nil {
 		return fmt.Errorf("open catalog: %w", err)
 	}
 	db.write.SetMaxOpenConns(1)
@@ -189,8 +186,8 @@ func (db *DB) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	db.write.ExecContext(ctx, `PRAGMA shrink_memory`)
 	// A big transaction (the policies of thousands of instances on a first
 	// start) leaves a write-ahead log of its size, hundreds of MiB, which
-	// journal_size_limit trims only at the next write. Copy it into the
-	// file and empty it now. Failing to is not a failed write either.
+	// would otherwise stay until shutdown. Every write comes through here,
+	// so this bounds the log. Failing to empty it is not a failed write.
 	if fi, err := os.Stat(db.Path + "-wal"); err == nil && fi.Size() > walTruncateAbove {
 		db.write.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
 	}
