@@ -54,8 +54,12 @@ type InstanceService interface {
 	FindInstances(ctx context.Context, offset, limit int) ([]*Instance, int, error)
 	// SyncInstances makes the registered set equal to instances: new ones are
 	// added, existing ones updated (CreatedAt kept), absent ones removed. The
-	// backup sets of removed instances stay in the catalog.
+	// backup sets of removed instances stay in the catalog. An instance keeps
+	// its EngineVersion unless its engine changed (then it is "" again).
 	SyncInstances(ctx context.Context, instances []*Instance) error
+	// SetEngineVersion records the version read from the instance's server;
+	// ENOTFOUND when id is not registered.
+	SetEngineVersion(ctx context.Context, id, version string) error
 }
 
 // Backup set enumerations, with the values the RDS API uses.

@@ -25,6 +25,7 @@ const Location = "rdsbackup"
 // Catalog is what the runner needs of the catalog.
 type Catalog interface {
 	FindInstance(ctx context.Context, id string) (*rdsbackup.Instance, error)
+	SetEngineVersion(ctx context.Context, id, version string) error
 	CreateJob(ctx context.Context, job *rdsbackup.Job) error
 	UpdateJob(ctx context.Context, job *rdsbackup.Job) error
 	FindJobs(ctx context.Context, filter rdsbackup.JobFilter) ([]*rdsbackup.Job, error)
@@ -235,6 +236,7 @@ func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsb
 	if err != nil {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
+	r.recordVersion(ctx, inst, info.Version, log)
 	req := rdsbackup.BackupRequest{Method: opts.Method}
 	if opts.Strategy == "db" {
 		req.Databases = opts.Databases
@@ -283,6 +285,10 @@ func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsb
 	}
 	if res.Info.Version == "" {
 		m.EngineVersion, m.HostInstanceID = info.Version, info.HostID
+	} else {
+		// The backup's own connection is the latest word (a server
+		// upgraded between the probe and the dump).
+		r.recordVersion(ctx, inst, res.Info.Version, log)
 	}
 	m.Scale = "DBInstance"
 	if opts.Strategy == "db" {
@@ -324,6 +330,20 @@ func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsb
 		return nil, fmt.Errorf("record backup set: %w", err)
 	}
 	return set, nil
+}
+
+// recordVersion keeps the version the server just reported in the catalog,
+// where DescribeDBInstances shows it, and in inst, so that a set this job
+// records later (a failed one too) carries it. Not being able to record it
+// does not fail the backup.
+func (r *Runner) recordVersion(ctx context.Context, inst *rdsbackup.Instance, version string, log *slog.Logger) {
+	if version == "" || version == inst.EngineVersion {
+		return
+	}
+	inst.EngineVersion = version
+	if err := r.Catalog.SetEngineVersion(context.WithoutCancel(ctx), inst.ID, version); err != nil {
+		log.Warn("cannot record the server's version", "version", version, "err", err)
+	}
 }
 
 func (r *Runner) putManifest(ctx context.Context, m *SetObjectManifest) error {

@@ -32,10 +32,22 @@ type fakeEngine struct {
 	release  chan struct{} // when set, Backup waits on it after the first part
 	started  chan struct{}
 	startOne sync.Once
+	version  string // the server's version; "" means 10.11
+	probeErr error  // when set, Probe fails with it
+}
+
+func (e *fakeEngine) serverInfo() rdsbackup.ServerInfo {
+	if e.version == "" {
+		return rdsbackup.ServerInfo{Version: "10.11", HostID: "7"}
+	}
+	return rdsbackup.ServerInfo{Version: e.version, HostID: "7"}
 }
 
 func (e *fakeEngine) Probe(ctx context.Context, inst *rdsbackup.Instance) (rdsbackup.ServerInfo, error) {
-	return rdsbackup.ServerInfo{Version: "10.11", HostID: "7"}, nil
+	if e.probeErr != nil {
+		return rdsbackup.ServerInfo{}, e.probeErr
+	}
+	return e.serverInfo(), nil
 }
 
 func (e *fakeEngine) Databases(ctx context.Context, inst *rdsbackup.Instance) ([]string, error) {
@@ -75,7 +87,7 @@ func (e *fakeEngine) Backup(ctx context.Context, inst *rdsbackup.Instance, req r
 			}
 		}
 	}
-	return rdsbackup.BackupResult{Info: rdsbackup.ServerInfo{Version: "10.11", HostID: "7"}, ConsistentTime: 1700000000, Databases: dbs}, nil
+	return rdsbackup.BackupResult{Info: e.serverInfo(), ConsistentTime: 1700000000, Databases: dbs}, nil
 }
 
 type errReader struct{}
@@ -273,6 +285,51 @@ func TestBackupToolFailsMidStream(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.failed(t, job.ID, "Lost connection")
+}
+
+// The version a backup reads from the server is recorded on the instance,
+// kept when a later backup cannot connect, and replaced when the server
+// reports another one, even if that backup then fails.
+func TestBackupRecordsEngineVersion(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	version := func() string {
+		t.Helper()
+		inst, err := f.db.FindInstance(ctx, "rm-a1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return inst.EngineVersion
+	}
+	backUp := func() *rdsbackup.BackupSet {
+		t.Helper()
+		job, err := f.runner.StartBackup(ctx, "rm-a1", logical())
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitJob(t, f.db, job.ID)
+		set, err := f.db.FindBackupSet(ctx, job.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return set
+	}
+	if v := version(); v != "" {
+		t.Fatalf("EngineVersion before any contact: %q, want empty", v)
+	}
+	if set := backUp(); set.Status != rdsbackup.BackupSuccess || set.EngineVersion != "10.11" || version() != "10.11" {
+		t.Fatalf("after a backup: set %s with EngineVersion %q, instance %q; want Success, 10.11, 10.11", set.Status, set.EngineVersion, version())
+	}
+
+	f.engine.probeErr = errors.New("dial tcp 127.0.0.1:1: connection refused")
+	if set := backUp(); set.Status != rdsbackup.BackupFailed || set.EngineVersion != "10.11" || version() != "10.11" {
+		t.Errorf("after a backup that could not connect: set %s with EngineVersion %q, instance %q; want Failed, 10.11, 10.11", set.Status, set.EngineVersion, version())
+	}
+
+	f.engine.probeErr, f.engine.version, f.engine.failAt = nil, "11.4", 100000
+	if set := backUp(); set.Status != rdsbackup.BackupFailed || set.EngineVersion != "11.4" || version() != "11.4" {
+		t.Errorf("after an upgraded server's failed backup: set %s with EngineVersion %q, instance %q; want Failed, 11.4, 11.4", set.Status, set.EngineVersion, version())
+	}
 }
 
 func TestBackupStorageFails(t *testing.T) {

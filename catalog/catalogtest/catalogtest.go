@@ -50,6 +50,7 @@ func Run(t *testing.T, open func(t *testing.T) Catalog) {
 	}{
 		{"InstanceSync", testInstanceSync},
 		{"InstancePages", testInstancePages},
+		{"InstanceEngineVersion", testInstanceEngineVersion},
 		{"BackupSetRoundTrip", testBackupSetRoundTrip},
 		{"BackupSetExplicitID", testBackupSetExplicitID},
 		{"BackupSetUpdate", testBackupSetUpdate},
@@ -254,6 +255,48 @@ func testInstancePages(t *testing.T, c Catalog) {
 			}
 		}
 	}
+}
+
+// testInstanceEngineVersion: the version read from a server is shown by
+// FindInstance and FindInstances, survives a sync that keeps the engine, and
+// is forgotten when the engine changes (it described another server).
+func testInstanceEngineVersion(t *testing.T, c Catalog) {
+	ctx := t.Context()
+	maria := &rdsbackup.Instance{ID: "rm-v", Engine: rdsbackup.EngineMariaDB, DSN: "u:p@tcp(h:1)/"}
+	pg := &rdsbackup.Instance{ID: "pgm-v", Engine: rdsbackup.EnginePostgreSQL, DSN: "postgres://u:p@h:2/postgres"}
+	ok(t, c.SyncInstances(ctx, []*rdsbackup.Instance{maria, pg}), "sync")
+	versions := func(when string, want map[string]string) {
+		t.Helper()
+		for id, v := range want {
+			got, err := c.FindInstance(ctx, id)
+			ok(t, err, "find instance %s", id)
+			if got.EngineVersion != v {
+				t.Errorf("%s: FindInstance(%s).EngineVersion = %q, want %q", when, id, got.EngineVersion, v)
+			}
+		}
+		list, _, err := c.FindInstances(ctx, 0, 0)
+		ok(t, err, "find instances")
+		for _, inst := range list {
+			if inst.EngineVersion != want[inst.ID] {
+				t.Errorf("%s: FindInstances shows %s with EngineVersion %q, want %q", when, inst.ID, inst.EngineVersion, want[inst.ID])
+			}
+		}
+	}
+	versions("before any version is known", map[string]string{"rm-v": "", "pgm-v": ""})
+
+	ok(t, c.SetEngineVersion(ctx, "rm-v", "10.11"), "set version of rm-v")
+	ok(t, c.SetEngineVersion(ctx, "pgm-v", "15"), "set version of pgm-v")
+	versions("after SetEngineVersion", map[string]string{"rm-v": "10.11", "pgm-v": "15"})
+	ok(t, c.SetEngineVersion(ctx, "rm-v", "11.4"), "set a newer version of rm-v")
+	versions("after an upgrade", map[string]string{"rm-v": "11.4", "pgm-v": "15"})
+
+	// A new DSN, same engine: still the same instance, as far as anyone knows.
+	maria.DSN, maria.Description = "u:p@tcp(h2:1)/", "moved"
+	pgAsMySQL := &rdsbackup.Instance{ID: "pgm-v", Engine: rdsbackup.EngineMySQL, DSN: "u:p@tcp(h:3)/"}
+	ok(t, c.SyncInstances(ctx, []*rdsbackup.Instance{maria, pgAsMySQL}), "second sync")
+	versions("after a sync that changed one engine", map[string]string{"rm-v": "11.4", "pgm-v": ""})
+
+	wantCode(t, c.SetEngineVersion(ctx, "rm-none", "8.0"), rdsbackup.ENOTFOUND, "set version of an unknown instance")
 }
 
 func instanceIDs(list []*rdsbackup.Instance) []string {
