@@ -20,27 +20,61 @@ func (s *Server) rdsActions() map[string]action {
 	}
 }
 
-// instanceOut is what DescribeDBInstances shows of an instance. Counters of
-// this action are numbers, unlike DescribeBackups (reference §1.4).
+// The instance actions answer with the official SDK's field names and JSON
+// types (services/rds: DBInstance, DBInstanceAttribute), and send every
+// nested object and list of those structs even when it is empty: clients
+// index them without checking (Terraform's alicloud_db_instances panics on a
+// missing ReadOnlyDBInstanceIds.ReadOnlyDBInstanceId or SlaveZones.SlaveZone).
+// A field rdsbackup has nothing true to say about is empty, never made up.
+
+// instanceCommon is what both actions show alike. EngineVersion is what the
+// server reported the last time a backup talked to it; "" before that.
+type instanceCommon struct {
+	DBInstanceId          string                `json:"DBInstanceId" xml:"DBInstanceId"`
+	DBInstanceDescription string                `json:"DBInstanceDescription" xml:"DBInstanceDescription"`
+	Engine                string                `json:"Engine" xml:"Engine"`
+	EngineVersion         string                `json:"EngineVersion" xml:"EngineVersion"`
+	DBInstanceStatus      string                `json:"DBInstanceStatus" xml:"DBInstanceStatus"`
+	RegionId              string                `json:"RegionId" xml:"RegionId"`
+	ZoneId                string                `json:"ZoneId" xml:"ZoneId"`
+	DBInstanceType        string                `json:"DBInstanceType" xml:"DBInstanceType"`
+	DBInstanceClass       string                `json:"DBInstanceClass" xml:"DBInstanceClass"`
+	DBInstanceNetType     string                `json:"DBInstanceNetType" xml:"DBInstanceNetType"`
+	InstanceNetworkType   string                `json:"InstanceNetworkType" xml:"InstanceNetworkType"`
+	ConnectionMode        string                `json:"ConnectionMode" xml:"ConnectionMode"`
+	DBInstanceStorageType string                `json:"DBInstanceStorageType" xml:"DBInstanceStorageType"`
+	Category              string                `json:"Category" xml:"Category"`
+	PayType               string                `json:"PayType" xml:"PayType"`
+	LockMode              string                `json:"LockMode" xml:"LockMode"`
+	LockReason            string                `json:"LockReason" xml:"LockReason"`
+	ExpireTime            string                `json:"ExpireTime" xml:"ExpireTime"`
+	ResourceGroupId       string                `json:"ResourceGroupId" xml:"ResourceGroupId"`
+	VpcId                 string                `json:"VpcId" xml:"VpcId"`
+	VSwitchId             string                `json:"VSwitchId" xml:"VSwitchId"`
+	MasterInstanceId      string                `json:"MasterInstanceId" xml:"MasterInstanceId"`
+	GuardDBInstanceId     string                `json:"GuardDBInstanceId" xml:"GuardDBInstanceId"`
+	TempDBInstanceId      string                `json:"TempDBInstanceId" xml:"TempDBInstanceId"`
+	DeletionProtection    bool                  `json:"DeletionProtection" xml:"DeletionProtection"`
+	ReadOnlyDBInstanceIds readOnlyDBInstanceIds `json:"ReadOnlyDBInstanceIds" xml:"ReadOnlyDBInstanceIds"`
+}
+
+// readOnlyDBInstanceIds lists read-only replicas; rdsbackup's instances have
+// none that it knows of.
+type readOnlyDBInstanceIds struct {
+	ReadOnlyDBInstanceId []readOnlyDBInstanceId `json:"ReadOnlyDBInstanceId" xml:"ReadOnlyDBInstanceId"`
+}
+
+type readOnlyDBInstanceId struct {
+	DBInstanceId string `json:"DBInstanceId" xml:"DBInstanceId"`
+}
+
+// instanceOut is one item of DescribeDBInstances (the SDK's DBInstance).
+// Counters of this action are numbers, unlike DescribeBackups (reference
+// §1.4).
 type instanceOut struct {
-	DBInstanceId          string `json:"DBInstanceId" xml:"DBInstanceId"`
-	DBInstanceDescription string `json:"DBInstanceDescription" xml:"DBInstanceDescription"`
-	Engine                string `json:"Engine" xml:"Engine"`
-	EngineVersion         string `json:"EngineVersion" xml:"EngineVersion"`
-	DBInstanceStatus      string `json:"DBInstanceStatus" xml:"DBInstanceStatus"`
-	RegionId              string `json:"RegionId" xml:"RegionId"`
-	ZoneId                string `json:"ZoneId" xml:"ZoneId"`
-	DBInstanceType        string `json:"DBInstanceType" xml:"DBInstanceType"`
-	DBInstanceClass       string `json:"DBInstanceClass" xml:"DBInstanceClass"`
-	DBInstanceNetType     string `json:"DBInstanceNetType" xml:"DBInstanceNetType"`
-	InstanceNetworkType   string `json:"InstanceNetworkType" xml:"InstanceNetworkType"`
-	PayType               string `json:"PayType" xml:"PayType"`
-	LockMode              string `json:"LockMode" xml:"LockMode"`
-	CreateTime            string `json:"CreateTime" xml:"CreateTime"`
-	ExpireTime            string `json:"ExpireTime" xml:"ExpireTime"`
-	ResourceGroupId       string `json:"ResourceGroupId" xml:"ResourceGroupId"`
-	MutriORsignle         bool   `json:"MutriORsignle" xml:"MutriORsignle"`
-	DeletionProtection    bool   `json:"DeletionProtection" xml:"DeletionProtection"`
+	instanceCommon
+	CreateTime    string `json:"CreateTime" xml:"CreateTime"`
+	MutriORsignle bool   `json:"MutriORsignle" xml:"MutriORsignle"`
 }
 
 type describeDBInstancesResponse struct {
@@ -59,23 +93,27 @@ type describeDBInstancesResponse struct {
 // service starts and answers without the database servers.
 const instanceStatus = "Running"
 
-func (s *Server) instanceOut(inst *rdsbackup.Instance) instanceOut {
-	return instanceOut{
+func (s *Server) instanceCommon(inst *rdsbackup.Instance) instanceCommon {
+	return instanceCommon{
 		DBInstanceId:          inst.ID,
 		DBInstanceDescription: inst.Description,
 		Engine:                string(inst.Engine),
 		EngineVersion:         inst.EngineVersion,
 		DBInstanceStatus:      instanceStatus,
 		RegionId:              s.Region,
-		ZoneId:                s.Region + "-a",
 		DBInstanceType:        "Primary",
 		DBInstanceClass:       "self-hosted",
 		DBInstanceNetType:     "Intranet",
 		InstanceNetworkType:   "Classic",
+		Category:              "Basic",
 		PayType:               "Postpaid",
 		LockMode:              "Unlock",
-		CreateTime:            formatTime(inst.CreatedAt),
+		ReadOnlyDBInstanceIds: readOnlyDBInstanceIds{ReadOnlyDBInstanceId: []readOnlyDBInstanceId{}},
 	}
+}
+
+func (s *Server) instanceOut(inst *rdsbackup.Instance) instanceOut {
+	return instanceOut{instanceCommon: s.instanceCommon(inst), CreateTime: formatTime(inst.CreatedAt)}
 }
 
 func (s *Server) describeDBInstances(ctx context.Context, c *call) (any, error) {
@@ -127,20 +165,73 @@ func (s *Server) describeDBInstances(ctx context.Context, c *call) (any, error) 
 	return resp, nil
 }
 
+// instanceAttributeOut is one item of DescribeDBInstanceAttribute (the
+// SDK's DBInstanceAttribute). Where the server is (ConnectionString, Port)
+// is left out, as everything else in the DSN is.
 type instanceAttributeOut struct {
-	instanceOut
-	DBInstanceStorage     int    `json:"DBInstanceStorage" xml:"DBInstanceStorage"`
-	DBInstanceMemory      int64  `json:"DBInstanceMemory" xml:"DBInstanceMemory"`
-	DBInstanceCPU         string `json:"DBInstanceCPU" xml:"DBInstanceCPU"`
-	MaxConnections        int    `json:"MaxConnections" xml:"MaxConnections"`
-	MaxIOPS               int    `json:"MaxIOPS" xml:"MaxIOPS"`
-	DBMaxQuantity         int    `json:"DBMaxQuantity" xml:"DBMaxQuantity"`
-	AccountMaxQuantity    int    `json:"AccountMaxQuantity" xml:"AccountMaxQuantity"`
-	Category              string `json:"Category" xml:"Category"`
-	DBInstanceStorageType string `json:"DBInstanceStorageType" xml:"DBInstanceStorageType"`
-	MaintainTime          string `json:"MaintainTime" xml:"MaintainTime"`
-	AccountType           string `json:"AccountType" xml:"AccountType"`
-	SupportUpgradeAccount string `json:"SupportUpgradeAccountType" xml:"SupportUpgradeAccountType"`
+	instanceCommon
+	CreationTime              string           `json:"CreationTime" xml:"CreationTime"`
+	ConnectionString          string           `json:"ConnectionString" xml:"ConnectionString"`
+	Port                      string           `json:"Port" xml:"Port"`
+	MasterZone                string           `json:"MasterZone" xml:"MasterZone"`
+	DBInstanceStorage         int              `json:"DBInstanceStorage" xml:"DBInstanceStorage"`
+	DBInstanceMemory          int64            `json:"DBInstanceMemory" xml:"DBInstanceMemory"`
+	DBInstanceCPU             string           `json:"DBInstanceCPU" xml:"DBInstanceCPU"`
+	MaxConnections            int              `json:"MaxConnections" xml:"MaxConnections"`
+	MaxIOPS                   int              `json:"MaxIOPS" xml:"MaxIOPS"`
+	DBMaxQuantity             int              `json:"DBMaxQuantity" xml:"DBMaxQuantity"`
+	AccountMaxQuantity        int              `json:"AccountMaxQuantity" xml:"AccountMaxQuantity"`
+	MaintainTime              string           `json:"MaintainTime" xml:"MaintainTime"`
+	AccountType               string           `json:"AccountType" xml:"AccountType"`
+	SupportUpgradeAccountType string           `json:"SupportUpgradeAccountType" xml:"SupportUpgradeAccountType"`
+	SecurityIPMode            string           `json:"SecurityIPMode" xml:"SecurityIPMode"`
+	AutoUpgradeMinorVersion   string           `json:"AutoUpgradeMinorVersion" xml:"AutoUpgradeMinorVersion"`
+	CurrentKernelVersion      string           `json:"CurrentKernelVersion" xml:"CurrentKernelVersion"`
+	TimeZone                  string           `json:"TimeZone" xml:"TimeZone"`
+	Collation                 string           `json:"Collation" xml:"Collation"`
+	PGBouncerEnabled          string           `json:"PGBouncerEnabled" xml:"PGBouncerEnabled"`
+	BurstingEnabled           bool             `json:"BurstingEnabled" xml:"BurstingEnabled"`
+	ColdDataEnabled           bool             `json:"ColdDataEnabled" xml:"ColdDataEnabled"`
+	SlaveZones                slaveZones       `json:"SlaveZones" xml:"SlaveZones"`
+	Extra                     instanceExtra    `json:"Extra" xml:"Extra"`
+	ServerlessConfig          serverlessConfig `json:"ServerlessConfig" xml:"ServerlessConfig"`
+	BabelfishConfig           babelfishConfig  `json:"BabelfishConfig" xml:"BabelfishConfig"`
+	DBClusterNodes            dbClusterNodes   `json:"DBClusterNodes" xml:"DBClusterNodes"`
+}
+
+type slaveZones struct {
+	SlaveZone []slaveZone `json:"SlaveZone" xml:"SlaveZone"`
+}
+
+type slaveZone struct {
+	ZoneId string `json:"ZoneId" xml:"ZoneId"`
+}
+
+type instanceExtra struct {
+	RecoveryModel             string `json:"RecoveryModel" xml:"RecoveryModel"`
+	ReplicaGroupID            string `json:"ReplicaGroupID" xml:"ReplicaGroupID"`
+	ReplicaGroupStatus        string `json:"ReplicaGroupStatus" xml:"ReplicaGroupStatus"`
+	ActiveReplicaDBInstanceID string `json:"ActiveReplicaDBInstanceID" xml:"ActiveReplicaDBInstanceID"`
+	DBInstanceIds             struct {
+		DBInstanceId []string `json:"DBInstanceId" xml:"DBInstanceId"`
+	} `json:"DBInstanceIds" xml:"DBInstanceIds"`
+}
+
+type serverlessConfig struct {
+	ScaleMin    string `json:"ScaleMin" xml:"ScaleMin"`
+	ScaleMax    string `json:"ScaleMax" xml:"ScaleMax"`
+	AutoPause   bool   `json:"AutoPause" xml:"AutoPause"`
+	SwitchForce bool   `json:"SwitchForce" xml:"SwitchForce"`
+}
+
+type babelfishConfig struct {
+	BabelfishEnabled string `json:"BabelfishEnabled" xml:"BabelfishEnabled"`
+	MigrationMode    string `json:"MigrationMode" xml:"MigrationMode"`
+}
+
+// dbClusterNodes would list a cluster's nodes; an instance here is one server.
+type dbClusterNodes struct {
+	DBClusterNode []struct{} `json:"DBClusterNode" xml:"DBClusterNode"`
 }
 
 type describeDBInstanceAttributeResponse struct {
@@ -164,11 +255,15 @@ func (s *Server) describeDBInstanceAttribute(ctx context.Context, c *call) (any,
 		} else if err != nil {
 			return nil, err
 		}
-		resp.Items.DBInstanceAttribute = append(resp.Items.DBInstanceAttribute, instanceAttributeOut{
-			instanceOut: s.instanceOut(inst),
-			Category:    "Basic",
-			AccountType: "Normal",
-		})
+		a := instanceAttributeOut{
+			instanceCommon: s.instanceCommon(inst),
+			CreationTime:   formatTime(inst.CreatedAt),
+			AccountType:    "Normal",
+			SlaveZones:     slaveZones{SlaveZone: []slaveZone{}},
+			DBClusterNodes: dbClusterNodes{DBClusterNode: []struct{}{}},
+		}
+		a.Extra.DBInstanceIds.DBInstanceId = []string{}
+		resp.Items.DBInstanceAttribute = append(resp.Items.DBInstanceAttribute, a)
 	}
 	return resp, nil
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -158,5 +161,226 @@ func TestDescribeDBInstanceAttribute(t *testing.T) {
 	_, err = c.RDS.DescribeDBInstanceAttribute(req)
 	if se := wantServerError(t, err, "MissingParameter", 400); !strings.Contains(se.Message(), "DBInstanceId") {
 		t.Errorf("message %q does not name DBInstanceId", se.Message())
+	}
+}
+
+// What terraform-provider-alicloud (v1.289.0) reads of the instance actions,
+// as JSON kinds: a missing "object" or "array" is a type assertion that
+// panics in the provider, a missing scalar a "<nil>" in the state. From
+// data_source_alicloud_db_instances.go (dataSourceAlicloudDBInstancesRead,
+// rdsInstancesDescription), resource_alicloud_db_instance.go
+// (resourceAliCloudDBInstanceRead) and service_alicloud_rds.go
+// (RdsService.DescribeDBInstance).
+var (
+	tfDescribeDBInstancesPaths = map[string]string{
+		"Items.DBInstance": "array", "TotalRecordCount": "number",
+	}
+	tfDBInstancePaths = map[string]string{
+		"ReadOnlyDBInstanceIds":                      "object",
+		"ReadOnlyDBInstanceIds.ReadOnlyDBInstanceId": "array",
+		"DBInstanceId":                               "string", "DBInstanceDescription": "string", "PayType": "string", "DBInstanceType": "string",
+		"RegionId": "string", "ExpireTime": "string", "DBInstanceStatus": "string", "Engine": "string",
+		"EngineVersion": "string", "DBInstanceNetType": "string", "ConnectionMode": "string", "DBInstanceClass": "string",
+		"ZoneId": "string", "MasterInstanceId": "string", "GuardDBInstanceId": "string", "TempDBInstanceId": "string",
+		"VpcId": "string", "VSwitchId": "string",
+	}
+	tfDescribeDBInstanceAttributePaths = map[string]string{"Items.DBInstanceAttribute": "array"}
+	tfDBInstanceAttributePaths         = map[string]string{
+		"SlaveZones": "object", "SlaveZones.SlaveZone": "array",
+		"Extra": "object", "Extra.RecoveryModel": "string",
+		"ServerlessConfig": "object", "ServerlessConfig.ScaleMax": "string", "ServerlessConfig.ScaleMin": "string",
+		"ServerlessConfig.AutoPause": "bool", "ServerlessConfig.SwitchForce": "bool",
+		"Engine": "string", "EngineVersion": "string", "DBInstanceStorageType": "string", "PayType": "string",
+		"ConnectionString": "string", "Port": "string", "DBInstanceStorage": "number", "MasterZone": "string",
+		"DeletionProtection": "bool", "DBInstanceType": "string", "ResourceGroupId": "string", "SecurityIPMode": "string",
+		"DBInstanceClass": "string", "ZoneId": "string", "DBInstanceStatus": "string", "CreationTime": "string",
+		"BurstingEnabled": "bool", "PGBouncerEnabled": "string", "ColdDataEnabled": "bool", "VSwitchId": "string",
+		"DBInstanceDescription": "string", "MaintainTime": "string", "AutoUpgradeMinorVersion": "string",
+		"CurrentKernelVersion": "string", "VpcId": "string", "Category": "string", "TimeZone": "string", "Collation": "string",
+	}
+)
+
+// decodeAsProvider decodes a body as the provider's Tea client does: into
+// maps, numbers kept as json.Number.
+func decodeAsProvider(t testing.TB, body []byte) map[string]any {
+	t.Helper()
+	d := json.NewDecoder(bytes.NewReader(body))
+	d.UseNumber()
+	var m map[string]any
+	if err := d.Decode(&m); err != nil {
+		t.Fatalf("decode: %v\n%s", err, body)
+	}
+	return m
+}
+
+// jsonAt follows a dotted path of object members.
+func jsonAt(v any, path string) (any, bool) {
+	for _, name := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[name]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
+}
+
+// jsonList is the list at path, if there is one.
+func jsonList(v any, path string) ([]any, bool) {
+	v, _ = jsonAt(v, path)
+	l, ok := v.([]any)
+	return l, ok
+}
+
+// checkReadPaths checks that every path is present with its JSON kind.
+func checkReadPaths(t testing.TB, where string, v any, paths map[string]string) {
+	t.Helper()
+	for path, kind := range paths {
+		got, ok := jsonAt(v, path)
+		if !ok {
+			t.Errorf("%s: %s is missing", where, path)
+		} else if k := jsonKind(got); k != kind {
+			t.Errorf("%s: %s is a JSON %s (%v), want %s", where, path, k, got, kind)
+		}
+	}
+}
+
+// checkSDKShape checks a decoded body against the official SDK's struct
+// for it: every member must be a field of typ with the JSON kind of the
+// field's Go type (the SDK is the reference for types), and every nested
+// struct or slice of typ must be there, even when empty (clients index
+// them without checking).
+func checkSDKShape(t testing.TB, where string, v any, typ reflect.Type) {
+	t.Helper()
+	switch typ.Kind() {
+	case reflect.Pointer:
+		checkSDKShape(t, where, v, typ.Elem())
+		return
+	case reflect.Struct:
+		obj, ok := v.(map[string]any)
+		if !ok {
+			t.Errorf("%s is a JSON %s, want an object (%s)", where, jsonKind(v), typ)
+			return
+		}
+		fields := map[string]reflect.StructField{}
+		for _, f := range reflect.VisibleFields(typ) {
+			if name, _, _ := strings.Cut(f.Tag.Get("json"), ","); name != "" && name != "-" && !f.Anonymous {
+				fields[name] = f
+			}
+		}
+		for name, member := range obj {
+			f, ok := fields[name]
+			if !ok {
+				t.Errorf("%s.%s is not a field of the SDK's %s", where, name, typ)
+				continue
+			}
+			checkSDKShape(t, where+"."+name, member, f.Type)
+		}
+		for name, f := range fields {
+			if k := f.Type.Kind(); k == reflect.Struct || k == reflect.Slice {
+				if _, ok := obj[name]; !ok {
+					t.Errorf("%s.%s (%s) is missing; nested objects and lists must be sent even when empty", where, name, f.Type)
+				}
+			}
+		}
+	case reflect.Slice:
+		list, ok := v.([]any)
+		if !ok {
+			t.Errorf("%s is a JSON %s, want an array (%s)", where, jsonKind(v), typ)
+			return
+		}
+		for i, e := range list {
+			checkSDKShape(t, fmt.Sprintf("%s[%d]", where, i), e, typ.Elem())
+		}
+	default:
+		want := map[reflect.Kind]string{reflect.String: "string", reflect.Bool: "bool",
+			reflect.Int: "number", reflect.Int64: "number", reflect.Float64: "number"}[typ.Kind()]
+		if got := jsonKind(v); got != want {
+			t.Errorf("%s is a JSON %s (%v), the SDK's %s wants a %s", where, got, v, typ, want)
+		}
+	}
+}
+
+// TestInstanceActionsShape: DescribeDBInstances and
+// DescribeDBInstanceAttribute send what the official SDK declares, with its
+// types, and everything Terraform's provider reads, for every engine, so
+// that the next missing field is caught here rather than by a provider
+// panic. Where rdsbackup has nothing true to say, the value is empty.
+func TestInstanceActionsShape(t *testing.T) {
+	t.Parallel()
+	s := startService(t, t.TempDir(), mixedInstancesYAML, testEnv(nil))
+	c := rootClients(t, s)
+
+	list, err := c.RDS.DescribeDBInstances(rds.CreateDescribeDBInstancesRequest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := decodeAsProvider(t, list.GetHttpContentBytes())
+	checkSDKShape(t, "DescribeDBInstances", body, reflect.TypeOf(rds.DescribeDBInstancesResponse{}))
+	checkReadPaths(t, "DescribeDBInstances", body, tfDescribeDBInstancesPaths)
+	items, _ := jsonList(body, "Items.DBInstance")
+	if len(items) != 4 {
+		t.Fatalf("%d instances, want 4", len(items))
+	}
+	for _, item := range items {
+		id, _ := jsonAt(item, "DBInstanceId")
+		where := fmt.Sprintf("DescribeDBInstances item %v", id)
+		checkReadPaths(t, where, item, tfDBInstancePaths)
+		if ro, ok := jsonList(item, "ReadOnlyDBInstanceIds.ReadOnlyDBInstanceId"); !ok || len(ro) != 0 {
+			t.Errorf("%s: read-only replicas %v, want an empty list", where, ro)
+		}
+		// Nothing true to say: no zone, no network, no replica set.
+		for _, name := range []string{"ZoneId", "VpcId", "VSwitchId", "MasterInstanceId", "ConnectionMode"} {
+			if v, _ := jsonAt(item, name); v != "" {
+				t.Errorf("%s: %s = %v, want empty", where, name, v)
+			}
+		}
+	}
+
+	for _, id := range []string{"rm-a1", "rm-m1", "pg-1", "ms-1"} {
+		req := rds.CreateDescribeDBInstanceAttributeRequest()
+		req.DBInstanceId = id
+		resp, err := c.RDS.DescribeDBInstanceAttribute(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		where := "DescribeDBInstanceAttribute " + id
+		body := decodeAsProvider(t, resp.GetHttpContentBytes())
+		checkSDKShape(t, where, body, reflect.TypeOf(rds.DescribeDBInstanceAttributeResponse{}))
+		checkReadPaths(t, where, body, tfDescribeDBInstanceAttributePaths)
+		attrs, _ := jsonList(body, "Items.DBInstanceAttribute")
+		if len(attrs) != 1 {
+			t.Fatalf("%s: %d items, want 1", where, len(attrs))
+		}
+		a := attrs[0]
+		checkReadPaths(t, where, a, tfDBInstanceAttributePaths)
+		for _, path := range []string{"SlaveZones.SlaveZone", "ReadOnlyDBInstanceIds.ReadOnlyDBInstanceId", "Extra.DBInstanceIds.DBInstanceId", "DBClusterNodes.DBClusterNode"} {
+			if v, ok := jsonList(a, path); !ok || len(v) != 0 {
+				t.Errorf("%s: %s = %v, want an empty list", where, path, v)
+			}
+		}
+		// The server's address is part of the DSN, which is never shown.
+		for _, name := range []string{"ConnectionString", "Port", "ZoneId", "MasterZone"} {
+			if v, _ := jsonAt(a, name); v != "" {
+				t.Errorf("%s: %s = %v, want empty", where, name, v)
+			}
+		}
+		if v, _ := jsonAt(a, "CreationTime"); !regexp.MustCompile(`^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$`).MatchString(fmt.Sprint(v)) {
+			t.Errorf("%s: CreationTime %q", where, v)
+		}
+
+		// The XML form decodes into the SDK's struct too.
+		req = rds.CreateDescribeDBInstanceAttributeRequest()
+		req.DBInstanceId = id
+		req.AcceptFormat = "XML"
+		x, err := c.RDS.DescribeDBInstanceAttribute(req)
+		if err != nil {
+			t.Fatalf("%s as XML: %v", where, err)
+		}
+		if len(x.Items.DBInstanceAttribute) != 1 || x.Items.DBInstanceAttribute[0].DBInstanceId != id || x.Items.DBInstanceAttribute[0].Engine == "" {
+			t.Errorf("%s as XML: %s", where, x.GetHttpContentString())
+		}
 	}
 }
