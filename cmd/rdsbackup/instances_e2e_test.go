@@ -9,9 +9,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/rds"
+
+	"github.com/rdsbackup/rdsbackup/engine/enginetest"
 )
 
 // mixedInstancesYAML registers one instance of each engine. Every DSN has
@@ -383,4 +386,66 @@ func TestInstanceActionsShape(t *testing.T) {
 			t.Errorf("%s as XML: %s", where, x.GetHttpContentString())
 		}
 	}
+}
+
+// TestInstanceEngineVersion: EngineVersion is empty until a backup has
+// talked to the server, then what the server reported, in both instance
+// actions and after a restart; an instance whose server cannot be reached
+// keeps it empty.
+func TestInstanceEngineVersion(t *testing.T) {
+	t.Parallel()
+	maria, pg := enginetest.SharedMariaDB(t), enginetest.SharedPostgres(t)
+	mariaDSN, _, mariaRoot := polDatabase(t, maria, 50)
+	pgDB := pg.NewDatabase(t)
+	enginetest.FillPostgres(t, pg.DB(t, pgDB), 50)
+	mariaVersion := mariadbVersion(t, mariaRoot)
+	pgVersion, _ := postgresVersion(t, pg.DB(t, "postgres"))
+	fx := newBackupFixture(t,
+		backupInstance{"rm-ver", "MariaDB", mariaDSN},
+		backupInstance{"pg-ver", "PostgreSQL", pg.URL("postgres")},
+		backupInstance{"rm-unreachable", "MariaDB", fmt.Sprintf("root:x@tcp(127.0.0.1:%d)/", freeTCPPort(t))})
+	svc := fx.start(t)
+	c := rootClients(t, svc)
+
+	check := func(when string, want map[string]string) {
+		t.Helper()
+		list, err := c.RDS.DescribeDBInstances(rds.CreateDescribeDBInstancesRequest())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(list.Items.DBInstance) != len(want) {
+			t.Fatalf("%s: %d instances, want %d", when, len(list.Items.DBInstance), len(want))
+		}
+		for _, inst := range list.Items.DBInstance {
+			if inst.EngineVersion != want[inst.DBInstanceId] {
+				t.Errorf("%s: DescribeDBInstances shows %s with EngineVersion %q, want %q", when, inst.DBInstanceId, inst.EngineVersion, want[inst.DBInstanceId])
+			}
+		}
+		for id, v := range want {
+			req := rds.CreateDescribeDBInstanceAttributeRequest()
+			req.DBInstanceId = id
+			resp, err := c.RDS.DescribeDBInstanceAttribute(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := resp.Items.DBInstanceAttribute[0].EngineVersion; got != v {
+				t.Errorf("%s: DescribeDBInstanceAttribute shows %s with EngineVersion %q, want %q", when, id, got, v)
+			}
+		}
+	}
+	check("before any backup", map[string]string{"rm-ver": "", "pg-ver": "", "rm-unreachable": ""})
+
+	waitFinished(t, c, "rm-ver", createBackup(t, c, "rm-ver", "Logical", nil))
+	waitFinished(t, c, "pg-ver", createBackup(t, c, "pg-ver", "Logical", func(r *rds.CreateBackupRequest) { r.DBName = pgDB }))
+	id := createBackup(t, c, "rm-unreachable", "Logical", nil)
+	if tr := waitJob(t, c, "rm-unreachable", id, time.Minute); tr.Final.BackupStatus != "Failed" {
+		t.Fatalf("backup of an unreachable server: %+v", tr.Final)
+	}
+	want := map[string]string{"rm-ver": mariaVersion, "pg-ver": pgVersion, "rm-unreachable": ""}
+	check("after the backups", want)
+
+	svc.Stop()
+	svc = fx.start(t)
+	c = rootClients(t, svc)
+	check("after a restart", want)
 }
