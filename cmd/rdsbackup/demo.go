@@ -627,8 +627,9 @@ directory, then run: go mod init listbackups && go mod tidy && go run .
 %s
 %s%s
 
-Or with the aliyun CLI:
-  aliyun rds DescribeBackups --endpoint %s --region %s \
+Or with the aliyun CLI (--insecure: the endpoint is plain HTTP, and the CLI
+would otherwise speak HTTPS to it):
+  aliyun rds DescribeBackups --endpoint %s --insecure --region %s \
     --access-key-id %s --access-key-secret %s \
     --DBInstanceId %s
 
