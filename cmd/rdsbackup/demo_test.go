@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aliyun/alibaba-cloud-sdk-go/sdk/requests"
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/rds"
 	"github.com/go-sql-driver/mysql"
 
@@ -321,92 +320,30 @@ func demoBuildAndRunProgram(t *testing.T, program string, backupIDs map[string]s
 }
 
 // demoRunCLILine finds the aliyun CLI command the demo prints, checks that
-// a shell would pass it the demo's endpoint, key and instance, and makes its
-// call the way aliyun-cli 3.4 does: an RPC request over HTTPS unless the
-// command says --insecure (openapi/rpc.go), so a line that forgot it fails
-// here as the CLI fails against a plain-HTTP endpoint.
+// it names the demo's endpoint, key and instance, and makes its call as the
+// CLI would (aliyunCall): a line that forgot --insecure fails here as the
+// CLI fails against a plain-HTTP endpoint.
 func demoRunCLILine(t *testing.T, out, addr, keyID, secret, backupID string) {
 	t.Helper()
-	var line strings.Builder
-	found := false
-	for l := range strings.Lines(out) {
-		l = strings.TrimSpace(l)
-		if !found && !strings.HasPrefix(l, "aliyun ") {
-			continue
-		}
-		found = true
-		cont, more := strings.CutSuffix(l, "\\")
-		line.WriteString(cont + " ")
-		if !more {
-			break
-		}
+	lines := aliyunCommands(out)
+	if len(lines) != 1 {
+		t.Fatalf("%d aliyun CLI commands in the demo's output, want 1:\n%s", len(lines), out)
 	}
-	if !found {
-		t.Fatalf("no aliyun CLI command in the demo's output:\n%s", out)
-	}
-	words := strings.Fields(line.String())
-	for _, w := range words {
-		if !regexp.MustCompile(`^[A-Za-z0-9._:/=-]+$`).MatchString(w) {
-			t.Fatalf("the aliyun line has a word a shell would change: %q in %s", w, line.String())
-		}
-	}
-	if len(words) < 3 || words[0] != "aliyun" || words[1] != "rds" || words[2] != "DescribeBackups" {
-		t.Fatalf("the aliyun line does not call rds DescribeBackups: %s", line.String())
-	}
-	flags, params := map[string]string{}, url.Values{}
-	for i := 3; i < len(words); i++ {
-		name, ok := strings.CutPrefix(words[i], "--")
-		if !ok {
-			t.Fatalf("the aliyun line has a stray word %q: %s", words[i], line.String())
-		}
-		switch name {
-		case "insecure", "secure": // switches without a value
-			flags[name] = ""
-			continue
-		}
-		if i+1 >= len(words) || strings.HasPrefix(words[i+1], "--") {
-			t.Fatalf("the aliyun line gives --%s no value: %s", name, line.String())
-		}
-		i++
-		switch name {
-		case "endpoint", "region", "access-key-id", "access-key-secret":
-			flags[name] = words[i]
-		default: // an API parameter
-			params.Set(name, words[i])
-		}
+	cmd := parseAliyunCommand(t, lines[0])
+	if cmd.Product != "rds" || cmd.API != "DescribeBackups" {
+		t.Fatalf("the aliyun line calls %s %s, want rds DescribeBackups: %s", cmd.Product, cmd.API, lines[0])
 	}
 	for name, want := range map[string]string{"endpoint": addr, "region": DefaultRegion, "access-key-id": keyID, "access-key-secret": secret} {
-		if flags[name] != want {
-			t.Errorf("the aliyun line has --%s %q, want %q", name, flags[name], want)
+		if got := cmd.Flags[name]; len(got) != 1 || got[0] != want {
+			t.Errorf("the aliyun line has --%s %q, want %q", name, got, want)
 		}
 	}
-	if params.Get("DBInstanceId") != demoMariaDBInstance {
-		t.Errorf("the aliyun line has --DBInstanceId %q, want %s", params.Get("DBInstanceId"), demoMariaDBInstance)
+	if got := cmd.Params.Get("DBInstanceId"); got != demoMariaDBInstance {
+		t.Errorf("the aliyun line has --DBInstanceId %q, want %s", got, demoMariaDBInstance)
 	}
-
-	scheme := "https"
-	if _, ok := flags["insecure"]; ok {
-		scheme = "http"
-	}
-	if _, ok := flags["secure"]; ok {
-		scheme = "https"
-	}
-	client, err := rds.NewClientWithAccessKey(flags["region"], flags["access-key-id"], flags["access-key-secret"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	req := requests.NewCommonRequest()
-	req.Method, req.Scheme, req.Domain = "POST", scheme, flags["endpoint"]
-	req.Product, req.Version, req.ApiName = "Rds", "2014-08-15", "DescribeBackups"
-	for k := range params {
-		req.QueryParams[k] = params.Get(k)
-	}
-	resp, err := client.ProcessCommonRequest(req)
-	if err != nil {
-		t.Fatalf("the aliyun line's call (%s): %v", scheme, err)
-	}
-	if !strings.Contains(resp.GetHttpContentString(), `"BackupId":"`+backupID+`"`) {
-		t.Errorf("the aliyun line's call does not list backup %s: %s", backupID, resp.GetHttpContentString())
+	body := aliyunCall(t, cmd)
+	if !strings.Contains(string(body), `"BackupId":"`+backupID+`"`) {
+		t.Errorf("the aliyun line's call does not list backup %s: %s", backupID, body)
 	}
 }
 
