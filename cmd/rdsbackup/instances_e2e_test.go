@@ -342,6 +342,12 @@ func TestInstanceActionsShape(t *testing.T) {
 		}
 	}
 
+	xreq := rds.CreateDescribeDBInstancesRequest()
+	xreq.AcceptFormat = "XML"
+	if x, err := c.RDS.DescribeDBInstances(xreq); err != nil || len(x.Items.DBInstance) != 4 || x.TotalRecordCount != 4 {
+		t.Errorf("DescribeDBInstances as XML: %v", err)
+	}
+
 	for _, id := range []string{"rm-a1", "rm-m1", "pg-1", "ms-1"} {
 		req := rds.CreateDescribeDBInstanceAttributeRequest()
 		req.DBInstanceId = id
