@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -170,6 +171,9 @@ func (s *Server) serve(ctx context.Context, req *rpc.Request) (any, error) {
 			return nil, err
 		}
 	}
+	if err := checkInstanceIDCount(c); err != nil {
+		return nil, err
+	}
 	if !key.Root() {
 		if err := s.authorize(ctx, c, act); err != nil {
 			return nil, err
@@ -274,6 +278,22 @@ func (s *Server) document(text string) (*ram.Document, error) {
 
 func (s *Server) instanceARN(id string) string {
 	return "acs:rds:" + s.Region + ":" + s.AccountID + ":dbinstance/" + id
+}
+
+// maxInstanceIDs caps a DBInstanceId comma list (DescribeDBInstances,
+// DescribeDBInstanceAttribute): each id is a RAM resource to evaluate and an
+// instance to look up.
+const maxInstanceIDs = 100
+
+// checkInstanceIDCount refuses an oversized DBInstanceId list before
+// authorization evaluates a resource per id; counting costs one pass and no
+// allocation.
+func checkInstanceIDCount(c *call) error {
+	v := c.param("DBInstanceId")
+	if n := strings.Count(v, ",") + 1; n > maxInstanceIDs {
+		return rdsbackup.InvalidParameter("DBInstanceId", "at most "+strconv.Itoa(maxInstanceIDs)+" ids per call, got "+strconv.Itoa(n))
+	}
+	return nil
 }
 
 // instanceIDs reads DBInstanceId as the actions do: a comma list, each id

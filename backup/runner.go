@@ -139,12 +139,9 @@ func (r *Runner) StartBackup(ctx context.Context, instanceID string, opts Option
 		have, err := engine.Databases(ctx, inst)
 		if err != nil {
 			r.Logger.Warn("cannot list databases before the backup; the job will report why", "instance", instanceID, "err", err)
-		}
-		for _, want := range opts.Databases {
-			if err == nil && !contains(have, want) {
-				release()
-				return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %q does not exist on instance %s.", want, instanceID)
-			}
+		} else if missing, ok := firstMissing(opts.Databases, have); !ok {
+			release()
+			return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %q does not exist on instance %s.", missing, instanceID)
 		}
 	}
 
@@ -200,13 +197,19 @@ func (r *Runner) Close() error {
 	return nil
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
+// firstMissing returns the first of want that is not in have, in time
+// linear in both lists.
+func firstMissing(want, have []string) (string, bool) {
+	set := make(map[string]struct{}, len(have))
+	for _, h := range have {
+		set[h] = struct{}{}
+	}
+	for _, w := range want {
+		if _, ok := set[w]; !ok {
+			return w, false
 		}
 	}
-	return false
+	return "", true
 }
 
 // run takes the backup. The catalog says Success only after the object and
