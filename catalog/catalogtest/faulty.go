@@ -52,7 +52,9 @@ type Faulty struct {
 }
 
 // NewFaulty returns a Faulty wrapping c with no faults.
-func NewFaulty(c Catalog) *Faulty { return &Faulty{Catalog: c, calls: map[Op]int{}, failed: map[Op]int{}} }
+func NewFaulty(c Catalog) *Faulty {
+	return &Faulty{Catalog: c, calls: map[Op]int{}, failed: map[Op]int{}}
+}
 
 // Inject adds faults. When several match a write, the first added wins.
 func (f *Faulty) Inject(faults ...Fault) {
