@@ -21,6 +21,7 @@ import (
 	"github.com/rdsbackup/rdsbackup/api"
 	"github.com/rdsbackup/rdsbackup/backup"
 	"github.com/rdsbackup/rdsbackup/catalog/sqlite"
+	"github.com/rdsbackup/rdsbackup/engine/childproc"
 	"github.com/rdsbackup/rdsbackup/rpc"
 	"github.com/rdsbackup/rdsbackup/storage/localfs"
 )
@@ -81,11 +82,16 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := store.CleanTemp(ctx); err != nil {
 		return fmt.Errorf("clean storage temp files: %w", err)
 	}
+	// Tools a killed process left running go before their temp files.
+	children := &childproc.Registry{Dir: cfg.Path("run/tools"), Logger: logger}
+	if err := killLeftoverTools(children, logger); err != nil {
+		return err
+	}
 	tmpDir := cfg.Path("tmp")
 	if err := resetTempDir(tmpDir); err != nil {
 		return err
 	}
-	runner := backup.NewRunner(db, store, engines(logger, tmpDir))
+	runner := backup.NewRunner(db, store, engines(logger, tmpDir, children))
 	runner.Logger = logger
 	// Jobs a killed process left behind are settled before any new one.
 	if err := runner.Recover(ctx); err != nil {
