@@ -52,6 +52,8 @@ type Server struct {
 	Responder *rpc.Responder
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Metrics, when set, is told of every call answered.
+	Metrics RequestMetrics
 
 	Region    string
 	AccountID string
@@ -60,6 +62,16 @@ type Server struct {
 	docsMu sync.Mutex
 	docs   map[string]*ram.Document // parsed policy documents by text
 	keys   keyCache
+
+	knownOnce sync.Once
+	known     map[string]bool // every action name served, for metric labels
+}
+
+// RequestMetrics is what the API reports to a metrics system: each call's
+// action (as served, or "unknown"), its error code ("" on success) and how
+// long it took. Authentication failures and throttling are told by the code.
+type RequestMetrics interface {
+	RequestDone(action, code string, took time.Duration)
 }
 
 // LookupKey returns the secret and state of an access key; wire it into the
@@ -129,18 +141,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	ctx := r.Context()
+	start := time.Now()
 	req, err := rpc.ParseRequest(r, s.MaxBody)
+	var resp any
+	if err == nil {
+		resp, err = s.serve(r.Context(), req)
+	}
 	if err != nil {
 		s.Responder.WriteError(w, req, err)
-		return
+	} else {
+		s.Responder.Write(w, req, resp)
 	}
-	resp, err := s.serve(ctx, req)
-	if err != nil {
-		s.Responder.WriteError(w, req, err)
-		return
+	if s.Metrics != nil {
+		s.Metrics.RequestDone(s.actionLabel(req.Action), rdsbackup.ErrorCode(err), time.Since(start))
 	}
-	s.Responder.Write(w, req, resp)
+}
+
+// actionLabel is the action's name if the service serves it, else
+// "unknown": callers choose Action, and a metric label must stay bounded.
+func (s *Server) actionLabel(action string) string {
+	s.knownOnce.Do(func() {
+		s.known = map[string]bool{}
+		for _, v := range []string{VersionRDS, VersionRAM} {
+			for name := range s.actions(v) {
+				s.known[name] = true
+			}
+		}
+	})
+	if s.known[action] {
+		return action
+	}
+	return "unknown"
 }
 
 func (s *Server) serve(ctx context.Context, req *rpc.Request) (any, error) {
