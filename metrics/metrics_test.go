@@ -1,17 +1,16 @@
 package metrics_test
 
 import (
-	"bufio"
 	"errors"
 	"io"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/metrics"
+	"github.com/rdsbackup/rdsbackup/metrics/metricstest"
 	"github.com/rdsbackup/rdsbackup/storage/localfs"
 	"github.com/rdsbackup/rdsbackup/storage/storagetest"
 )
@@ -25,19 +24,9 @@ func scrape(t *testing.T, m *metrics.Metrics) map[string]float64 {
 	if rec.Code != 200 || !strings.HasPrefix(rec.Header().Get("Content-Type"), "text/plain") {
 		t.Fatalf("scrape: %d %q", rec.Code, rec.Header().Get("Content-Type"))
 	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(rec.Body)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("sample %q: %v", line, err)
-		}
-		out[line[:i]] = v
+	out, err := metricstest.Parse(rec.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

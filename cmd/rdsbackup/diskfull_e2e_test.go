@@ -53,22 +53,11 @@ func TestCatalogDiskFullDuringBackup(t *testing.T) {
 	dbName := src.NewDatabase(t)
 	data := src.DB(t, dbName)
 	enginetest.FillMariaDB(t, data, 200)
-	lock, err := data.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	var lockID int64
-	if err := lock.QueryRowContext(t.Context(), "SELECT CONNECTION_ID()").Scan(&lockID); err != nil {
-		t.Fatal(err)
-	}
 	var table string
-	if err := lock.QueryRowContext(t.Context(), "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY table_name LIMIT 1").Scan(&table); err != nil {
+	if err := data.QueryRow("SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() ORDER BY table_name LIMIT 1").Scan(&table); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := lock.ExecContext(t.Context(), "LOCK TABLES `"+table+"` WRITE"); err != nil {
-		t.Fatal(err)
-	}
+	unlock := lockTable(t, data, table)
 	admin := src.DB(t, "")
 
 	fx := newBackupFixture(t, backupInstance{inst, "MariaDB", src.DSN("")})
@@ -81,24 +70,18 @@ func TestCatalogDiskFullDuringBackup(t *testing.T) {
 	c := rootClients(t, s)
 	url := metricsURL(t, s)
 	id := createBackup(t, c, inst, "Logical", func(r *rds.CreateBackupRequest) { r.DBName = dbName })
-	waitFor(t, time.Minute, "the dump waits for the lock", func() bool {
-		conns := connections(t, admin, dbName, lockID)
-		return len(conns) == 1 && strings.Contains(conns[0], "lock")
-	})
+	waitFor(t, time.Minute, "the dump waits for the lock", func() bool { return waitingConnection(t, admin, dbName) != "" })
 
 	free := disktest.Fill(t, dataDir)
 	u := ram.CreateCreateUserRequest()
 	u.UserName = "made-on-a-full-disk"
-	_, err = c.RAM.CreateUser(u)
+	_, err := c.RAM.CreateUser(u)
 	se := wantServerError(t, err, "InsufficientStorage", 507)
 	if !strings.Contains(se.Message(), "catalog") {
 		t.Errorf("InsufficientStorage message %q does not name the catalog", se.Message())
 	}
 
-	// The dump goes on; its set cannot be recorded.
-	if _, err := lock.ExecContext(t.Context(), "UNLOCK TABLES"); err != nil {
-		t.Fatal(err)
-	}
+	unlock() // the dump goes on; its set cannot be recorded
 	var body string
 	waitFor(t, time.Minute, "/healthz reports the unsettled job", func() bool {
 		code, b := healthz(t, s)

@@ -1,15 +1,15 @@
 package main
 
 import (
-	"bufio"
 	"io"
 	"net/http"
 	"regexp"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/ram"
+
+	"github.com/rdsbackup/rdsbackup/metrics/metricstest"
 )
 
 var metricsAddr = regexp.MustCompile(`msg="metrics serving" addr=(\S+)`)
@@ -36,20 +36,9 @@ func scrapeMetrics(t testing.TB, url string) map[string]float64 {
 		body, _ := io.ReadAll(resp.Body)
 		t.Fatalf("scrape %s: %s %q: %s", url, resp.Status, resp.Header.Get("Content-Type"), body)
 	}
-	out := map[string]float64{}
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(nil, 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		i := strings.LastIndexByte(line, ' ')
-		v, err := strconv.ParseFloat(line[i+1:], 64)
-		if err != nil {
-			t.Fatalf("sample %q: %v", line, err)
-		}
-		out[line[:i]] = v
+	out, err := metricstest.Parse(resp.Body)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

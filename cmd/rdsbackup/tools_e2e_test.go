@@ -60,24 +60,37 @@ func running(pid int) bool {
 	return i > 0 && !strings.HasPrefix(strings.TrimSpace(string(stat[i+1:])), "Z")
 }
 
-// connections returns the ids of the server's connections to database db,
-// but for the one with id except.
-func connections(t *testing.T, admin *sql.DB, db string, except int64) []string {
+// waitingConnection returns the id of the one connection to database db
+// that waits for a table lock, or "".
+func waitingConnection(t *testing.T, admin *sql.DB, db string) string {
 	t.Helper()
-	rows, err := admin.Query(`SELECT ID, COALESCE(STATE, '') FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> ?`, db, except)
+	var ids []string
+	rows, err := admin.Query(`SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ? AND STATE LIKE '%lock%'`, db)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var out []string
 	for rows.Next() {
-		var id, state string
-		if err := rows.Scan(&id, &state); err != nil {
+		var id string
+		if err := rows.Scan(&id); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, id+" "+state)
+		ids = append(ids, id)
 	}
-	return out
+	if len(ids) != 1 {
+		return ""
+	}
+	return ids[0]
+}
+
+// connected reports whether the server has a connection with that id.
+func connected(t *testing.T, admin *sql.DB, id string) bool {
+	t.Helper()
+	var n int
+	if err := admin.QueryRow(`SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?`, id).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n > 0
 }
 
 // TestBlockedDumpDiesWithService: a mariadb-dump blocked on a table lock
@@ -97,18 +110,7 @@ func TestBlockedDumpDiesWithService(t *testing.T) {
 		}
 	}
 	// A session that holds a write lock on t: the dump's SELECT waits.
-	lock, err := data.Conn(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lock.Close()
-	var lockID int64
-	if err := lock.QueryRowContext(t.Context(), "SELECT CONNECTION_ID()").Scan(&lockID); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := lock.ExecContext(t.Context(), "LOCK TABLES t WRITE"); err != nil {
-		t.Fatal(err)
-	}
+	lockTable(t, data, "t")
 	admin := src.DB(t, "")
 
 	bin := buildRdsbackup(t)
@@ -123,18 +125,16 @@ func TestBlockedDumpDiesWithService(t *testing.T) {
 		dump = childrenOf(proc.cmd.Process.Pid, "mariadb-dump", "mysqldump")
 		return len(dump) == 1
 	})
-	var blocked []string
+	var conn string
 	waitFor(t, time.Minute, "the dump waits for the lock", func() bool {
-		blocked = connections(t, admin, dbName, lockID)
-		return len(blocked) == 1 && strings.Contains(blocked[0], "lock")
+		conn = waitingConnection(t, admin, dbName)
+		return conn != ""
 	})
-	t.Logf("dump pid %d, its connection: %v", dump[0], blocked)
+	t.Logf("dump pid %d, its connection %s", dump[0], conn)
 
 	proc.kill()
 	waitFor(t, 10*time.Second, "the dump dies with rdsbackup", func() bool { return !running(dump[0]) })
-	waitFor(t, 30*time.Second, "the server closes the dump's connection", func() bool {
-		return len(connections(t, admin, dbName, lockID)) == 0
-	})
+	waitFor(t, 30*time.Second, "the server closes the dump's connection", func() bool { return !connected(t, admin, conn) })
 
 	// A tool an earlier run left running (recorded, as the service records
 	// its tools): the next start kills it before it serves.
