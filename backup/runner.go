@@ -169,6 +169,9 @@ func (r *Runner) StartBackup(ctx context.Context, instanceID string, opts Option
 	r.init()
 	if id, ok := r.running[instanceID]; ok {
 		r.mu.Unlock()
+		if u := r.unsettledJob(id); u != nil {
+			return nil, rdsbackup.Errorf(rdsbackup.EBackupRunning, "Current DB instance state does not support this operation: backup job %d of %s has ended (%s) but its result cannot be recorded yet: %s", id, instanceID, u.Job.Status, u.Err)
+		}
 		return nil, rdsbackup.Errorf(rdsbackup.EBackupRunning, "Current DB instance state does not support this operation: backup job %d of %s is still running.", id, instanceID)
 	}
 	r.running[instanceID] = 0
@@ -276,7 +279,22 @@ func (r *Runner) JobStates() map[rdsbackup.JobStatus]int {
 		}
 		out[st]++
 	}
+	for id, u := range r.unsettled { // settled by Recover, not run here
+		if _, ok := r.states[id]; !ok {
+			out[u.Job.Status]++
+		}
+	}
 	return out
+}
+
+func (r *Runner) unsettledJob(id int64) *Unsettled {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if u := r.unsettled[id]; u != nil {
+		c := *u
+		return &c
+	}
+	return nil
 }
 
 // Unsettled returns the jobs whose final state the catalog has not taken
@@ -347,12 +365,14 @@ func (r *Runner) settle(ctx context.Context, job *rdsbackup.Job, failed *rdsback
 	r.init()
 	closing := r.closing
 	r.mu.Unlock()
-	for attempt := 1; ; attempt++ {
-		err := r.writeFinal(ctx, job, &failed, attempt > 1)
+	for {
+		// An earlier attempt (this loop's, or Recover's) may have failed.
+		retry := r.unsettledJob(job.ID) != nil
+		err := r.writeFinal(ctx, job, &failed, retry)
 		if err == nil {
 			r.mu.Lock()
 			if u := r.unsettled[job.ID]; u != nil {
-				r.Logger.Info("job's final state recorded after retries", "job", job.ID, "status", job.Status, "attempts", attempt,
+				r.Logger.Info("job's final state recorded after retries", "job", job.ID, "status", job.Status, "attempts", u.Attempts+1,
 					"after", r.Now().Sub(u.Since).Round(time.Millisecond))
 				delete(r.unsettled, job.ID)
 			}
@@ -369,7 +389,9 @@ func (r *Runner) settle(ctx context.Context, job *rdsbackup.Job, failed *rdsback
 			u = &Unsettled{Since: r.Now()}
 			r.unsettled[job.ID] = u
 		}
-		u.Job, u.Attempts, u.Err = *job, attempt, err.Error()
+		u.Attempts++
+		u.Job, u.Err = *job, err.Error()
+		attempt := u.Attempts
 		r.mu.Unlock()
 		select {
 		case <-closing:
@@ -653,7 +675,8 @@ func (r *Runner) trackProgress(ctx context.Context, job *rdsbackup.Job, sw *setW
 // Recover settles the jobs a previous process left unfinished (it was
 // killed mid-backup): their partial objects are removed and they are
 // recorded Failed — unless the set had in fact been recorded, in which case
-// the job is marked Finished. Call it at start, before StartBackup.
+// the job takes the set's state. Call it at start, before StartBackup. A
+// final state the catalog does not take is retried in the background.
 func (r *Runner) Recover(ctx context.Context) error {
 	jobs, err := r.Catalog.FindJobs(ctx, rdsbackup.JobFilter{Statuses: []rdsbackup.JobStatus{
 		rdsbackup.JobNoStart, rdsbackup.JobPreparing, rdsbackup.JobWaiting, rdsbackup.JobUploading, rdsbackup.JobChecking}})
@@ -664,15 +687,11 @@ func (r *Runner) Recover(ctx context.Context) error {
 		set, err := r.Catalog.FindBackupSet(ctx, job.ID)
 		if err == nil && set.Status == rdsbackup.BackupSuccess {
 			job.BackupSetID, job.Status, job.Progress = set.ID, rdsbackup.JobFinished, 100
-			if err := r.Catalog.UpdateJob(ctx, job); err != nil {
-				return fmt.Errorf("settle job %d: %w", job.ID, err)
-			}
+			r.recoverFinal(ctx, job, nil)
 			continue
 		} else if err == nil {
 			job.BackupSetID, job.Error, job.Status = set.ID, set.FailureReason, rdsbackup.JobFailed
-			if err := r.Catalog.UpdateJob(ctx, job); err != nil {
-				return fmt.Errorf("settle job %d: %w", job.ID, err)
-			}
+			r.recoverFinal(ctx, job, nil)
 			continue
 		} else if rdsbackup.ErrorCode(err) != rdsbackup.ENOTFOUND {
 			return err
@@ -690,10 +709,32 @@ func (r *Runner) Recover(ctx context.Context) error {
 		}
 		r.removeObjectsOfFailed(ctx, inst.ID, job.ID)
 		failed := r.failure(inst, job, opts, job.CreatedAt, errors.New("interrupted: the service stopped during the backup"))
-		// One attempt: a catalog that cannot take it stops the start.
-		if err := r.writeFinal(ctx, job, &failed, false); err != nil {
-			return fmt.Errorf("settle job %d: %w", job.ID, err)
-		}
+		r.recoverFinal(ctx, job, failed)
 	}
 	return nil
+}
+
+// recoverFinal writes a recovered job's final state. If the catalog does
+// not take it, the service starts all the same (downloads and restores may
+// be what is needed most when a disk is full) and the write is retried in
+// the background like any job's final write.
+func (r *Runner) recoverFinal(ctx context.Context, job *rdsbackup.Job, failed *rdsbackup.BackupSet) {
+	err := r.writeFinal(ctx, job, &failed, false)
+	if err == nil {
+		return
+	}
+	r.Logger.Error("cannot record an interrupted job's final state; retrying in the background", "job", job.ID, "err", err)
+	r.mu.Lock()
+	r.init()
+	r.unsettled[job.ID] = &Unsettled{Job: *job, Since: r.Now(), Attempts: 1, Err: err.Error()}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		select {
+		case <-r.After(r.Retry.Delay(1)):
+		case <-r.closing:
+		}
+		r.settle(context.WithoutCancel(ctx), job, failed)
+	}()
 }

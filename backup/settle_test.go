@@ -245,19 +245,29 @@ func TestCloseLeavesUnsettledJobToRecover(t *testing.T) {
 	f.failed(t, job.ID, "Lost connection")
 }
 
-// TestRecoverStopsOnCatalogFailure: at start, a catalog that cannot take
-// the settling of an interrupted job stops the start with the reason.
-func TestRecoverStopsOnCatalogFailure(t *testing.T) {
+// TestRecoverRetriesInBackground: at start, an interrupted job whose
+// settling the catalog does not take does not stop the start: it is
+// Unsettled and retried until it is recorded.
+func TestRecoverRetriesInBackground(t *testing.T) {
 	f := newFixture(t)
 	job := &rdsbackup.Job{InstanceID: "rm-a1", Status: rdsbackup.JobUploading, Mode: rdsbackup.BackupManual, Method: rdsbackup.MethodLogical, Strategy: "instance"}
 	if err := f.db.CreateJob(t.Context(), job); err != nil {
 		t.Fatal(err)
 	}
-	r, cat, _, _ := faultyRunner(t, f)
+	r, cat, clock, _ := faultyRunner(t, f)
 	cat.Inject(catalogtest.Fault{Op: catalogtest.OpCreateBackupSet, Err: catalogtest.DiskFull})
-	if err := r.Recover(t.Context()); rdsbackup.ErrorCode(err) != rdsbackup.ENOSPACE {
+	if err := r.Recover(t.Context()); err != nil {
 		t.Fatalf("Recover: %v", err)
 	}
+	u := waitUnsettled(t, r, job.ID, 1)
+	if u.Job.Status != rdsbackup.JobFailed || !strings.Contains(u.Err, "InsufficientStorage") {
+		t.Errorf("unsettled %+v", u)
+	}
+	clock.tick <- time.Now() // the first retry, still failing
+	waitUnsettled(t, r, job.ID, 2)
+	cat.Clear()
+	clock.tick <- time.Now()
+	f.failed(t, job.ID, "interrupted")
 }
 
 func TestBackoff(t *testing.T) {
