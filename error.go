@@ -15,6 +15,10 @@ const (
 	ENOTFOUND = "NotFound"
 	ECONFLICT = "Conflict"
 	EINVALID  = "InvalidParameter"
+	// ENOSPACE: a write failed because the disk of the catalog or of the
+	// backup storage is full (ENOSPC, a quota, SQLITE_FULL). Adapters
+	// report it with NoSpace.
+	ENOSPACE = "InsufficientStorage"
 
 	// Protocol and authentication.
 	EMissingParameter      = "MissingParameter"
@@ -111,6 +115,13 @@ func ErrorMessage(err error) string {
 		return e.Message
 	}
 	return "The request processing has failed due to some unknown error, exception or failure."
+}
+
+// NoSpace returns the error of a write that failed for want of disk space
+// in where ("catalog", "backup storage"): code ENOSPACE, a message for the
+// caller, and cause kept in the chain (errors.Is, the logs).
+func NoSpace(where string, cause error) error {
+	return fmt.Errorf("%w (%w)", Errorf(ENOSPACE, "The disk of the %s is full: nothing was saved. Free space there, then retry.", where), cause)
 }
 
 // MissingParameter is the error for a required parameter that is absent.

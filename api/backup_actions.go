@@ -8,6 +8,11 @@ import (
 	"github.com/rdsbackup/rdsbackup"
 )
 
+// maxDBNames caps CreateBackup's DBName list (RDS documents no limit): far
+// more databases than one backup of one instance would name, and a bound on
+// what a call can make the service hold and check.
+const maxDBNames = 1000
+
 func (s *Server) createBackup(ctx context.Context, c *call) (any, error) {
 	id, err := c.required("DBInstanceId")
 	if err != nil {
@@ -15,6 +20,10 @@ func (s *Server) createBackup(ctx context.Context, c *call) (any, error) {
 	}
 	if s.Backup == nil {
 		return nil, rdsbackup.Errorf(rdsbackup.EServiceUnavailable, "Backups are not enabled on this service.")
+	}
+	// The instance first: a call on an unknown one costs nothing more.
+	if _, err := s.findInstance(ctx, id); err != nil {
+		return nil, err
 	}
 	method, err := enumParam(c, "BackupMethod", string(rdsbackup.MethodLogical), string(rdsbackup.MethodPhysical), string(rdsbackup.MethodSnapshot))
 	if err != nil {
@@ -29,13 +38,9 @@ func (s *Server) createBackup(ctx context.Context, c *call) (any, error) {
 	if _, err := enumParam(c, "BackupType", "Auto", "FullBackup"); err != nil {
 		return nil, err
 	}
-	var dbs []string
-	if v := c.param("DBName"); v != "" {
-		for _, name := range strings.Split(v, ",") {
-			if name = strings.TrimSpace(name); name != "" && !contains(dbs, name) {
-				dbs = append(dbs, name)
-			}
-		}
+	dbs, err := dbNames(c.param("DBName"))
+	if err != nil {
+		return nil, err
 	}
 	switch {
 	case strategy == "" && len(dbs) > 0:
@@ -50,9 +55,6 @@ func (s *Server) createBackup(ctx context.Context, c *call) (any, error) {
 	if strategy == "db" && method != string(rdsbackup.MethodLogical) {
 		return nil, rdsbackup.Errorf(rdsbackup.EInvalidCombination, "BackupStrategy db needs BackupMethod Logical: a physical backup always covers the whole instance.")
 	}
-	if _, err := s.findInstance(ctx, id); err != nil {
-		return nil, err
-	}
 	job, err := s.Backup.StartBackup(ctx, id, rdsbackup.BackupOptions{
 		Method: rdsbackup.BackupMethod(method), Strategy: strategy, Databases: dbs,
 		Mode: rdsbackup.BackupManual, Initiator: rdsbackup.InitiatorUser, StoreStatus: rdsbackup.StoreEnabled,
@@ -66,13 +68,26 @@ func (s *Server) createBackup(ctx context.Context, c *call) (any, error) {
 	}{c.req.RequestID, itoa(job.ID)}, nil
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
+// dbNames reads DBName: a comma list of at most maxDBNames names, trimmed,
+// empty entries and repeats dropped, first occurrences kept in order. The
+// count is checked before anything is split, so an oversized list costs one
+// pass over its bytes.
+func dbNames(v string) ([]string, error) {
+	if v == "" {
+		return nil, nil
+	}
+	if n := strings.Count(v, ",") + 1; n > maxDBNames {
+		return nil, rdsbackup.InvalidParameter("DBName", "at most "+strconv.Itoa(maxDBNames)+" names per call, got "+strconv.Itoa(n))
+	}
+	var dbs []string
+	seen := map[string]bool{}
+	for name := range strings.SplitSeq(v, ",") {
+		if name = strings.TrimSpace(name); name != "" && !seen[name] {
+			seen[name] = true
+			dbs = append(dbs, name)
 		}
 	}
-	return false
+	return dbs, nil
 }
 
 // backupJobOut is one job on the wire; every field is a string.

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,6 +52,8 @@ type Server struct {
 	Responder *rpc.Responder
 	Logger    *slog.Logger
 	Now       func() time.Time
+	// Metrics, when set, is told of every call answered.
+	Metrics RequestMetrics
 
 	Region    string
 	AccountID string
@@ -59,6 +62,16 @@ type Server struct {
 	docsMu sync.Mutex
 	docs   map[string]*ram.Document // parsed policy documents by text
 	keys   keyCache
+
+	knownOnce sync.Once
+	known     map[string]bool // every action name served, for metric labels
+}
+
+// RequestMetrics is what the API reports to a metrics system: each call's
+// action (as served, or "unknown"), its error code ("" on success) and how
+// long it took. Authentication failures and throttling are told by the code.
+type RequestMetrics interface {
+	RequestDone(action, code string, took time.Duration)
 }
 
 // LookupKey returns the secret and state of an access key; wire it into the
@@ -128,18 +141,37 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	ctx := r.Context()
+	start := time.Now()
 	req, err := rpc.ParseRequest(r, s.MaxBody)
+	var resp any
+	if err == nil {
+		resp, err = s.serve(r.Context(), req)
+	}
 	if err != nil {
 		s.Responder.WriteError(w, req, err)
-		return
+	} else {
+		s.Responder.Write(w, req, resp)
 	}
-	resp, err := s.serve(ctx, req)
-	if err != nil {
-		s.Responder.WriteError(w, req, err)
-		return
+	if s.Metrics != nil {
+		s.Metrics.RequestDone(s.actionLabel(req.Action), rdsbackup.ErrorCode(err), time.Since(start))
 	}
-	s.Responder.Write(w, req, resp)
+}
+
+// actionLabel is the action's name if the service serves it, else
+// "unknown": callers choose Action, and a metric label must stay bounded.
+func (s *Server) actionLabel(action string) string {
+	s.knownOnce.Do(func() {
+		s.known = map[string]bool{}
+		for _, v := range []string{VersionRDS, VersionRAM} {
+			for name := range s.actions(v) {
+				s.known[name] = true
+			}
+		}
+	})
+	if s.known[action] {
+		return action
+	}
+	return "unknown"
 }
 
 func (s *Server) serve(ctx context.Context, req *rpc.Request) (any, error) {
@@ -169,6 +201,9 @@ func (s *Server) serve(ctx context.Context, req *rpc.Request) (any, error) {
 		if _, err := c.required(name); err != nil {
 			return nil, err
 		}
+	}
+	if err := checkInstanceIDCount(c); err != nil {
+		return nil, err
 	}
 	if !key.Root() {
 		if err := s.authorize(ctx, c, act); err != nil {
@@ -274,6 +309,22 @@ func (s *Server) document(text string) (*ram.Document, error) {
 
 func (s *Server) instanceARN(id string) string {
 	return "acs:rds:" + s.Region + ":" + s.AccountID + ":dbinstance/" + id
+}
+
+// maxInstanceIDs caps a DBInstanceId comma list (DescribeDBInstances,
+// DescribeDBInstanceAttribute): each id is a RAM resource to evaluate and an
+// instance to look up.
+const maxInstanceIDs = 100
+
+// checkInstanceIDCount refuses an oversized DBInstanceId list before
+// authorization evaluates a resource per id; counting costs one pass and no
+// allocation.
+func checkInstanceIDCount(c *call) error {
+	v := c.param("DBInstanceId")
+	if n := strings.Count(v, ",") + 1; n > maxInstanceIDs {
+		return rdsbackup.InvalidParameter("DBInstanceId", "at most "+strconv.Itoa(maxInstanceIDs)+" ids per call, got "+strconv.Itoa(n))
+	}
+	return nil
 }
 
 // instanceIDs reads DBInstanceId as the actions do: a comma list, each id

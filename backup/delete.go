@@ -28,6 +28,13 @@ type Deleter struct {
 	Store   rdsbackup.ObjectStore
 	Logger  *slog.Logger
 	Now     func() time.Time
+	// Metrics, when set, is told the result of every Sweep.
+	Metrics SweepMetrics
+}
+
+// SweepMetrics is what the expiry sweep reports to a metrics system.
+type SweepMetrics interface {
+	SweepDone(deleted int, err error)
 }
 
 // Delete deletes sets whose ids were validated by the caller. Once they are
@@ -81,6 +88,14 @@ const sweepBatch = 500
 // Sweep deletes the sets whose ExpectExpireTime has passed, except each
 // instance's newest successful set, and returns how many it deleted.
 func (d *Deleter) Sweep(ctx context.Context) (int, error) {
+	n, err := d.sweep(ctx)
+	if d.Metrics != nil && ctx.Err() == nil {
+		d.Metrics.SweepDone(n, err)
+	}
+	return n, err
+}
+
+func (d *Deleter) sweep(ctx context.Context) (int, error) {
 	total := 0
 	for {
 		sets, err := d.Catalog.FindExpiredBackupSets(ctx, d.Now(), sweepBatch)

@@ -4,12 +4,14 @@
 package backup
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"path"
+	"slices"
 	"strconv"
 	"sync"
 	"time"
@@ -47,18 +49,69 @@ type Runner struct {
 	Level zstd.EncoderLevel
 	// ProgressInterval is how often a running job's progress is saved.
 	ProgressInterval time.Duration
+	// Retry paces the attempts at a job's final write (its Failed or
+	// Finished state, and a failed job's set), which are repeated until
+	// they reach the catalog or the runner closes: a job must not stay
+	// unfinished because the catalog's disk was full for a while.
+	Retry Backoff
+	// After is the clock the retries wait on (time.After); tests replace it.
+	After func(time.Duration) <-chan time.Time
+	// Metrics, when set, receives the outcome of every job.
+	Metrics Metrics
 
-	mu      sync.Mutex
-	running map[string]int64 // instance id → job id
-	cancels map[int64]context.CancelFunc
-	wg      sync.WaitGroup
-	closed  bool
+	mu        sync.Mutex
+	running   map[string]int64 // instance id → job id
+	cancels   map[int64]context.CancelFunc
+	states    map[int64]rdsbackup.JobStatus // of the running jobs
+	unsettled map[int64]*Unsettled
+	wg        sync.WaitGroup
+	closed    bool
+	closing   chan struct{} // closed by Close: retries stop waiting
+}
+
+// Metrics is what the runner reports to a metrics system. Its methods must
+// be safe for concurrent use.
+type Metrics interface {
+	// BackupDone is called once per job that ran, with its result
+	// ("Success" or "Failed"), how long it took and the bytes it stored.
+	BackupDone(engine rdsbackup.Engine, method rdsbackup.BackupMethod, result string, took time.Duration, bytes int64)
+	// CatalogWriteFailed counts a job state that could not be written;
+	// final says whether it was the job's final state (which is retried).
+	CatalogWriteFailed(final bool)
+}
+
+// Backoff is a retry schedule: Initial, doubled after each failure, at
+// most Max.
+type Backoff struct {
+	Initial, Max time.Duration
+}
+
+// DefaultRetry is the Runner's retry schedule of final writes.
+var DefaultRetry = Backoff{Initial: time.Second, Max: time.Minute}
+
+// Delay is the wait before retry number attempt (1 for the first retry).
+func (b Backoff) Delay(attempt int) time.Duration {
+	d := b.Initial
+	for i := 1; i < attempt && d < b.Max; i++ {
+		d *= 2
+	}
+	return min(d, b.Max)
+}
+
+// Unsettled is a job that has ended but whose final state the catalog has
+// not taken yet: the runner keeps retrying, and shows the job in that
+// state meanwhile (JobView).
+type Unsettled struct {
+	Job      rdsbackup.Job // in its final state
+	Since    time.Time     // the first failed attempt
+	Attempts int
+	Err      string // why the last attempt failed
 }
 
 // NewRunner returns a Runner with defaults.
 func NewRunner(c Catalog, store rdsbackup.ObjectStore, engines map[rdsbackup.Engine]rdsbackup.BackupEngine) *Runner {
 	return &Runner{Catalog: c, Store: store, Engines: engines, Logger: slog.New(slog.DiscardHandler),
-		Now: time.Now, Level: zstd.SpeedFastest, ProgressInterval: time.Second}
+		Now: time.Now, Level: zstd.SpeedFastest, ProgressInterval: time.Second, Retry: DefaultRetry, After: time.After}
 }
 
 // ObjectKey returns where a set's object lives.
@@ -114,11 +167,12 @@ func (r *Runner) StartBackup(ctx context.Context, instanceID string, opts Option
 		r.mu.Unlock()
 		return nil, rdsbackup.Errorf(rdsbackup.EServiceUnavailable, "The service is shutting down.")
 	}
-	if r.running == nil {
-		r.running, r.cancels = map[string]int64{}, map[int64]context.CancelFunc{}
-	}
+	r.init()
 	if id, ok := r.running[instanceID]; ok {
 		r.mu.Unlock()
+		if u := r.unsettledJob(id); u != nil {
+			return nil, rdsbackup.Errorf(rdsbackup.EBackupRunning, "Current DB instance state does not support this operation: backup job %d of %s has ended (%s) but its result cannot be recorded yet: %s", id, instanceID, u.Job.Status, u.Err)
+		}
 		return nil, rdsbackup.Errorf(rdsbackup.EBackupRunning, "Current DB instance state does not support this operation: backup job %d of %s is still running.", id, instanceID)
 	}
 	r.running[instanceID] = 0
@@ -140,12 +194,9 @@ func (r *Runner) StartBackup(ctx context.Context, instanceID string, opts Option
 		have, err := engine.Databases(ctx, inst)
 		if err != nil {
 			r.Logger.Warn("cannot list databases before the backup; the job will report why", "instance", instanceID, "err", err)
-		}
-		for _, want := range opts.Databases {
-			if err == nil && !contains(have, want) {
-				release()
-				return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %q does not exist on instance %s.", want, instanceID)
-			}
+		} else if missing, ok := firstMissing(opts.Databases, have); !ok {
+			release()
+			return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %q does not exist on instance %s.", missing, instanceID)
 		}
 	}
 
@@ -169,6 +220,7 @@ func (r *Runner) StartBackup(ctx context.Context, instanceID string, opts Option
 		r.mu.Lock()
 		delete(r.running, instanceID)
 		delete(r.cancels, job.ID)
+		delete(r.states, job.ID)
 		r.mu.Unlock()
 	}()
 	return &snapshot, nil
@@ -189,9 +241,24 @@ func (r *Runner) Running(instanceID string) bool {
 	return ok
 }
 
+// init makes the maps; call it with r.mu held.
+func (r *Runner) init() {
+	if r.running == nil {
+		r.running, r.cancels = map[string]int64{}, map[int64]context.CancelFunc{}
+		r.states, r.unsettled = map[int64]rdsbackup.JobStatus{}, map[int64]*Unsettled{}
+		r.closing = make(chan struct{})
+	}
+}
+
 // Close cancels running jobs and waits for them to record their failure.
+// A final write still failing is tried once more, then left to the next
+// start's Recover.
 func (r *Runner) Close() error {
 	r.mu.Lock()
+	r.init()
+	if !r.closed {
+		close(r.closing)
+	}
 	r.closed = true
 	for _, cancel := range r.cancels {
 		cancel()
@@ -201,13 +268,62 @@ func (r *Runner) Close() error {
 	return nil
 }
 
-func contains(list []string, s string) bool {
-	for _, v := range list {
-		if v == s {
-			return true
+// JobStates counts the running jobs by state. A job whose final state is
+// not recorded yet counts in that final state.
+func (r *Runner) JobStates() map[rdsbackup.JobStatus]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[rdsbackup.JobStatus]int{}
+	for id, st := range r.states {
+		if u := r.unsettled[id]; u != nil {
+			st = u.Job.Status
+		}
+		out[st]++
+	}
+	for id, u := range r.unsettled { // settled by Recover, not run here
+		if _, ok := r.states[id]; !ok {
+			out[u.Job.Status]++
 		}
 	}
-	return false
+	return out
+}
+
+func (r *Runner) unsettledJob(id int64) *Unsettled {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if u := r.unsettled[id]; u != nil {
+		c := *u
+		return &c
+	}
+	return nil
+}
+
+// Unsettled returns the jobs whose final state the catalog has not taken
+// yet, oldest first.
+func (r *Runner) Unsettled() []Unsettled {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]Unsettled, 0, len(r.unsettled))
+	for _, u := range r.unsettled {
+		out = append(out, *u)
+	}
+	slices.SortFunc(out, func(a, b Unsettled) int { return cmp.Compare(a.Job.ID, b.Job.ID) })
+	return out
+}
+
+// firstMissing returns the first of want that is not in have, in time
+// linear in both lists.
+func firstMissing(want, have []string) (string, bool) {
+	set := make(map[string]struct{}, len(have))
+	for _, h := range have {
+		set[h] = struct{}{}
+	}
+	for _, w := range want {
+		if _, ok := set[w]; !ok {
+			return w, false
+		}
+	}
+	return "", true
 }
 
 // run takes the backup. The catalog says Success only after the object and
@@ -222,12 +338,105 @@ func (r *Runner) run(ctx context.Context, inst *rdsbackup.Instance, engine rdsba
 	set, err := r.take(ctx, inst, engine, job, opts, start, log)
 	if err != nil {
 		log.Warn("backup failed", "err", err)
-		r.fail(bg, inst, job, opts, start, err)
+		r.removeObjectsOfFailed(bg, inst.ID, job.ID)
+		failed := r.failure(inst, job, opts, start, err)
+		r.settle(bg, job, failed)
+		r.observe(inst, opts, "Failed", start, 0)
 		return
 	}
 	job.BackupSetID = set.ID
-	r.setStatus(bg, job, rdsbackup.JobFinished, 100)
+	job.Status, job.Progress = rdsbackup.JobFinished, 100
+	r.settle(bg, job, nil)
+	r.observe(inst, opts, "Success", start, set.Size)
 	log.Info("backup finished", "backupId", set.ID, "size", set.Size)
+}
+
+func (r *Runner) observe(inst *rdsbackup.Instance, opts Options, result string, start time.Time, bytes int64) {
+	if r.Metrics != nil {
+		r.Metrics.BackupDone(inst.Engine, opts.Method, result, r.Now().UTC().Sub(start), bytes)
+	}
+}
+
+// settle writes a job's final state (and, for a failed job, its Failed set
+// first) until the catalog takes it, waiting Retry between attempts, and
+// keeps the job in Unsettled meanwhile. Once the runner closes it tries one
+// last time and leaves the job to the next start's Recover.
+func (r *Runner) settle(ctx context.Context, job *rdsbackup.Job, failed *rdsbackup.BackupSet) {
+	r.mu.Lock()
+	r.init()
+	closing := r.closing
+	r.mu.Unlock()
+	for {
+		// An earlier attempt (this loop's, or Recover's) may have failed.
+		retry := r.unsettledJob(job.ID) != nil
+		err := r.writeFinal(ctx, job, &failed, retry)
+		if err == nil {
+			r.mu.Lock()
+			if u := r.unsettled[job.ID]; u != nil {
+				r.Logger.Info("job's final state recorded after retries", "job", job.ID, "status", job.Status, "attempts", u.Attempts+1,
+					"after", r.Now().Sub(u.Since).Round(time.Millisecond))
+				delete(r.unsettled, job.ID)
+			}
+			r.mu.Unlock()
+			return
+		}
+		if r.Metrics != nil {
+			r.Metrics.CatalogWriteFailed(true)
+		}
+		permanent := rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND // the job's row is gone
+		r.mu.Lock()
+		u := r.unsettled[job.ID]
+		if u == nil {
+			u = &Unsettled{Since: r.Now()}
+			r.unsettled[job.ID] = u
+		}
+		u.Attempts++
+		u.Job, u.Err = *job, err.Error()
+		attempt := u.Attempts
+		r.mu.Unlock()
+		select {
+		case <-closing:
+			permanent = true
+		default:
+		}
+		if permanent {
+			r.Logger.Error("cannot record the job's final state; the next start settles it", "job", job.ID, "status", job.Status, "attempts", attempt, "err", err)
+			r.mu.Lock()
+			delete(r.unsettled, job.ID)
+			r.mu.Unlock()
+			return
+		}
+		delay := r.Retry.Delay(attempt)
+		r.Logger.Error("cannot record the job's final state; retrying", "job", job.ID, "status", job.Status, "attempt", attempt, "retryIn", delay, "err", err)
+		select {
+		case <-r.After(delay):
+		case <-closing:
+		}
+	}
+}
+
+// writeFinal makes one attempt at a job's final write. *failed is set to
+// nil once the Failed set is recorded, so a retry does not record it twice;
+// on a retry a set that the catalog did record, although it reported an
+// error, is not recorded again either.
+func (r *Runner) writeFinal(ctx context.Context, job *rdsbackup.Job, failed **rdsbackup.BackupSet, retry bool) error {
+	if set := *failed; set != nil {
+		if _, err := r.Catalog.FindBackupSet(ctx, set.ID); !retry || err != nil {
+			if err := r.Catalog.CreateBackupSet(ctx, set); err != nil {
+				return fmt.Errorf("record failed backup set: %w", err)
+			}
+		}
+		*failed = nil
+	}
+	if err := r.Catalog.UpdateJob(ctx, job); err != nil {
+		return fmt.Errorf("record job state %s: %w", job.Status, err)
+	}
+	r.mu.Lock()
+	if _, ok := r.states[job.ID]; ok {
+		r.states[job.ID] = job.Status
+	}
+	r.mu.Unlock()
+	return nil
 }
 
 func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsbackup.BackupEngine, job *rdsbackup.Job,
@@ -397,18 +606,24 @@ func removeSetObjects(ctx context.Context, store rdsbackup.ObjectStore, instance
 // maxReason bounds the failure reason kept in the catalog.
 const maxReason = 2000
 
-// fail records a failed backup: no artifact is left, the set is Failed with
-// IsAvail 0 and the reason, the job is Failed.
-func (r *Runner) fail(ctx context.Context, inst *rdsbackup.Instance, job *rdsbackup.Job, opts Options, start time.Time, cause error) {
+// removeObjectsOfFailed removes what a failed job stored; a failure is
+// logged (the set is recorded Failed regardless, and rebuild-catalog or a
+// later deletion finds leftovers by their manifest).
+func (r *Runner) removeObjectsOfFailed(ctx context.Context, instanceID string, id int64) {
+	if err := r.removeSetObjects(ctx, instanceID, id); err != nil {
+		r.Logger.Error("remove objects of failed backup", "job", id, "err", err)
+	}
+}
+
+// failure puts a failed job in its final state and returns the set to
+// record for it: Failed, IsAvail 0, with the reason.
+func (r *Runner) failure(inst *rdsbackup.Instance, job *rdsbackup.Job, opts Options, start time.Time, cause error) *rdsbackup.BackupSet {
 	reason := cause.Error()
 	if errors.Is(cause, context.Canceled) {
 		reason = "cancelled: the service stopped during the backup"
 	}
 	if len(reason) > maxReason {
 		reason = "…" + reason[len(reason)-maxReason:]
-	}
-	if err := r.removeSetObjects(ctx, inst.ID, job.ID); err != nil {
-		r.Logger.Error("remove objects of failed backup", "job", job.ID, "err", err)
 	}
 	set := &rdsbackup.BackupSet{
 		ID: job.ID, InstanceID: inst.ID, Status: rdsbackup.BackupFailed, StartTime: start, EndTime: r.Now().UTC(),
@@ -424,18 +639,25 @@ func (r *Runner) fail(ctx context.Context, inst *rdsbackup.Instance, job *rdsbac
 		// DeleteBackup refuses automated sets.
 		set.ExpectExpireTime = set.EndTime.Add(opts.Retention)
 	}
-	if err := r.Catalog.CreateBackupSet(ctx, set); err != nil {
-		r.Logger.Error("record failed backup set", "job", job.ID, "err", err)
-	}
 	job.Error = reason
 	job.BackupSetID = job.ID
-	r.setStatus(ctx, job, rdsbackup.JobFailed, job.Progress)
+	job.Status = rdsbackup.JobFailed
+	return set
 }
 
+// setStatus records a running job's progress. A failure is logged: the
+// job goes on, and its final state is written by settle.
 func (r *Runner) setStatus(ctx context.Context, job *rdsbackup.Job, status rdsbackup.JobStatus, progress int) {
 	job.Status, job.Progress = status, progress
+	r.mu.Lock()
+	r.init()
+	r.states[job.ID] = status
+	r.mu.Unlock()
 	if err := r.Catalog.UpdateJob(ctx, job); err != nil {
 		r.Logger.Error("update job", "job", job.ID, "status", status, "err", err)
+		if r.Metrics != nil {
+			r.Metrics.CatalogWriteFailed(false)
+		}
 	}
 }
 
@@ -473,7 +695,8 @@ func (r *Runner) trackProgress(ctx context.Context, job *rdsbackup.Job, sw *setW
 // Recover settles the jobs a previous process left unfinished (it was
 // killed mid-backup): their partial objects are removed and they are
 // recorded Failed — unless the set had in fact been recorded, in which case
-// the job is marked Finished. Call it at start, before StartBackup.
+// the job takes the set's state. Call it at start, before StartBackup. A
+// final state the catalog does not take is retried in the background.
 func (r *Runner) Recover(ctx context.Context) error {
 	jobs, err := r.Catalog.FindJobs(ctx, rdsbackup.JobFilter{Statuses: []rdsbackup.JobStatus{
 		rdsbackup.JobNoStart, rdsbackup.JobPreparing, rdsbackup.JobWaiting, rdsbackup.JobUploading, rdsbackup.JobChecking}})
@@ -483,12 +706,12 @@ func (r *Runner) Recover(ctx context.Context) error {
 	for _, job := range jobs {
 		set, err := r.Catalog.FindBackupSet(ctx, job.ID)
 		if err == nil && set.Status == rdsbackup.BackupSuccess {
-			job.BackupSetID = set.ID
-			r.setStatus(ctx, job, rdsbackup.JobFinished, 100)
+			job.BackupSetID, job.Status, job.Progress = set.ID, rdsbackup.JobFinished, 100
+			r.recoverFinal(ctx, job, nil)
 			continue
 		} else if err == nil {
-			job.BackupSetID, job.Error = set.ID, set.FailureReason
-			r.setStatus(ctx, job, rdsbackup.JobFailed, job.Progress)
+			job.BackupSetID, job.Error, job.Status = set.ID, set.FailureReason, rdsbackup.JobFailed
+			r.recoverFinal(ctx, job, nil)
 			continue
 		} else if rdsbackup.ErrorCode(err) != rdsbackup.ENOTFOUND {
 			return err
@@ -504,7 +727,34 @@ func (r *Runner) Recover(ctx context.Context) error {
 		if job.Mode == rdsbackup.BackupAutomated {
 			opts.Initiator, opts.StoreStatus = rdsbackup.InitiatorSystem, rdsbackup.StoreDisabled
 		}
-		r.fail(ctx, inst, job, opts, job.CreatedAt, errors.New("interrupted: the service stopped during the backup"))
+		r.removeObjectsOfFailed(ctx, inst.ID, job.ID)
+		failed := r.failure(inst, job, opts, job.CreatedAt, errors.New("interrupted: the service stopped during the backup"))
+		r.recoverFinal(ctx, job, failed)
 	}
 	return nil
+}
+
+// recoverFinal writes a recovered job's final state. If the catalog does
+// not take it, the service starts all the same (downloads and restores may
+// be what is needed most when a disk is full) and the write is retried in
+// the background like any job's final write.
+func (r *Runner) recoverFinal(ctx context.Context, job *rdsbackup.Job, failed *rdsbackup.BackupSet) {
+	err := r.writeFinal(ctx, job, &failed, false)
+	if err == nil {
+		return
+	}
+	r.Logger.Error("cannot record an interrupted job's final state; retrying in the background", "job", job.ID, "err", err)
+	r.mu.Lock()
+	r.init()
+	r.unsettled[job.ID] = &Unsettled{Job: *job, Since: r.Now(), Attempts: 1, Err: err.Error()}
+	r.wg.Add(1)
+	r.mu.Unlock()
+	go func() {
+		defer r.wg.Done()
+		select {
+		case <-r.After(r.Retry.Delay(1)):
+		case <-r.closing:
+		}
+		r.settle(context.WithoutCancel(ctx), job, failed)
+	}()
 }

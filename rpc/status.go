@@ -15,6 +15,7 @@ var statusByCode = map[string]int{
 	rdsbackup.ENOTFOUND: http.StatusNotFound,
 	rdsbackup.ECONFLICT: http.StatusConflict,
 	rdsbackup.EINVALID:  http.StatusBadRequest,
+	rdsbackup.ENOSPACE:  http.StatusInsufficientStorage,
 
 	rdsbackup.EMissingParameter:      http.StatusBadRequest,
 	rdsbackup.EInvalidAction:         http.StatusNotFound,

@@ -16,6 +16,7 @@ var wantStatus = map[string]int{
 	rdsbackup.ENOTFOUND:                 404,
 	rdsbackup.ECONFLICT:                 409,
 	rdsbackup.EINVALID:                  400,
+	rdsbackup.ENOSPACE:                  507,
 	rdsbackup.EMissingParameter:         400,
 	rdsbackup.EInvalidAction:            404,
 	rdsbackup.EInvalidVersion:           400,

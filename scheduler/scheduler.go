@@ -46,6 +46,8 @@ type Scheduler struct {
 	// beyond it wait for a later tick in their window.
 	MaxConcurrent int
 	Logger        *slog.Logger
+	// Metrics, when set, is told how long each Tick took.
+	Metrics TickMetrics
 
 	mu      sync.Mutex
 	entries map[string]*entry
@@ -156,10 +158,23 @@ type attempted struct{}
 
 func (attempted) Error() string { return "the window already has a job" }
 
+// TickMetrics is what the scheduler reports to a metrics system.
+type TickMetrics interface {
+	TickDone(took time.Duration, started int)
+}
+
 // Tick starts the backups that are due, oldest window first, as far as the
 // concurrency bound allows. It returns how many it started.
 func (s *Scheduler) Tick(ctx context.Context) int {
-	now := s.Now()
+	start := s.Now()
+	started := s.tick(ctx, start)
+	if s.Metrics != nil {
+		s.Metrics.TickDone(s.Now().Sub(start), started)
+	}
+	return started
+}
+
+func (s *Scheduler) tick(ctx context.Context, now time.Time) int {
 	type due struct {
 		id     string
 		window time.Time

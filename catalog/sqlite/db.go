@@ -19,7 +19,8 @@ import (
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
-	_ "modernc.org/sqlite" // registers the "sqlite" driver
+	driver "modernc.org/sqlite" // also registers the "sqlite" driver
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 //go:embed migrations/*.sql
@@ -163,8 +164,23 @@ func (db *DB) migrate(ctx context.Context) error {
 	return nil
 }
 
-// update runs fn in a write transaction.
+// update runs fn in a write transaction. A write that found the disk full
+// is reported as rdsbackup.ENOSPACE.
 func (db *DB) update(ctx context.Context, fn func(tx *sql.Tx) error) error {
+	return diskFull(db.transact(ctx, fn))
+}
+
+// diskFull classifies err as rdsbackup.ENOSPACE when SQLite could not write
+// for want of space (SQLITE_FULL, which it reports for ENOSPC and quotas).
+func diskFull(err error) error {
+	var se *driver.Error
+	if err != nil && errors.As(err, &se) && se.Code()&0xff == sqlite3.SQLITE_FULL {
+		return rdsbackup.NoSpace("catalog", err)
+	}
+	return err
+}
+
+func (db *DB) transact(ctx context.Context, fn func(tx *sql.Tx) error) error {
 	tx, err := db.write.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)

@@ -35,6 +35,15 @@ type Config struct {
 	Downloads DownloadsConfig  `yaml:"downloads"`
 	Backups   BackupsConfig    `yaml:"backups"`
 	Auth      AuthConfig       `yaml:"auth"`
+	Metrics   MetricsConfig    `yaml:"metrics"`
+}
+
+// MetricsConfig sets the Prometheus endpoint.
+type MetricsConfig struct {
+	// Listen is the host:port of a listener of its own that serves GET
+	// /metrics, without authentication: bind it where only the monitoring
+	// system reaches. Empty (the default): no metrics endpoint.
+	Listen string `yaml:"listen"`
 }
 
 // AuthConfig sets request authentication.
@@ -158,6 +167,11 @@ func (c *Config) Validate() error {
 	}
 	if c.DataDir == "" {
 		return fmt.Errorf("config: dataDir must not be empty")
+	}
+	if c.Metrics.Listen != "" {
+		if _, _, err := net.SplitHostPort(c.Metrics.Listen); err != nil {
+			return fmt.Errorf("config: metrics.listen %q: %v", c.Metrics.Listen, err)
+		}
 	}
 	if c.Region == "" {
 		c.Region = DefaultRegion

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -110,5 +111,24 @@ func TestConfigErrors(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestMetricsListenErrors: a malformed metrics.listen stops the start, and
+// so does an address that cannot be listened on, naming metrics.
+func TestMetricsListenErrors(t *testing.T) {
+	t.Parallel()
+	code, stderr := runConfig(t, "metrics:\n  listen: nowhere\n", nil)
+	if code != exitFailed || !strings.Contains(stderr, "metrics.listen") {
+		t.Errorf("malformed metrics.listen: exit %d: %s", code, stderr)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	code, stderr = runConfig(t, "metrics:\n  listen: "+ln.Addr().String()+"\n", nil)
+	if code != exitFailed || !strings.Contains(stderr, "listen for metrics") {
+		t.Errorf("metrics.listen in use: exit %d: %s", code, stderr)
 	}
 }

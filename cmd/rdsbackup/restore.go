@@ -28,8 +28,10 @@ const envTargetDSN = "RDSBACKUP_TARGET_DSN"
 const restoreUsage = `Usage: rdsbackup restore (--url URL | --file FILE) [flags]
 
 Restores a backup set (or one database of it) into a target server. The set
-is downloaded (or read) completely and its CRC64 checked before anything is
-written to the target; a mismatch stops the restore.
+is downloaded (or read) completely into a private copy in --work-dir, and its
+CRC64 checked before anything is written to the target; a mismatch stops the
+restore. The restore then reads only that copy, so it needs free space for
+one set there.
 
 The target server's DSN comes from the environment, never from the command
 line: RDSBACKUP_TARGET_DSN (a go-sql-driver/mysql DSN for MySQL/MariaDB, a
@@ -55,7 +57,7 @@ func (m *Main) restore(ctx context.Context, args []string) error {
 	database := fset.String("database", "", "restore only this database of the set (for a per-database link: its name)")
 	as := fset.String("as", "", "restore --database under this name instead")
 	physical := fset.String("data-dir", "", "for a Physical set: the EMPTY directory to restore the data files into")
-	workDir := fset.String("work-dir", os.TempDir(), "where the download is kept while it is checked")
+	workDir := fset.String("work-dir", os.TempDir(), "where the private copy of the set (download or --file) is kept while it is checked and restored")
 	skipGlobals := fset.Bool("skip-globals", false, "PostgreSQL: do not restore roles and tablespaces")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -226,25 +228,28 @@ func partsAddUp(f io.ReaderAt, size int64, sum uint64, parts []backup.ManifestPa
 	return backup.CombineCRC64(combined, h.Sum64(), size-off) == sum
 }
 
-// fetchVerified returns a local copy of the set whose CRC64 matches what the
-// server (and the user) say it must be, and that CRC64.
+// fetchVerified returns a private copy of the set, in workDir, whose CRC64
+// matches what the server (and the user) say it must be, and that CRC64.
+// The source — a download or --file — is read once, into the copy, which
+// everything after reads: a file that changes while the restore runs cannot
+// put bytes that were not checked into the target.
 func (m *Main) fetchVerified(ctx context.Context, url, file, want, workDir string) (string, uint64, func(), error) {
-	table := crc64.MakeTable(crc64.ECMA)
 	if file != "" {
 		f, err := os.Open(file)
 		if err != nil {
 			return "", 0, nil, err
 		}
 		defer f.Close()
-		h := crc64.New(table)
-		if _, err := io.Copy(h, f); err != nil {
-			return "", 0, nil, err
+		path, sum, n, cleanup, err := spool(f, workDir)
+		if err != nil {
+			return "", 0, nil, fmt.Errorf("restore: read %s: %w", file, err)
 		}
-		sum := h.Sum64()
 		if got := backup.FormatChecksum(sum); want != "" && got != want {
+			cleanup()
 			return "", 0, nil, fmt.Errorf("restore: %s has CRC64 %s, expected %s; nothing was restored", file, got, want)
 		}
-		return file, sum, func() {}, nil
+		fmt.Fprintf(m.Stderr, "copied %d bytes of %s to %s, CRC64 %s\n", n, file, workDir, backup.FormatChecksum(sum))
+		return path, sum, cleanup, nil
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
@@ -259,23 +264,15 @@ func (m *Main) fetchVerified(ctx context.Context, url, file, want, workDir strin
 		body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 		return "", 0, nil, fmt.Errorf("restore: download: %s: %s", resp.Status, strings.TrimSpace(string(body)))
 	}
-	tmp, err := os.CreateTemp(workDir, "rdsbackup-restore-*.zst")
-	if err != nil {
-		return "", 0, nil, err
-	}
-	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
-	h := crc64.New(table)
 	start := time.Now()
-	n, err := io.Copy(io.MultiWriter(tmp, h), resp.Body)
+	path, sum, n, cleanup, err := spool(resp.Body, workDir)
 	if err != nil {
-		cleanup()
 		return "", 0, nil, fmt.Errorf("restore: download: %w", err)
 	}
 	if cl := resp.ContentLength; cl >= 0 && n != cl {
 		cleanup()
 		return "", 0, nil, fmt.Errorf("restore: download cut short: %d of %d bytes", n, cl)
 	}
-	sum := h.Sum64()
 	got := backup.FormatChecksum(sum)
 	for _, w := range []string{resp.Header.Get("x-oss-hash-crc64ecma"), want} {
 		if w != "" && w != got {
@@ -284,5 +281,26 @@ func (m *Main) fetchVerified(ctx context.Context, url, file, want, workDir strin
 		}
 	}
 	fmt.Fprintf(m.Stderr, "downloaded %d bytes in %v, CRC64 %s verified\n", n, time.Since(start).Round(time.Millisecond), got)
-	return tmp.Name(), sum, cleanup, nil
+	return path, sum, cleanup, nil
+}
+
+// spool copies src into a new 0600 file in workDir, computing its CRC64 on
+// the way, and returns the file's path, the CRC64, the byte count and a
+// function that removes the file.
+func spool(src io.Reader, workDir string) (string, uint64, int64, func(), error) {
+	tmp, err := os.CreateTemp(workDir, "rdsbackup-restore-*.zst")
+	if err != nil {
+		return "", 0, 0, nil, err
+	}
+	cleanup := func() { tmp.Close(); os.Remove(tmp.Name()) }
+	h := crc64.New(crc64.MakeTable(crc64.ECMA))
+	n, err := io.Copy(io.MultiWriter(tmp, h), src)
+	if err == nil {
+		err = tmp.Close()
+	}
+	if err != nil {
+		cleanup()
+		return "", 0, 0, nil, err
+	}
+	return tmp.Name(), h.Sum64(), n, cleanup, nil
 }

@@ -9,14 +9,17 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/rdsbackup/rdsbackup/backup"
+	"github.com/rdsbackup/rdsbackup/engine/enginetest"
 )
 
 var testCRCTable = crc64.MakeTable(crc64.ECMA)
@@ -135,5 +138,80 @@ func TestRestoreFileCorruptPartRefused(t *testing.T) {
 	}
 	if strings.Contains(out, "restoring database") {
 		t.Errorf("the restore started:\n%s", out)
+	}
+}
+
+// fifoSource serves a named pipe: the first reader that opens it gets
+// first, any later one gets second. It reports how many times it was
+// opened, which is how many times the restore read the "file".
+type fifoSource struct {
+	path  string
+	opens atomic.Int32
+	done  chan struct{}
+}
+
+func newFIFOSource(t *testing.T, first, second []byte) *fifoSource {
+	t.Helper()
+	f := &fifoSource{path: filepath.Join(t.TempDir(), "set.zst"), done: make(chan struct{})}
+	if err := syscall.Mkfifo(f.path, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	go func() {
+		defer close(f.done)
+		for {
+			// Non-blocking: it succeeds only while a reader has the pipe
+			// open (or waits in open), so the loop can stop.
+			w, err := os.OpenFile(f.path, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+			if err == nil {
+				data := second
+				if f.opens.Add(1) == 1 {
+					data = first
+				}
+				w.Write(data)
+				w.Close()
+				// The reader sees EOF and closes the pipe at once; until it
+				// has, an open would find it again, not a new reader.
+				select {
+				case <-stop:
+					return
+				case <-time.After(500 * time.Millisecond):
+				}
+				continue
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	t.Cleanup(func() { close(stop); <-f.done })
+	return f
+}
+
+// TestRestoreFileReadOnce: `restore --file` reads its file once. The file
+// here is a named pipe that gives a valid set the first time it is read
+// and another (valid, different) one on any later read: the restore must
+// restore exactly the bytes it verified — the first set — and never open the
+// file again.
+func TestRestoreFileReadOnce(t *testing.T) {
+	t.Parallel()
+	good, _ := buildSet(t, map[string]string{"crm": "CREATE TABLE t (v INT);\nINSERT INTO t VALUES (1);\n"}, "crm")
+	swapped, _ := buildSet(t, map[string]string{"crm": "CREATE TABLE t (v INT);\nINSERT INTO t VALUES (666);\n", "x": "SELECT 1;\n"}, "crm", "x")
+	src := newFIFOSource(t, good, swapped)
+
+	srv := enginetest.SharedMariaDB(t)
+	target := srv.NewDatabase(t)
+	code, out := runRestore(t, srv.DSN(""), "--file", src.path, "--checksum", crcOf(good), "--database", "crm", "--as", target)
+	if code != exitOK {
+		t.Fatalf("restore: exit %d:\n%s", code, out)
+	}
+	if n := src.opens.Load(); n != 1 {
+		t.Errorf("the restore opened the file %d times", n)
+	}
+	got := queryColumn(t, srv.DB(t, target), "SELECT v FROM t ORDER BY v")
+	if !slices.Equal(got, []string{"1"}) {
+		t.Errorf("restored rows %v, want the verified set's [1]", got)
 	}
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/rdsbackup/rdsbackup/api"
 	"github.com/rdsbackup/rdsbackup/backup"
 	"github.com/rdsbackup/rdsbackup/catalog/sqlite"
+	"github.com/rdsbackup/rdsbackup/engine/childproc"
+	"github.com/rdsbackup/rdsbackup/metrics"
 	"github.com/rdsbackup/rdsbackup/rpc"
 	"github.com/rdsbackup/rdsbackup/storage/localfs"
 )
@@ -59,14 +61,17 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("register instances: %w", err)
 	}
 
+	met := metrics.New()
 	srv := api.NewServer()
-	srv.Instances, srv.Backups, srv.Jobs, srv.Identity = db, db, db, db
-	srv.Logger = logger
+	srv.Instances, srv.Backups, srv.Identity = db, db, db
+	srv.Logger, srv.Metrics = logger, met
 	srv.Region, srv.AccountID = cfg.Region, accountID
 	srv.Responder = &rpc.Responder{HostID: "rdsbackup", Logger: logger}
+	nonces := rpc.NewNonceCache(rpc.DefaultMaxSkew, cfg.Auth.MaxNonces)
+	met.ReplayMemory(nonces.Len, cfg.Auth.MaxNonces)
 	srv.Auth = &rpc.Authenticator{
 		Lookup:  srv.LookupKey,
-		Nonces:  rpc.NewNonceCache(rpc.DefaultMaxSkew, cfg.Auth.MaxNonces),
+		Nonces:  nonces,
 		Now:     time.Now,
 		MaxSkew: rpc.DefaultMaxSkew,
 	}
@@ -77,16 +82,26 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 
-	store := localfs.New(cfg.Path("storage"))
-	if err := store.CleanTemp(ctx); err != nil {
+	local := localfs.New(cfg.Path("storage"))
+	if err := local.CleanTemp(ctx); err != nil {
 		return fmt.Errorf("clean storage temp files: %w", err)
+	}
+	store := met.Store(local)
+	// Tools a killed process left running go before their temp files.
+	children := &childproc.Registry{Dir: cfg.Path("run/tools"), Logger: logger}
+	if err := killLeftoverTools(children, logger); err != nil {
+		return err
 	}
 	tmpDir := cfg.Path("tmp")
 	if err := resetTempDir(tmpDir); err != nil {
 		return err
 	}
-	runner := backup.NewRunner(db, store, engines(logger, tmpDir))
-	runner.Logger = logger
+	runner := backup.NewRunner(db, store, engines(logger, tmpDir, children))
+	runner.Logger, runner.Metrics = logger, met
+	met.Jobs(runner.JobStates, func() int { return len(runner.Unsettled()) })
+	// DescribeBackupTasks shows an ended job's final state even while the
+	// catalog cannot take it yet.
+	srv.Jobs = backup.JobView{JobService: db, Runner: runner}
 	// Jobs a killed process left behind are settled before any new one.
 	if err := runner.Recover(ctx); err != nil {
 		return fmt.Errorf("recover interrupted backups: %w", err)
@@ -94,12 +109,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	defer runner.Close()
 	srv.Backup = runner
 
-	deleter := &backup.Deleter{Catalog: db, Store: store, Logger: logger, Now: time.Now}
+	deleter := &backup.Deleter{Catalog: db, Store: store, Logger: logger, Now: time.Now, Metrics: met}
 	// Deletions a killed process left half done are finished first.
 	if err := deleter.Resume(ctx); err != nil {
 		return fmt.Errorf("finish interrupted deletions: %w", err)
 	}
 	auto := newAutomation(db, runner, deleter, cfg, time.Now, logger)
+	auto.sched.Metrics = met
 	if err := auto.load(ctx, cfg, time.Now()); err != nil {
 		return fmt.Errorf("load backup policies: %w", err)
 	}
@@ -121,10 +137,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/download/", &api.Downloads{Links: links, Backups: db, Store: store})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { health(w, runner) })
 	mux.Handle("/", srv)
 
 	hs := &http.Server{
@@ -134,7 +147,20 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		IdleTimeout:       2 * time.Minute,
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
+	if cfg.Metrics.Listen != "" {
+		mln, err := net.Listen("tcp", cfg.Metrics.Listen)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("listen for metrics: %w", err)
+		}
+		mmux := http.NewServeMux()
+		mmux.Handle("GET /metrics", met.Handler())
+		ms := &http.Server{Handler: mmux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: hs.ErrorLog}
+		go func() { errc <- ms.Serve(mln) }()
+		defer ms.Close()
+		logger.Info("metrics serving", "addr", mln.Addr().String())
+	}
 	go func() { errc <- hs.Serve(ln) }()
 	logger.Info("rdsbackup serving", "addr", ln.Addr().String(), "dataDir", cfg.DataDir,
 		"region", cfg.Region, "accountId", accountID, "instances", len(instances))
@@ -161,6 +187,25 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return hs.Shutdown(shutdownCtx)
+}
+
+// health answers /healthz: 200 while the service does its work, 503 while a
+// backup job has ended but its final state cannot be recorded in the catalog
+// (its disk is full, say; the service keeps retrying, and a restart would
+// not help). The body says which jobs and why.
+func health(w http.ResponseWriter, runner *backup.Runner) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	stuck := runner.Unsettled()
+	if len(stuck) == 0 {
+		fmt.Fprintln(w, "ok")
+		return
+	}
+	w.WriteHeader(http.StatusServiceUnavailable)
+	fmt.Fprintf(w, "unhealthy: %d backup job(s) ended but the catalog does not take their final state; retrying\n", len(stuck))
+	for _, u := range stuck {
+		fmt.Fprintf(w, "job %d (%s, instance %s): since %s, %d attempts: %s\n", u.Job.ID, u.Job.Status, u.Job.InstanceID,
+			u.Since.UTC().Format(time.RFC3339), u.Attempts, u.Err)
+	}
 }
 
 // masterKey reads the master key: from the environment when set, otherwise

@@ -20,12 +20,23 @@ import (
 // grandchild's pid, once both run.
 func family(t *testing.T, ctx context.Context) (*exec.Cmd, int) {
 	t.Helper()
+	return familyOf(t, ctx, nil)
+}
+
+// familyWith is family started through a Registry.
+func familyWith(t *testing.T, r *Registry) (*exec.Cmd, int) {
+	t.Helper()
+	return familyOf(t, t.Context(), r)
+}
+
+func familyOf(t *testing.T, ctx context.Context, r *Registry) (*exec.Cmd, int) {
+	t.Helper()
 	cmd := Command(ctx, "/bin/sh", "-c", `sleep 300 & echo $!; wait`)
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cmd.Start(); err != nil {
+	if _, err := r.Start(cmd); err != nil {
 		t.Fatal(err)
 	}
 	line, err := bufio.NewReader(out).ReadString('\n')

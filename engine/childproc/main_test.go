@@ -2,6 +2,7 @@ package childproc
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"hash/crc64"
 	"io"
@@ -17,6 +18,9 @@ import (
 const helperEnv = "CHILDPROC_TEST_HELPER"
 
 func TestMain(m *testing.M) {
+	if os.Getenv(helperEnv) == "spawn" {
+		os.Exit(spawn())
+	}
 	if mode := os.Getenv(helperEnv); mode != "" {
 		os.Exit(helper(mode, os.Args[len(os.Args)-3:]))
 	}
@@ -87,4 +91,17 @@ func helper(mode string, args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "unknown helper mode", mode)
 	return 2
+}
+
+// spawn stands in for rdsbackup running a tool: it starts a long sleep
+// through Command, prints the sleep's pid and waits to be killed.
+func spawn() int {
+	cmd := Command(context.Background(), "/bin/sleep", "300")
+	if err := cmd.Start(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(cmd.Process.Pid)
+	cmd.Wait()
+	return 0
 }

@@ -8,10 +8,12 @@ import (
 	"syscall"
 )
 
-// setProcessGroup makes the tool the leader of a new process group and has
-// a done context kill the whole group.
+// setProcessGroup makes the tool the leader of a new process group, has a
+// done context kill the whole group, and (on Linux) has the kernel kill the
+// tool when rdsbackup dies, however it dies.
 func setProcessGroup(cmd *exec.Cmd) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	setDeathSignal(cmd.SysProcAttr)
 	cmd.Cancel = func() error {
 		if err := syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); err != nil {
 			if err == syscall.ESRCH {

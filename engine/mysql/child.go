@@ -137,9 +137,11 @@ func (e *Engine) streamPart(ctx context.Context, t tool, ws *workspace, password
 	tail := childproc.NewTail(e.stderrTail())
 	cmd.Stderr = tail
 	e.logger().Debug("starting tool", "tool", t.name, "args", args)
-	if err := cmd.Start(); err != nil {
+	release, err := e.Children.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start %s: %w", t.name, err)
 	}
+	defer release()
 	out := &childOutput{ctx: ctx, r: stdout}
 	var src io.Reader = out
 	if header != "" {
@@ -178,9 +180,11 @@ func (e *Engine) runFed(ctx context.Context, t tool, ws *workspace, password str
 	cmd.Stdout = io.Discard
 	cmd.Stderr = tail
 	e.logger().Debug("starting tool", "tool", t.name, "args", args)
-	if err := cmd.Start(); err != nil {
+	release, err := e.Children.Start(cmd)
+	if err != nil {
 		return fmt.Errorf("start %s: %w", t.name, err)
 	}
+	defer release()
 	readErr, writeErr := feed(stdin, in)
 	stdin.Close()
 	if readErr != nil {
@@ -230,7 +234,11 @@ func (e *Engine) runTool(ctx context.Context, t tool, ws *workspace, password st
 	cmd.Stdout = tail
 	cmd.Stderr = tail
 	e.logger().Debug("starting tool", "tool", t.name, "args", args)
-	err := cmd.Run()
+	release, err := e.Children.Start(cmd)
+	if err == nil {
+		err = cmd.Wait()
+		release()
+	}
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("%s stopped: %w", t.name, ctx.Err())

@@ -74,6 +74,7 @@ import (
 	"github.com/go-sql-driver/mysql"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/engine/childproc"
 )
 
 // Engine backs up MySQL or MariaDB servers. It keeps no state between
@@ -94,6 +95,9 @@ type Engine struct {
 	// StderrTail is how many bytes of a tool's standard error are kept for
 	// its error message; 0 means 4096.
 	StderrTail int
+	// Children, when set, records every running tool so that the next
+	// start can kill what a killed service left (see childproc.Registry).
+	Children *childproc.Registry
 }
 
 var _ rdsbackup.BackupEngine = (*Engine)(nil)

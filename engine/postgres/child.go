@@ -97,6 +97,8 @@ type child struct {
 	stdout io.ReadCloser // nil unless asked for
 	stderr *childproc.Tail
 	redact redactor
+	// release removes the tool's record in the Registry, once waited for.
+	release func()
 }
 
 // startOptions say how to connect a child's standard streams.
@@ -125,9 +127,11 @@ func (e *Engine) start(ctx context.Context, s *session, path, what string, args 
 		c.stdout = out
 	}
 	e.logger().Debug("start", "tool", path, "args", args)
-	if err := cmd.Start(); err != nil {
+	release, err := e.Children.Start(cmd)
+	if err != nil {
 		return nil, fmt.Errorf("start %s: %w", c.tool, err)
 	}
+	c.release = release
 	return c, nil
 }
 
@@ -138,6 +142,7 @@ func (c *child) kill() { childproc.Kill(c.cmd) }
 // the tail of its stderr.
 func (c *child) wait() error {
 	err := c.cmd.Wait()
+	c.release()
 	if err == nil {
 		return nil
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/engine/childproc"
 )
 
 // Engine backs up PostgreSQL servers with PostgreSQL's own tools. The zero
@@ -27,6 +28,9 @@ type Engine struct {
 	// StderrTail is how many bytes of a tool's stderr an error keeps;
 	// 0 means 4096.
 	StderrTail int
+	// Children, when set, records every running tool so that the next
+	// start can kill what a killed service left (see childproc.Registry).
+	Children *childproc.Registry
 }
 
 var _ rdsbackup.BackupEngine = (*Engine)(nil)

@@ -62,6 +62,20 @@ func New(root string) *FS { return &FS{Root: root} }
 // done, Write and Commit fail and the object is not published. Abort after
 // Commit is a no-op, so `defer w.Abort()` is a safe way to clean up.
 func (s *FS) Create(ctx context.Context, key string) (rdsbackup.ObjectWriter, error) {
+	w, err := s.create(ctx, key)
+	return w, diskFull(err)
+}
+
+// diskFull classifies err as rdsbackup.ENOSPACE when the filesystem has no
+// space (or quota) left for a write.
+func diskFull(err error) error {
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		return rdsbackup.NoSpace("backup storage", err)
+	}
+	return err
+}
+
+func (s *FS) create(ctx context.Context, key string) (rdsbackup.ObjectWriter, error) {
 	if err := checkKey(key); err != nil {
 		return nil, err
 	}
@@ -139,7 +153,7 @@ func (w *writer) Write(p []byte) (int, error) {
 	}
 	n, err := w.f.Write(p)
 	if err != nil {
-		w.err = fmt.Errorf("write %s: %w", w.key, err)
+		w.err = diskFull(fmt.Errorf("write %s: %w", w.key, err))
 	}
 	return n, w.err
 }
@@ -154,7 +168,7 @@ func (w *writer) Commit() error {
 	}
 	w.done = true
 	w.root.Close()
-	return err
+	return diskFull(err)
 }
 
 func (w *writer) commit() error {
