@@ -186,12 +186,12 @@ func (m *Main) demo(ctx context.Context, args []string) (err error) {
 	backupIDs := map[string]string{}
 	jobs := map[string]string{}
 	for _, id := range instances {
-		var out struct{ BackupJobId string }
-		if err := client.call(ctx, "CreateBackup", url.Values{"DBInstanceId": {id}, "BackupMethod": {"Logical"}}, &out); err != nil {
+		jobID, err := client.startBackup(ctx, id)
+		if err != nil {
 			return demoInterrupted(ctx, fmt.Errorf("demo: back up %s: %w", id, err))
 		}
-		jobs[id] = out.BackupJobId
-		logger.Info("backup started", "instance", id, "backupJobId", out.BackupJobId)
+		jobs[id] = jobID
+		logger.Info("backup started", "instance", id, "backupJobId", jobID)
 	}
 	for _, id := range instances {
 		backupID, err := client.waitBackup(ctx, id, jobs[id])
@@ -544,7 +544,7 @@ func (c *demoClient) call(ctx context.Context, action string, params url.Values,
 	if resp.StatusCode != http.StatusOK {
 		var e struct{ Code, Message string }
 		if json.Unmarshal(body, &e) == nil && e.Code != "" {
-			return fmt.Errorf("%s: %s: %s", action, e.Code, e.Message)
+			return &demoAPIError{Action: action, Code: e.Code, Message: e.Message}
 		}
 		return fmt.Errorf("%s: %s", action, resp.Status)
 	}
@@ -552,6 +552,38 @@ func (c *demoClient) call(ctx context.Context, action string, params url.Values,
 		return fmt.Errorf("%s: %w", action, err)
 	}
 	return nil
+}
+
+// demoAPIError is an error answer of the API.
+type demoAPIError struct{ Action, Code, Message string }
+
+func (e *demoAPIError) Error() string { return e.Action + ": " + e.Code + ": " + e.Message }
+
+// startBackup starts a manual Logical backup. The default policy's window
+// may be open when the demo starts, and then the service is already taking
+// an automated backup of the instance, which refuses a second one: the demo
+// waits for that one to end and asks again.
+func (c *demoClient) startBackup(ctx context.Context, instance string) (string, error) {
+	for attempt := 0; ; attempt++ {
+		var out struct{ BackupJobId string }
+		err := c.call(ctx, "CreateBackup", url.Values{"DBInstanceId": {instance}, "BackupMethod": {"Logical"}}, &out)
+		var apiErr *demoAPIError
+		if err == nil || !errors.As(err, &apiErr) || apiErr.Code != rdsbackup.EBackupRunning || attempt == 3 {
+			return out.BackupJobId, err
+		}
+		var running struct {
+			Items struct {
+				BackupJob []struct{ BackupJobId string }
+			}
+		}
+		if err := c.call(ctx, "DescribeBackupTasks", url.Values{"DBInstanceId": {instance}}, &running); err != nil {
+			return "", err
+		}
+		for _, j := range running.Items.BackupJob {
+			// Its outcome does not matter: the demo takes its own backup next.
+			c.waitBackup(ctx, instance, j.BackupJobId)
+		}
+	}
 }
 
 // waitBackup polls DescribeBackupTasks until the job has ended and returns

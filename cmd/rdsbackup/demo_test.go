@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"go/ast"
 	"go/parser"
 	"go/token"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"os/exec"
@@ -426,5 +429,44 @@ func TestDemoWorkDir(t *testing.T) {
 	}
 	if filepath.Dir(got) != filepath.Clean(localserver.TempDir()) {
 		t.Errorf("temporary dir %s not in %s", got, localserver.TempDir())
+	}
+}
+
+// TestDemoWaitsForAutomatedBackup: when the demo starts inside the default
+// policy's window, the service is already backing the instance up and
+// refuses CreateBackup; the demo waits for that job and asks again.
+func TestDemoWaitsForAutomatedBackup(t *testing.T) {
+	var creates, polls int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		r.ParseForm()
+		w.Header().Set("Content-Type", "application/json")
+		switch r.Form.Get("Action") {
+		case "CreateBackup":
+			creates++
+			if creates == 1 {
+				w.WriteHeader(http.StatusForbidden)
+				fmt.Fprint(w, `{"Code":"IncorrectDBInstanceState","Message":"backup job 7 is still running"}`)
+				return
+			}
+			fmt.Fprint(w, `{"BackupJobId":"8"}`)
+		case "DescribeBackupTasks":
+			if r.Form.Get("BackupJobId") == "" {
+				fmt.Fprint(w, `{"Items":{"BackupJob":[{"BackupJobId":"7","BackupStatus":"Progressing"}]}}`)
+				return
+			}
+			polls++
+			fmt.Fprintf(w, `{"Items":{"BackupJob":[{"BackupJobId":%q,"BackupStatus":"Finished","BackupId":"7"}]}}`, r.Form.Get("BackupJobId"))
+		default:
+			t.Errorf("unexpected action %q", r.Form.Get("Action"))
+		}
+	}))
+	defer srv.Close()
+	c := &demoClient{addr: strings.TrimPrefix(srv.URL, "http://"), keyID: "k", secret: "s", http: srv.Client()}
+	job, err := c.startBackup(context.Background(), "rm-demo-mariadb")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job != "8" || creates != 2 || polls != 1 {
+		t.Fatalf("job %q after %d CreateBackup and %d polls of the running job; want 8, 2, 1", job, creates, polls)
 	}
 }
