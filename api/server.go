@@ -6,7 +6,9 @@ package api
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -300,4 +302,9 @@ func instanceResources(s *Server, c *call) []string {
 		out[i] = s.instanceARN(id)
 	}
 	return out
+}
+
+// ActionNames lists the actions served under an API version, sorted.
+func ActionNames(version string) []string {
+	return slices.Sorted(maps.Keys(NewServer().actions(version)))
 }
