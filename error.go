@@ -3,6 +3,8 @@ package rdsbackup
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Error codes. Most are the wire codes of the RDS/RAM API, because the
@@ -124,4 +126,22 @@ func InvalidParameter(name, why string) *Error {
 		return Errorf(EINVALID, "The specified parameter %q is not valid.", name)
 	}
 	return Errorf(EINVALID, "The specified parameter %q is not valid: %s", name, why)
+}
+
+// MaxQuotedValue is how many bytes of a caller's value an error message
+// quotes at most.
+const MaxQuotedValue = 64
+
+// QuoteValue quotes a caller's value for an error message: whole when it is
+// short, otherwise its first MaxQuotedValue bytes (cut at a character
+// boundary) and its length, so that a huge value is not echoed back.
+func QuoteValue(v string) string {
+	if len(v) <= MaxQuotedValue {
+		return strconv.Quote(v)
+	}
+	cut := MaxQuotedValue
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return strconv.Quote(v[:cut]) + "… (" + strconv.Itoa(len(v)) + " bytes)"
 }

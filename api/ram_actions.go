@@ -405,7 +405,7 @@ func (s *Server) deletePolicy(ctx context.Context, c *call) (any, error) {
 	}
 	if err := s.Identity.DeletePolicy(ctx, name); rdsbackup.ErrorCode(err) == rdsbackup.EEntityNotExistPolicy {
 		if _, serr := s.Identity.FindPolicy(ctx, name, rdsbackup.PolicySystem); serr == nil {
-			return nil, rdsbackup.Errorf(rdsbackup.ENoPermissionSystemPolicy, "The policy %q is a system policy and cannot be deleted.", name)
+			return nil, rdsbackup.Errorf(rdsbackup.ENoPermissionSystemPolicy, "The policy %s is a system policy and cannot be deleted.", rdsbackup.QuoteValue(name))
 		}
 		return nil, err
 	} else if err != nil {

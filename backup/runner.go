@@ -143,7 +143,7 @@ func (r *Runner) StartBackup(ctx context.Context, instanceID string, opts Option
 		for _, want := range opts.Databases {
 			if err == nil && !contains(have, want) {
 				release()
-				return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %q does not exist on instance %s.", want, instanceID)
+				return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %s does not exist on instance %s.", rdsbackup.QuoteValue(want), instanceID)
 			}
 		}
 	}

@@ -65,11 +65,11 @@ func (a *Authenticator) authenticateV2(ctx context.Context, req *Request) error 
 	}
 	if m := p.Get("SignatureMethod"); m != "HMAC-SHA1" {
 		return rdsbackup.Errorf(rdsbackup.EUnsupportedSignature,
-			"The specified SignatureMethod %q is not supported: use HMAC-SHA1.", m)
+			"The specified SignatureMethod %s is not supported: use HMAC-SHA1.", rdsbackup.QuoteValue(m))
 	}
 	if v := p.Get("SignatureVersion"); v != "1.0" {
 		return rdsbackup.Errorf(rdsbackup.EUnsupportedSignature,
-			"The specified SignatureVersion %q is not supported: use 1.0, or an ACS3-HMAC-SHA256 Authorization header.", v)
+			"The specified SignatureVersion %s is not supported: use 1.0, or an ACS3-HMAC-SHA256 Authorization header.", rdsbackup.QuoteValue(v))
 	}
 	now := a.now()
 	signedAt, err := a.checkTime(p.Get("Timestamp"), now)
@@ -95,7 +95,7 @@ func (a *Authenticator) authenticateV3(ctx context.Context, req *Request) error 
 	au := req.auth
 	if au.Algorithm != AlgorithmV3 {
 		return rdsbackup.Errorf(rdsbackup.EUnsupportedSignature,
-			"The signature algorithm %q is not supported: use %s.", au.Algorithm, AlgorithmV3)
+			"The signature algorithm %s is not supported: use %s.", rdsbackup.QuoteValue(au.Algorithm), AlgorithmV3)
 	}
 	h := req.HTTP.Header
 	for _, name := range requiredHeadersV3 {
@@ -192,7 +192,16 @@ func (a *Authenticator) now() time.Time {
 	return time.Now()
 }
 
+// MaxEchoedStringToSign bounds the string to sign that SignatureDoesNotMatch
+// echoes: every request the SDKs make fits (a 6 KB policy document, escaped
+// twice, is about 30 KB), while a huge parameter value is not sent back
+// whole. The SDK's "wrong secret" hint is lost past it, nothing else.
+const MaxEchoedStringToSign = 64 << 10
+
 func signatureMismatch(stringToSign string) *rdsbackup.Error {
+	if len(stringToSign) > MaxEchoedStringToSign {
+		stringToSign = stringToSign[:MaxEchoedStringToSign] + "…"
+	}
 	return &rdsbackup.Error{Code: rdsbackup.ESignatureDoesNotMatch, Message: SignatureMismatchPrefix + stringToSign}
 }
 
