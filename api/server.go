@@ -65,7 +65,7 @@ type Server struct {
 
 // LookupKey returns the secret and state of an access key; wire it into the
 // rpc.Authenticator that the server uses.
-func (s *Server) LookupKey(ctx context.Context, id string) (secret string, active bool, err error) {
+func (s *Server) LookupKey(ctx context.Context, id string) (rpc.Key, error) {
 	return s.lookupKey(ctx, id)
 }
 

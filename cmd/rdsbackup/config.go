@@ -44,6 +44,17 @@ type AuthConfig struct {
 	// about 2,200 requests/s; past the bound requests are refused with
 	// ServiceUnavailable rather than let a replay through.
 	MaxNonces int `yaml:"maxNonces"`
+	// RatePerKey limits each RAM user's access key; the account's (root)
+	// keys are not limited. A key over its rate is refused with
+	// Throttling.User before its request takes any replay memory.
+	RatePerKey RateConfig `yaml:"ratePerKey"`
+}
+
+// RateConfig is a token bucket: Rate requests per second sustained, Burst
+// at once (defaults rpc.DefaultRatePerKey and rpc.DefaultBurstPerKey).
+type RateConfig struct {
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
 }
 
 // BackupsConfig sets the automated backups.
@@ -172,6 +183,16 @@ func (c *Config) Validate() error {
 		c.Auth.MaxNonces = rpc.DefaultMaxNonces
 	} else if c.Auth.MaxNonces < 1000 || c.Auth.MaxNonces > 1<<27 {
 		return fmt.Errorf("config: auth.maxNonces %d: must be between 1000 and %d", c.Auth.MaxNonces, 1<<27)
+	}
+	if r := &c.Auth.RatePerKey; r.Rate == 0 {
+		r.Rate = rpc.DefaultRatePerKey
+	} else if r.Rate < 0.01 || r.Rate > 1e6 {
+		return fmt.Errorf("config: auth.ratePerKey.rate %v: must be between 0.01 and 1000000 requests per second", r.Rate)
+	}
+	if r := &c.Auth.RatePerKey; r.Burst == 0 {
+		r.Burst = max(rpc.DefaultBurstPerKey, int(r.Rate))
+	} else if r.Burst < 1 || r.Burst > 1e6 {
+		return fmt.Errorf("config: auth.ratePerKey.burst %d: must be 1 to 1000000", r.Burst)
 	}
 	if c.Backups.MaxConcurrent == 0 {
 		c.Backups.MaxConcurrent = 2

@@ -67,6 +67,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	srv.Auth = &rpc.Authenticator{
 		Lookup:  srv.LookupKey,
 		Nonces:  rpc.NewNonceCache(rpc.DefaultMaxSkew, cfg.Auth.MaxNonces),
+		Rates:   rpc.NewKeyRates(cfg.Auth.RatePerKey.Rate, cfg.Auth.RatePerKey.Burst),
 		Now:     time.Now,
 		MaxSkew: rpc.DefaultMaxSkew,
 	}
