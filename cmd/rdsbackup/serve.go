@@ -41,6 +41,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	warnOpenDataDir(cfg.DataDir, logger)
 	db, masterKey, err := m.openCatalog(cfg, logger)
 	if err != nil {
 		return err
@@ -162,6 +163,18 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return hs.Shutdown(shutdownCtx)
+}
+
+// warnOpenDataDir warns when other users may enter or read the data
+// directory. Everything the service creates in it is private (0600/0700)
+// anyway; the directory itself is the operator's, so it is not changed.
+func warnOpenDataDir(dir string, logger *slog.Logger) {
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	logger.Warn("the data directory is open to other users (group or world permissions); make it private with chmod 700",
+		"dataDir", dir, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
 }
 
 // masterKey reads the master key: from the environment when set, otherwise
