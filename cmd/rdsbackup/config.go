@@ -35,6 +35,7 @@ type Config struct {
 	Downloads DownloadsConfig  `yaml:"downloads"`
 	Backups   BackupsConfig    `yaml:"backups"`
 	Auth      AuthConfig       `yaml:"auth"`
+	TLS       TLSConfig        `yaml:"tls"`
 }
 
 // AuthConfig sets request authentication.
@@ -85,7 +86,7 @@ type PolicyConfig struct {
 // out; rdsbackup serves them itself under /download/.
 type DownloadsConfig struct {
 	// PublicBaseURL prefixes BackupDownloadURL and DownloadLink (default:
-	// http://<listen>).
+	// http://<listen>, https://<listen> with TLS).
 	PublicBaseURL string `yaml:"publicBaseURL"`
 	// IntranetBaseURL prefixes the Intranet links (default: PublicBaseURL).
 	IntranetBaseURL string `yaml:"intranetBaseURL"`
@@ -177,6 +178,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("config: accountId %q: must be digits", c.AccountID)
 	}
 	if err := c.Downloads.validate(); err != nil {
+		return err
+	}
+	if err := c.TLS.validate(); err != nil {
 		return err
 	}
 	if c.Auth.MaxNonces == 0 {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,5 +25,31 @@ func TestDefaultConfigComplete(t *testing.T) {
 	}
 	if parsed.Backups != c.Backups || parsed.Downloads != c.Downloads || parsed.Listen != c.Listen {
 		t.Errorf("an empty file and no file differ:\n%+v\n%+v", parsed, c)
+	}
+}
+
+func TestAuthAndTLSConfig(t *testing.T) {
+	env := func(string) string { return "" }
+	c, err := ParseConfig([]byte("{}"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Auth.RatePerKey.Rate != 100 || c.Auth.RatePerKey.Burst != 200 || c.TLS.Enabled() {
+		t.Errorf("defaults: %+v %+v", c.Auth, c.TLS)
+	}
+	c, err = ParseConfig([]byte("auth:\n  ratePerKey:\n    rate: 500\n"), env)
+	if err != nil || c.Auth.RatePerKey.Burst != 500 {
+		t.Errorf("burst follows a higher rate: %+v %v", c, err)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"tls:\n  certFile: /x.crt\n", "set both certFile and keyFile"},
+		{"tls:\n  keyFile: /x.key\n", "set both certFile and keyFile"},
+		{"auth:\n  ratePerKey:\n    rate: -1\n", "auth.ratePerKey.rate"},
+		{"auth:\n  ratePerKey:\n    burst: -5\n", "auth.ratePerKey.burst"},
+		{"auth:\n  ratePerKey:\n    rps: 5\n", "field rps not found"},
+	} {
+		if _, err := ParseConfig([]byte(bad.yaml), env); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want %q", bad.yaml, err, bad.want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -38,6 +39,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	logger := m.logger()
+	// A certificate that does not load stops the start before anything runs.
+	var certs *certReloader
+	if cfg.TLS.Enabled() {
+		if certs, err = newCertReloader(cfg.TLS, logger); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
@@ -111,10 +119,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	scheme := "http"
+	if certs != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, certs.serverConfig())
+	}
 	links := &api.Links{Key: linkKey(masterKey), PublicBase: cfg.Downloads.PublicBaseURL,
 		IntranetBase: cfg.Downloads.IntranetBaseURL, TTL: time.Duration(cfg.Downloads.LinkTTL), Now: time.Now}
 	if links.PublicBase == "" {
-		links.PublicBase = "http://" + ln.Addr().String()
+		links.PublicBase = scheme + "://" + ln.Addr().String()
 	}
 	if links.IntranetBase == "" {
 		links.IntranetBase = links.PublicBase
@@ -138,7 +151,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
-	logger.Info("rdsbackup serving", "addr", ln.Addr().String(), "dataDir", cfg.DataDir,
+	if certs != nil && m.Hangup != nil {
+		go certs.watch(ctx, m.Hangup)
+	}
+	logger.Info("rdsbackup serving", "addr", ln.Addr().String(), "scheme", scheme, "dataDir", cfg.DataDir,
 		"region", cfg.Region, "accountId", accountID, "instances", len(instances))
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
