@@ -44,7 +44,6 @@ const (
 	EInvalidBackupLocation  = "InvalidBackupSetLocation.Format"
 	EInstanceIdNotFound     = "InvalidDBInstanceId.NotFound"
 	EInstanceNotFound       = "InvalidDBInstance.NotFound"
-	EInvalidBackupId        = "InvalidBackupId.Malformed"
 	EIncorrectInstanceState = "IncorrectDBInstanceState"
 
 	// Backups.
@@ -56,6 +55,11 @@ const (
 	EDownloadDenied    = "AccessDenied"
 	// EBackupNotDeletable: automated sets leave by expiry only.
 	EBackupNotDeletable = "OperationDenied.BackupSetStoreStatus"
+
+	// Download links (served under /download/, as OSS words them).
+	EMethodNotAllowed = "MethodNotAllowed"
+	ENoSuchKey        = "NoSuchKey"
+	EInvalidRange     = "InvalidRange"
 
 	// RAM.
 	EEntityNotExistUser       = "EntityNotExist.User"
