@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -148,19 +151,43 @@ func ReadConfigFile(path string, getenv func(string) string) (*Config, error) {
 
 // ParseConfig parses and validates a config. ${VAR} and $VAR are replaced
 // by the environment before parsing, so secrets need not be in the file.
+//
+// Errors never show an expanded value: YAML's messages quote pieces of the
+// document, which would be a password's, so every value of 4 bytes or more
+// that came from the environment is shown as the ${NAME} it was written as.
 func ParseConfig(buf []byte, getenv func(string) string) (*Config, error) {
-	expanded := os.Expand(string(buf), getenv)
+	expandedFrom := map[string]string{} // value -> variable name
+	expanded := os.Expand(string(buf), func(name string) string {
+		v := getenv(name)
+		if len(v) >= minRedactedValue {
+			expandedFrom[v] = name
+		}
+		return v
+	})
+	hide := func(err error) error {
+		msg := err.Error()
+		// Longest first, so that a value inside another goes with it.
+		values := slices.SortedFunc(maps.Keys(expandedFrom), func(a, b string) int { return len(b) - len(a) })
+		for _, v := range values {
+			msg = strings.ReplaceAll(msg, v, "${"+expandedFrom[v]+"}")
+		}
+		return errors.New(msg)
+	}
 	cfg := baseConfig()
 	dec := yaml.NewDecoder(strings.NewReader(expanded))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && err.Error() != "EOF" {
-		return nil, fmt.Errorf("parse config: %w", err)
+		return nil, hide(fmt.Errorf("parse config: %w", err))
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, hide(err)
 	}
 	return cfg, nil
 }
+
+// minRedactedValue: shorter expanded values would garble messages (line
+// numbers, words) if replaced, and are no secrets.
+const minRedactedValue = 4
 
 // Validate checks every entry and says which one is wrong and why. It never
 // connects to a database: the service must start while they are down.

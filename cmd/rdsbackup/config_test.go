@@ -53,3 +53,32 @@ func TestAuthAndTLSConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestConfigErrorsHideExpandedValues: YAML quotes pieces of the document in
+// its errors; values from the environment are shown as ${NAME}. (Found by
+// FuzzParseConfig: an anchor name.)
+func TestConfigErrorsHideExpandedValues(t *testing.T) {
+	const pw = "s3cret-Passw0rd"
+	env := func(k string) string {
+		if k == "DB_PASSWORD" {
+			return pw
+		}
+		return ""
+	}
+	for _, doc := range []string{
+		"backups:\n  maxConcurrent: ${DB_PASSWORD}\n",
+		"*${DB_PASSWORD}00",
+		"region: [${DB_PASSWORD}\n",
+		"listen: ${DB_PASSWORD}\n",
+		"instances:\n  - id: rm-x\n    engine: ${DB_PASSWORD}\n    dsn: x\n",
+	} {
+		_, err := ParseConfig([]byte(doc), env)
+		if err == nil {
+			t.Errorf("%q parsed", doc)
+		} else if strings.Contains(err.Error(), pw) || strings.Contains(err.Error(), pw[:8]) {
+			t.Errorf("%q: the error shows the password: %v", doc, err)
+		} else if !strings.Contains(err.Error(), "${DB_PASSWORD}") && !strings.Contains(err.Error(), "…") {
+			t.Logf("%q: %v", doc, err)
+		}
+	}
+}
