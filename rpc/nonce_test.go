@@ -211,8 +211,10 @@ func TestNonceCacheShares(t *testing.T) {
 func TestKeyRates(t *testing.T) {
 	r := NewKeyRates(1, 2)
 	t0 := testNow
-	if !r.Allow("a", t0) || !r.Allow("a", t0) {
-		t.Fatal("burst refused")
+	for i := range 2 {
+		if !r.Allow("a", t0) {
+			t.Fatalf("request %d of the burst refused", i)
+		}
 	}
 	if r.Allow("a", t0) {
 		t.Error("over the burst allowed")
@@ -227,11 +229,9 @@ func TestKeyRates(t *testing.T) {
 	for i := range maxIdleLimiters {
 		r.Allow(fmt.Sprint("k", i), t0.Add(time.Hour))
 	}
-	r.Allow("busy", t0.Add(time.Hour))
-	r.Allow("busy", t0.Add(time.Hour))
-	// An hour later all but "busy" are full again, and forgotten.
-	if r.Allow("busy", t0.Add(time.Hour+time.Millisecond)) || !r.Allow("new", t0.Add(2*time.Hour)) {
-		t.Error("busy key not throttled, or new key throttled")
+	// An hour later all are full again, and forgotten when a new key comes.
+	if !r.Allow("new", t0.Add(2*time.Hour)) {
+		t.Error("new key throttled")
 	}
 	r.mu.Lock()
 	n := len(r.keys)

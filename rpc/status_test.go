@@ -127,7 +127,7 @@ func TestErrorsDocumented(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	row := regexp.MustCompile("^\\| (\\d{3}) \\| ([A-Za-z0-9.]+) \\|")
+	row := regexp.MustCompile(`^\| (\d{3}) \| ([A-Za-z0-9.]+) \|`)
 	documented := map[string]int{}
 	for _, line := range strings.Split(string(buf), "\n") {
 		m := row.FindStringSubmatch(line)

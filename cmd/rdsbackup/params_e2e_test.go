@@ -23,15 +23,12 @@ func TestParamNamesV3Tampering(t *testing.T) {
 	t.Parallel()
 	s := startFilterService(t)
 	target, _ := url.Parse("http://" + s.Addr)
-	proxy := httputil.NewSingleHostReverseProxy(target)
-	director := proxy.Director
-	proxy.Director = func(r *http.Request) {
-		director(r)
-		if strings.Contains(r.URL.RawQuery, "BackupRetentionPeriod=730&Category=Standard") {
-			r.URL.RawQuery = strings.Replace(r.URL.RawQuery, "BackupRetentionPeriod=730&Category=Standard",
-				url.QueryEscape("BackupRetentionPeriod=730&Category")+"=Standard", 1)
-		}
-	}
+	proxy := &httputil.ReverseProxy{Rewrite: func(r *httputil.ProxyRequest) {
+		r.SetURL(target)
+		r.Out.Host = r.In.Host // signed
+		r.Out.URL.RawQuery = strings.Replace(r.Out.URL.RawQuery, "BackupRetentionPeriod=730&Category=Standard",
+			url.QueryEscape("BackupRetentionPeriod=730&Category")+"=Standard", 1)
+	}}
 	mitm := httptest.NewServer(proxy)
 	defer mitm.Close()
 	addr := strings.TrimPrefix(mitm.URL, "http://")
