@@ -88,33 +88,14 @@ func TestHTTPStatus(t *testing.T) {
 // TestEveryCodeListed fails when error.go gains a code that wantStatus (and
 // so the table review) does not cover.
 func TestEveryCodeListed(t *testing.T) {
-	f, err := parser.ParseFile(token.NewFileSet(), "../error.go", nil, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	for _, d := range f.Decls {
-		gd, ok := d.(*ast.GenDecl)
-		if !ok || gd.Tok != token.CONST {
-			continue
-		}
-		for _, spec := range gd.Specs {
-			vs := spec.(*ast.ValueSpec)
-			for i, name := range vs.Names {
-				lit, ok := vs.Values[i].(*ast.BasicLit)
-				if !ok || lit.Kind != token.STRING {
-					continue
-				}
-				code, _ := strconv.Unquote(lit.Value)
-				n++
-				if _, ok := wantStatus[code]; !ok {
-					t.Errorf("error.go %s = %q is missing from wantStatus", name.Name, code)
-				}
-			}
+	codes := errorGoCodes(t)
+	for code, name := range codes {
+		if _, ok := wantStatus[code]; !ok {
+			t.Errorf("error.go %s = %q is missing from wantStatus", name, code)
 		}
 	}
-	if n < len(wantStatus) {
-		t.Errorf("found %d codes in error.go, wantStatus has %d", n, len(wantStatus))
+	if len(codes) < len(wantStatus) {
+		t.Errorf("found %d codes in error.go, wantStatus has %d", len(codes), len(wantStatus))
 	}
 }
 
@@ -149,7 +130,7 @@ func TestErrorsDocumented(t *testing.T) {
 		}
 	}
 	for code := range documented {
-		if !codes[code] {
+		if _, ok := codes[code]; !ok {
 			t.Errorf("docs/errors.md lists %s, which error.go does not have", code)
 		}
 	}
@@ -158,14 +139,15 @@ func TestErrorsDocumented(t *testing.T) {
 	}
 }
 
-// errorGoCodes returns the codes declared in error.go.
-func errorGoCodes(t *testing.T) map[string]bool {
+// errorGoCodes returns the codes declared in error.go (string constants),
+// with the name of their constant.
+func errorGoCodes(t *testing.T) map[string]string {
 	t.Helper()
 	f, err := parser.ParseFile(token.NewFileSet(), "../error.go", nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	codes := map[string]bool{}
+	codes := map[string]string{}
 	for _, d := range f.Decls {
 		gd, ok := d.(*ast.GenDecl)
 		if !ok || gd.Tok != token.CONST {
@@ -173,12 +155,13 @@ func errorGoCodes(t *testing.T) map[string]bool {
 		}
 		for _, spec := range gd.Specs {
 			vs := spec.(*ast.ValueSpec)
-			for i := range vs.Names {
-				if i < len(vs.Values) {
-					if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
-						code, _ := strconv.Unquote(lit.Value)
-						codes[code] = true
-					}
+			for i, name := range vs.Names {
+				if i >= len(vs.Values) {
+					continue
+				}
+				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					code, _ := strconv.Unquote(lit.Value)
+					codes[code] = name.Name
 				}
 			}
 		}
