@@ -88,8 +88,14 @@ func ParseRequest(r *http.Request, maxBody int64) (*Request, error) {
 		keep(err)
 	}
 	req.query = query
+	// Names are checked as they are copied, in the one pass over each map.
+	n := 0
 	for k, vs := range query {
 		req.Params[k] = slices.Clone(vs)
+		n += len(vs)
+		if err := CheckParamName(k); err != nil {
+			keep(err)
+		}
 	}
 
 	if err := req.readBody(maxBody); err != nil {
@@ -99,13 +105,10 @@ func ParseRequest(r *http.Request, maxBody int64) (*Request, error) {
 	} else {
 		for k, vs := range form {
 			req.Params[k] = append(req.Params[k], vs...)
-		}
-	}
-	n := 0
-	for k, vs := range req.Params {
-		n += len(vs)
-		if err := CheckParamName(k); err != nil {
-			keep(err)
+			n += len(vs)
+			if err := CheckParamName(k); err != nil {
+				keep(err)
+			}
 		}
 	}
 	if n > MaxParams {
