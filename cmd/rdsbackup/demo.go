@@ -650,10 +650,10 @@ directory, then run: go mod init listbackups && go mod tidy && go run .
 %s
 %s%s
 
-Or with the aliyun CLI:
-  aliyun rds DescribeBackups --endpoint %s --region %s \
+Or with the aliyun CLI%s:
+  aliyun rds DescribeBackups --endpoint %s%s --region %s \
     --access-key-id %s --access-key-secret %s \
-    --DBInstanceId %s%s
+    --DBInstanceId %s
 
 Press Ctrl-C to stop the demo and its database servers.
 `,
@@ -662,7 +662,7 @@ Press Ctrl-C to stop the demo and its database servers.
 		demoPostgresInstance, hostPort(in.Postgres.Host, in.Postgres.Port), demoPostgresDatabase, in.BackupIDs[demoPostgresInstance],
 		envDemoMariaDBPassword, envDemoPostgresPassword,
 		demoProgramBegin, demoProgram(in), demoProgramEnd,
-		in.Addr, in.Region, in.KeyID, in.KeySecret, demoMariaDBInstance, demoCLISchemeFlag(in.TLS))
+		demoCLINote(in.TLS), in.Addr, demoCLISchemeFlag(in.TLS), in.Region, in.KeyID, in.KeySecret, demoMariaDBInstance)
 }
 
 func demoTransport(tls bool) string {
@@ -672,12 +672,21 @@ func demoTransport(tls bool) string {
 	return "plain HTTP"
 }
 
-// demoCLISchemeFlag is what the aliyun CLI line adds for the demo's scheme.
+// demoCLISchemeFlag is the aliyun CLI's switch for the demo's scheme: the
+// CLI speaks HTTPS unless told --insecure.
 func demoCLISchemeFlag(tls bool) string {
 	if tls {
 		return " --secure"
 	}
-	return ""
+	return " --insecure"
+}
+
+// demoCLINote explains the switch where it is not the CLI's default.
+func demoCLINote(tls bool) string {
+	if tls {
+		return ""
+	}
+	return " (--insecure: the endpoint is plain HTTP, and the CLI\nwould otherwise speak HTTPS to it)"
 }
 
 // demoTLS checks --tls-cert and --tls-key before anything starts, makes

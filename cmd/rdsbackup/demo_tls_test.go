@@ -53,8 +53,12 @@ func TestDemoTLSOutput(t *testing.T) {
 		if got := strings.Contains(text, "(HTTPS)"); got != on {
 			t.Errorf("TLS %v: endpoint line says HTTPS: %v", on, got)
 		}
-		if got := strings.Contains(text, "--DBInstanceId "+demoMariaDBInstance+" --secure"); got != on {
-			t.Errorf("TLS %v: CLI line has --secure: %v\n%s", on, got, text)
+		flag := " --insecure "
+		if on {
+			flag = " --secure "
+		}
+		if !strings.Contains(text, "--endpoint 127.0.0.1:8080"+flag) || strings.Count(text, "secure ") != 1 {
+			t.Errorf("TLS %v: the CLI line does not have%s alone:\n%s", on, flag, text)
 		}
 		if got := strings.Contains(program, `WithScheme("HTTPS")`); got != on {
 			t.Errorf("TLS %v: program sets HTTPS: %v", on, got)
