@@ -94,6 +94,18 @@ func TestParamNames(t *testing.T) {
 		}
 	})
 
+	t.Run("huge names in RAM calls", func(t *testing.T) {
+		huge := strings.Repeat("u", 200<<10)
+		for _, action := range []string{"GetUser", "DeleteUser", "ListPoliciesForUser"} {
+			p := rootSigned(url.Values{"Action": {action}, "Version": {"2015-05-01"}, "UserName": {huge}})
+			r := formCall(t, s.Addr, p)
+			e := wantRawError(t, r, "EntityNotExist.User", 404)
+			if len(r.Body) > 2048 || !strings.Contains(e.Message, strconv.Itoa(len(huge))+" bytes") {
+				t.Errorf("%s: %d-byte error body: %.300s", action, len(r.Body), r.Body)
+			}
+		}
+	})
+
 	t.Run("too many parameters", func(t *testing.T) {
 		extra := url.Values{}
 		for i := range 10001 {
