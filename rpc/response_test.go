@@ -9,8 +9,8 @@ import (
 	"log/slog"
 	"net/http/httptest"
 	"strings"
-	"unicode/utf8"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/rdsbackup/rdsbackup"
 )
