@@ -204,7 +204,7 @@ func (m *Main) demo(ctx context.Context, args []string) (err error) {
 	jobs := map[string]string{}
 	for _, id := range instances {
 		var out struct{ BackupJobId string }
-		if err := client.call(ctx, "CreateBackup", url.Values{"DBInstanceId": {id}, "BackupMethod": {"Logical"}}, &out); err != nil {
+		if err := client.createBackup(ctx, id, &out); err != nil {
 			return demoInterrupted(ctx, fmt.Errorf("demo: back up %s: %w", id, err))
 		}
 		jobs[id] = out.BackupJobId
@@ -574,6 +574,25 @@ func (c *demoClient) call(ctx context.Context, action string, params url.Values,
 		return fmt.Errorf("%s: %w", action, err)
 	}
 	return nil
+}
+
+// createBackup starts a Logical backup of instance. While the instance's
+// automated backup runs (the default window, 18:00Z, may be open when the
+// demo starts) the service refuses a second one: wait for it and try again.
+func (c *demoClient) createBackup(ctx context.Context, instance string, out any) error {
+	ctx, cancel := context.WithTimeout(ctx, demoBackupTimeout)
+	defer cancel()
+	for {
+		err := c.call(ctx, "CreateBackup", url.Values{"DBInstanceId": {instance}, "BackupMethod": {"Logical"}}, out)
+		if err == nil || !strings.Contains(err.Error(), rdsbackup.EBackupRunning+":") {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 }
 
 // waitBackup polls DescribeBackupTasks until the job has ended and returns
