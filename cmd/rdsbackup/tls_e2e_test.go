@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -232,5 +233,41 @@ func TestTLS(t *testing.T) {
 	}
 	if got := servedSerial(t, addr, ca.pool); got != 101 {
 		t.Errorf("serial %d after a failed reload, want 101", got)
+	}
+}
+
+// TestTLSReloadOnSIGHUP: the rdsbackup process reloads its certificate on
+// a real SIGHUP (main wires the signal), and keeps serving.
+func TestTLSReloadOnSIGHUP(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "server.crt"), filepath.Join(dir, "server.key")
+	ca.issue(t, certFile, keyFile, 200)
+	cfgPath := filepath.Join(dir, "config.yaml")
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\ndataDir: %s\naccountId: \"1234567890\"\nbackups:\n  schedule: false\ntls:\n  certFile: %s\n  keyFile: %s\n",
+		t.TempDir(), certFile, keyFile)
+	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	proc := startServeProcess(t, buildRdsbackup(t), cfgPath, nil)
+	if got := servedSerial(t, proc.addr, ca.pool); got != 200 {
+		t.Fatalf("serial %d at start", got)
+	}
+	ca.issue(t, certFile, keyFile, 201)
+	if err := proc.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for servedSerial(t, proc.addr, ca.pool) != 201 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the renewed certificate is not served after SIGHUP:\n%s", proc.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case <-proc.done:
+		t.Fatalf("the service exited on SIGHUP:\n%s", proc.stderr.String())
+	default:
 	}
 }
