@@ -3,6 +3,8 @@ package rdsbackup
 import (
 	"errors"
 	"fmt"
+	"strconv"
+	"unicode/utf8"
 )
 
 // Error codes. Most are the wire codes of the RDS/RAM API, because the
@@ -46,7 +48,6 @@ const (
 	EInvalidBackupLocation  = "InvalidBackupSetLocation.Format"
 	EInstanceIdNotFound     = "InvalidDBInstanceId.NotFound"
 	EInstanceNotFound       = "InvalidDBInstance.NotFound"
-	EInvalidBackupId        = "InvalidBackupId.Malformed"
 	EIncorrectInstanceState = "IncorrectDBInstanceState"
 
 	// Backups.
@@ -58,6 +59,11 @@ const (
 	EDownloadDenied    = "AccessDenied"
 	// EBackupNotDeletable: automated sets leave by expiry only.
 	EBackupNotDeletable = "OperationDenied.BackupSetStoreStatus"
+
+	// Download links (served under /download/, as OSS words them).
+	EMethodNotAllowed = "MethodNotAllowed"
+	ENoSuchKey        = "NoSuchKey"
+	EInvalidRange     = "InvalidRange"
 
 	// RAM.
 	EEntityNotExistUser       = "EntityNotExist.User"
@@ -135,4 +141,22 @@ func InvalidParameter(name, why string) *Error {
 		return Errorf(EINVALID, "The specified parameter %q is not valid.", name)
 	}
 	return Errorf(EINVALID, "The specified parameter %q is not valid: %s", name, why)
+}
+
+// MaxQuotedValue is how many bytes of a caller's value an error message
+// quotes at most.
+const MaxQuotedValue = 64
+
+// QuoteValue quotes a caller's value for an error message: whole when it is
+// short, otherwise its first MaxQuotedValue bytes (cut at a character
+// boundary) and its length, so that a huge value is not echoed back.
+func QuoteValue(v string) string {
+	if len(v) <= MaxQuotedValue {
+		return strconv.Quote(v)
+	}
+	cut := MaxQuotedValue
+	for cut > 0 && !utf8.RuneStart(v[cut]) {
+		cut--
+	}
+	return strconv.Quote(v[:cut]) + "… (" + strconv.Itoa(len(v)) + " bytes)"
 }

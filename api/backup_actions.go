@@ -115,7 +115,7 @@ func (s *Server) describeBackupTasks(ctx context.Context, c *call) (any, error) 
 	if v := c.param("BackupJobId"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			return nil, rdsbackup.InvalidParameter("BackupJobId", "must be a backup job id (a positive number), got "+strconv.Quote(v))
+			return nil, rdsbackup.InvalidParameter("BackupJobId", "must be a backup job id (a positive number), got "+rdsbackup.QuoteValue(v))
 		}
 		f.ID = &n
 	}

@@ -90,7 +90,7 @@ func (s *Server) describeBackups(ctx context.Context, c *call) (any, error) {
 	if v := c.param("PageSize"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || !validPageSizes[n] {
-			return nil, rdsbackup.Errorf(rdsbackup.EInvalidPageSize, "Specified record number is not valid. PageSize must be 30, 50 or 100, got %q.", v)
+			return nil, rdsbackup.Errorf(rdsbackup.EInvalidPageSize, "Specified record number is not valid. PageSize must be 30, 50 or 100, got %s.", rdsbackup.QuoteValue(v))
 		}
 		f.Limit = n
 	}
@@ -98,7 +98,7 @@ func (s *Server) describeBackups(ctx context.Context, c *call) (any, error) {
 	if v := c.param("PageNumber"); v != "" {
 		n, ok := positiveInt(v)
 		if !ok {
-			return nil, rdsbackup.Errorf(rdsbackup.EInvalidPageNumber, "Specified page number is not valid. PageNumber must be a positive integer, got %q.", v)
+			return nil, rdsbackup.Errorf(rdsbackup.EInvalidPageNumber, "Specified page number is not valid. PageNumber must be a positive integer, got %s.", rdsbackup.QuoteValue(v))
 		}
 		page = n
 	}
@@ -106,14 +106,14 @@ func (s *Server) describeBackups(ctx context.Context, c *call) (any, error) {
 	if v := c.param("StartTime"); v != "" {
 		t, ok := parseQueryTime(v)
 		if !ok {
-			return nil, rdsbackup.Errorf(rdsbackup.EInvalidStartTime, "Specified start time is not valid. Use yyyy-MM-ddTHH:mmZ (UTC), got %q.", v)
+			return nil, rdsbackup.Errorf(rdsbackup.EInvalidStartTime, "Specified start time is not valid. Use yyyy-MM-ddTHH:mmZ (UTC), got %s.", rdsbackup.QuoteValue(v))
 		}
 		f.StartFrom = &t
 	}
 	if v := c.param("EndTime"); v != "" {
 		t, ok := parseQueryTime(v)
 		if !ok {
-			return nil, rdsbackup.Errorf(rdsbackup.EInvalidEndTime, "Specified end time is not valid. Use yyyy-MM-ddTHH:mmZ (UTC), got %q.", v)
+			return nil, rdsbackup.Errorf(rdsbackup.EInvalidEndTime, "Specified end time is not valid. Use yyyy-MM-ddTHH:mmZ (UTC), got %s.", rdsbackup.QuoteValue(v))
 		}
 		f.StartTo = &t
 	}
@@ -141,7 +141,7 @@ func (s *Server) describeBackups(ctx context.Context, c *call) (any, error) {
 	if v := c.param("BackupId"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
-			return nil, rdsbackup.InvalidParameter("BackupId", "must be a backup set id (a positive number), got "+strconv.Quote(v))
+			return nil, rdsbackup.InvalidParameter("BackupId", "must be a backup set id (a positive number), got "+rdsbackup.QuoteValue(v))
 		}
 		f.ID = &n
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/rpc"
 )
 
 // Links signs download links: {base}/download/{BackupId}[/{part}] with an
@@ -125,9 +126,11 @@ type Downloads struct {
 	Store   rdsbackup.ObjectStore
 }
 
-func downloadError(w http.ResponseWriter, status int, code, msg string) {
+// downloadError answers an error with its code's status from the one table
+// (rpc.HTTPStatus), as the API does.
+func downloadError(w http.ResponseWriter, code, msg string) {
 	w.Header().Set("Content-Type", "application/json;charset=utf-8")
-	w.WriteHeader(status)
+	w.WriteHeader(rpc.HTTPStatus(code))
 	json.NewEncoder(w).Encode(map[string]string{"Code": code, "Message": msg})
 }
 
@@ -136,22 +139,22 @@ func downloadError(w http.ResponseWriter, status int, code, msg string) {
 func (d *Downloads) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		w.Header().Set("Allow", "GET, HEAD")
-		downloadError(w, http.StatusMethodNotAllowed, "MethodNotAllowed", "use GET or HEAD")
+		downloadError(w, rdsbackup.EMethodNotAllowed, "use GET or HEAD")
 		return
 	}
 	if err := d.Links.verify(r); err != nil {
-		downloadError(w, http.StatusForbidden, rdsbackup.EDownloadDenied, err.Error())
+		downloadError(w, rdsbackup.EDownloadDenied, err.Error())
 		return
 	}
 	segs := strings.Split(strings.TrimPrefix(r.URL.Path, "/download/"), "/")
 	id, err := strconv.ParseInt(segs[0], 10, 64)
 	if err != nil || len(segs) > 2 {
-		downloadError(w, http.StatusNotFound, "NoSuchKey", "no such download")
+		downloadError(w, rdsbackup.ENoSuchKey, "no such download")
 		return
 	}
 	set, err := d.Backups.FindBackupSet(r.Context(), id)
 	if err != nil || !set.Available || set.ObjectKey == "" {
-		downloadError(w, http.StatusNotFound, "NoSuchKey", "the backup set is not available for download")
+		downloadError(w, rdsbackup.ENoSuchKey, "the backup set is not available for download")
 		return
 	}
 	// The whole object, or one part of it.
@@ -160,7 +163,7 @@ func (d *Downloads) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if len(segs) == 2 {
 		i, err := strconv.Atoi(segs[1])
 		if err != nil || i < 0 || i >= len(set.Artifacts) {
-			downloadError(w, http.StatusNotFound, "NoSuchKey", "no such part of the backup set")
+			downloadError(w, rdsbackup.ENoSuchKey, "no such part of the backup set")
 			return
 		}
 		a := set.Artifacts[i]
@@ -171,7 +174,7 @@ func (d *Downloads) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start, n, partial, ok := parseRange(r.Header.Get("Range"), length)
 	if !ok {
 		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", length))
-		downloadError(w, http.StatusRequestedRangeNotSatisfiable, "InvalidRange", "the requested range is not satisfiable")
+		downloadError(w, rdsbackup.EInvalidRange, "the requested range is not satisfiable")
 		return
 	}
 	h := w.Header()
@@ -193,7 +196,7 @@ func (d *Downloads) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rc, err := d.Store.Open(r.Context(), set.ObjectKey, offset+start, n)
 	if err != nil {
-		downloadError(w, http.StatusServiceUnavailable, "ServiceUnavailable", "the backup object cannot be read now")
+		downloadError(w, rdsbackup.EServiceUnavailable, "the backup object cannot be read now")
 		return
 	}
 	defer rc.Close()

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"strconv"
 
 	"github.com/rdsbackup/rdsbackup"
 )
@@ -121,14 +120,14 @@ func (s *Server) describeDBInstances(ctx context.Context, c *call) (any, error) 
 	if v := c.param("PageSize"); v != "" {
 		n, ok := positiveInt(v)
 		if !ok || n > 100 {
-			return nil, rdsbackup.Errorf(rdsbackup.EInvalidPageSize, "Specified record number is not valid. PageSize must be 1 to 100, got %q.", v)
+			return nil, rdsbackup.Errorf(rdsbackup.EInvalidPageSize, "Specified record number is not valid. PageSize must be 1 to 100, got %s.", rdsbackup.QuoteValue(v))
 		}
 		pageSize = n
 	}
 	if v := c.param("PageNumber"); v != "" {
 		n, ok := positiveInt(v)
 		if !ok {
-			return nil, rdsbackup.Errorf(rdsbackup.EInvalidPageNumber, "Specified page number is not valid. PageNumber must be a positive integer, got %q.", v)
+			return nil, rdsbackup.Errorf(rdsbackup.EInvalidPageNumber, "Specified page number is not valid. PageNumber must be a positive integer, got %s.", rdsbackup.QuoteValue(v))
 		}
 		page = n
 	}
@@ -251,7 +250,7 @@ func (s *Server) describeDBInstanceAttribute(ctx context.Context, c *call) (any,
 	for _, id := range ids {
 		inst, err := s.Instances.FindInstance(ctx, id)
 		if rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND {
-			return nil, rdsbackup.Errorf(rdsbackup.EInstanceNotFound, "The specified instance %s does not exist or is not supported.", strconv.Quote(id))
+			return nil, rdsbackup.Errorf(rdsbackup.EInstanceNotFound, "The specified instance %s does not exist or is not supported.", rdsbackup.QuoteValue(id))
 		} else if err != nil {
 			return nil, err
 		}

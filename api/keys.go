@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/rpc"
 )
 
 // keyCache keeps recently used access keys in memory so that authenticating
@@ -56,10 +57,10 @@ func (s *Server) forgetKeys() {
 }
 
 // lookupKey is the Authenticator's view of the key store.
-func (s *Server) lookupKey(ctx context.Context, id string) (string, bool, error) {
+func (s *Server) lookupKey(ctx context.Context, id string) (rpc.Key, error) {
 	k, err := s.accessKey(ctx, id)
 	if err != nil {
-		return "", false, err
+		return rpc.Key{}, err
 	}
-	return k.Secret, k.Status == rdsbackup.KeyActive, nil
+	return rpc.Key{Secret: k.Secret, Active: k.Status == rdsbackup.KeyActive, Root: k.Root()}, nil
 }

@@ -81,7 +81,7 @@ func enumParam(c *call, name string, allowed ...string) (string, error) {
 			return v, nil
 		}
 	}
-	return "", rdsbackup.InvalidParameter(name, "must be one of "+strings.Join(allowed, ", ")+", got "+strconv.Quote(v))
+	return "", rdsbackup.InvalidParameter(name, "must be one of "+strings.Join(allowed, ", ")+", got "+rdsbackup.QuoteValue(v))
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

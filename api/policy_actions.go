@@ -137,7 +137,7 @@ func intRange(c *call, name string, lo, hi int) (int, bool, error) {
 	}
 	n, err := strconv.Atoi(strings.TrimSpace(v))
 	if err != nil || n < lo || n > hi {
-		return 0, false, rdsbackup.InvalidParameter(name, "must be a whole number from "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi)+", got "+strconv.Quote(v))
+		return 0, false, rdsbackup.InvalidParameter(name, "must be a whole number from "+strconv.Itoa(lo)+" to "+strconv.Itoa(hi)+", got "+rdsbackup.QuoteValue(v))
 	}
 	return n, true, nil
 }
@@ -335,13 +335,13 @@ func (s *Server) deleteBackup(ctx context.Context, c *call) (any, error) {
 		// Terraform's alicloud_rds_backup sends "<DBInstanceId>:<BackupId>".
 		if inst, id, ok := strings.Cut(part, ":"); ok {
 			if inst != instanceID {
-				return nil, rdsbackup.InvalidParameter("BackupId", strconv.Quote(part)+" names instance "+strconv.Quote(inst)+", not "+strconv.Quote(instanceID))
+				return nil, rdsbackup.InvalidParameter("BackupId", rdsbackup.QuoteValue(part)+" names instance "+rdsbackup.QuoteValue(inst)+", not "+strconv.Quote(instanceID))
 			}
 			part = id
 		}
 		id, err := strconv.ParseInt(part, 10, 64)
 		if err != nil || id < 1 {
-			return nil, rdsbackup.InvalidParameter("BackupId", strconv.Quote(part)+" is not a backup set id")
+			return nil, rdsbackup.InvalidParameter("BackupId", rdsbackup.QuoteValue(part)+" is not a backup set id")
 		}
 		if seen[id] {
 			continue

@@ -11,29 +11,35 @@ import (
 )
 
 func (s *Server) ramActions() map[string]action {
-	user := func(s *Server, c *call) []string {
-		return []string{"acs:ram:*:" + s.AccountID + ":user/" + c.param("UserName")}
-	}
-	policy := func(s *Server, c *call) []string {
-		return []string{"acs:ram:*:" + s.AccountID + ":policy/" + c.param("PolicyName")}
+	userARN := func(name string) string { return "acs:ram:*:" + s.AccountID + ":user/" + name }
+	policyARN := func(name string) string { return "acs:ram:*:" + s.AccountID + ":policy/" + name }
+	// Each resource function names what its handler acts on, read from the
+	// same parameters the handler reads (keyOwner for the key actions).
+	user := func(s *Server, c *call) []string { return []string{userARN(c.param("UserName"))} }
+	keyUser := func(s *Server, c *call) []string { return []string{userARN(keyOwner(c))} }
+	policy := func(s *Server, c *call) []string { return []string{policyARN(c.param("PolicyName"))} }
+	// Attaching or detaching changes what the user may do, so both the
+	// policy and the user must be allowed.
+	policyAndUser := func(s *Server, c *call) []string {
+		return []string{policyARN(c.param("PolicyName")), userARN(c.param("UserName"))}
 	}
 	all := func(s *Server, c *call) []string { return []string{"acs:ram:*:" + s.AccountID + ":*"} }
 	return map[string]action{
-		"CreateUser":           {fn: s.createUser, resources: user},
-		"GetUser":              {fn: s.getUser, resources: user},
+		"CreateUser":           {fn: s.createUser, resources: user, required: []string{"UserName"}},
+		"GetUser":              {fn: s.getUser, resources: user, required: []string{"UserName"}},
 		"ListUsers":            {fn: s.listUsers, resources: all},
-		"DeleteUser":           {fn: s.deleteUser, resources: user},
-		"CreateAccessKey":      {fn: s.createAccessKey, resources: user},
-		"UpdateAccessKey":      {fn: s.updateAccessKey, resources: user},
-		"ListAccessKeys":       {fn: s.listAccessKeys, resources: user},
-		"DeleteAccessKey":      {fn: s.deleteAccessKey, resources: user},
-		"CreatePolicy":         {fn: s.createPolicy, resources: policy},
-		"GetPolicy":            {fn: s.getPolicy, resources: policy},
+		"DeleteUser":           {fn: s.deleteUser, resources: user, required: []string{"UserName"}},
+		"CreateAccessKey":      {fn: s.createAccessKey, resources: keyUser},
+		"UpdateAccessKey":      {fn: s.updateAccessKey, resources: keyUser, required: []string{"UserAccessKeyId", "Status"}},
+		"ListAccessKeys":       {fn: s.listAccessKeys, resources: keyUser},
+		"DeleteAccessKey":      {fn: s.deleteAccessKey, resources: keyUser, required: []string{"UserAccessKeyId"}},
+		"CreatePolicy":         {fn: s.createPolicy, resources: policy, required: []string{"PolicyName", "PolicyDocument"}},
+		"GetPolicy":            {fn: s.getPolicy, resources: policy, required: []string{"PolicyName", "PolicyType"}},
 		"ListPolicies":         {fn: s.listPolicies, resources: all},
-		"DeletePolicy":         {fn: s.deletePolicy, resources: policy},
-		"AttachPolicyToUser":   {fn: s.attachPolicyToUser, resources: policy},
-		"DetachPolicyFromUser": {fn: s.detachPolicyFromUser, resources: policy},
-		"ListPoliciesForUser":  {fn: s.listPoliciesForUser, resources: user},
+		"DeletePolicy":         {fn: s.deletePolicy, resources: policy, required: []string{"PolicyName"}},
+		"AttachPolicyToUser":   {fn: s.attachPolicyToUser, resources: policyAndUser, required: []string{"PolicyName", "PolicyType", "UserName"}},
+		"DetachPolicyFromUser": {fn: s.detachPolicyFromUser, resources: policyAndUser, required: []string{"PolicyName", "PolicyType", "UserName"}},
+		"ListPoliciesForUser":  {fn: s.listPoliciesForUser, resources: user, required: []string{"UserName"}},
 	}
 }
 
@@ -399,7 +405,7 @@ func (s *Server) deletePolicy(ctx context.Context, c *call) (any, error) {
 	}
 	if err := s.Identity.DeletePolicy(ctx, name); rdsbackup.ErrorCode(err) == rdsbackup.EEntityNotExistPolicy {
 		if _, serr := s.Identity.FindPolicy(ctx, name, rdsbackup.PolicySystem); serr == nil {
-			return nil, rdsbackup.Errorf(rdsbackup.ENoPermissionSystemPolicy, "The policy %q is a system policy and cannot be deleted.", name)
+			return nil, rdsbackup.Errorf(rdsbackup.ENoPermissionSystemPolicy, "The policy %s is a system policy and cannot be deleted.", rdsbackup.QuoteValue(name))
 		}
 		return nil, err
 	} else if err != nil {

@@ -6,7 +6,9 @@ package api
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -76,7 +78,7 @@ type RequestMetrics interface {
 
 // LookupKey returns the secret and state of an access key; wire it into the
 // rpc.Authenticator that the server uses.
-func (s *Server) LookupKey(ctx context.Context, id string) (secret string, active bool, err error) {
+func (s *Server) LookupKey(ctx context.Context, id string) (rpc.Key, error) {
 	return s.lookupKey(ctx, id)
 }
 
@@ -351,4 +353,9 @@ func instanceResources(s *Server, c *call) []string {
 		out[i] = s.instanceARN(id)
 	}
 	return out
+}
+
+// ActionNames lists the actions served under an API version, sorted.
+func ActionNames(version string) []string {
+	return slices.Sorted(maps.Keys(NewServer().actions(version)))
 }

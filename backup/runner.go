@@ -196,7 +196,7 @@ func (r *Runner) StartBackup(ctx context.Context, instanceID string, opts Option
 			r.Logger.Warn("cannot list databases before the backup; the job will report why", "instance", instanceID, "err", err)
 		} else if missing, ok := firstMissing(opts.Databases, have); !ok {
 			release()
-			return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %q does not exist on instance %s.", missing, instanceID)
+			return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %s does not exist on instance %s.", rdsbackup.QuoteValue(missing), instanceID)
 		}
 	}
 

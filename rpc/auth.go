@@ -20,15 +20,26 @@ const SignatureMismatchPrefix = "Specified signature is not matched with our cal
 
 // Authenticator verifies a request.
 type Authenticator struct {
-	// Lookup returns the secret and whether the key is active; an error whose
-	// rdsbackup.ErrorCode is rdsbackup.ENOTFOUND means the key does not exist.
-	Lookup func(ctx context.Context, accessKeyID string) (secret string, active bool, err error)
+	// Lookup returns the key; an error whose rdsbackup.ErrorCode is
+	// rdsbackup.ENOTFOUND means the key does not exist.
+	Lookup func(ctx context.Context, accessKeyID string) (Key, error)
 	// Nonces is required: without replay protection Authenticate fails.
 	Nonces *NonceCache
+	// Rates, when set, limits each RAM user's key; root keys are not limited.
+	Rates *KeyRates
 	// Now defaults to time.Now.
 	Now func() time.Time
 	// MaxSkew defaults to DefaultMaxSkew when zero.
 	MaxSkew time.Duration
+}
+
+// Key is what the Authenticator needs to know of an access key.
+type Key struct {
+	Secret string
+	Active bool
+	// Root keys are the account's: not rate limited, and their share of
+	// the replay memory is reserved.
+	Root bool
 }
 
 // V3 headers that must be present, and those that must also be signed.
@@ -65,11 +76,11 @@ func (a *Authenticator) authenticateV2(ctx context.Context, req *Request) error 
 	}
 	if m := p.Get("SignatureMethod"); m != "HMAC-SHA1" {
 		return rdsbackup.Errorf(rdsbackup.EUnsupportedSignature,
-			"The specified SignatureMethod %q is not supported: use HMAC-SHA1.", m)
+			"The specified SignatureMethod %s is not supported: use HMAC-SHA1.", rdsbackup.QuoteValue(m))
 	}
 	if v := p.Get("SignatureVersion"); v != "1.0" {
 		return rdsbackup.Errorf(rdsbackup.EUnsupportedSignature,
-			"The specified SignatureVersion %q is not supported: use 1.0, or an ACS3-HMAC-SHA256 Authorization header.", v)
+			"The specified SignatureVersion %s is not supported: use 1.0, or an ACS3-HMAC-SHA256 Authorization header.", rdsbackup.QuoteValue(v))
 	}
 	now := a.now()
 	signedAt, err := a.checkTime(p.Get("Timestamp"), now)
@@ -77,15 +88,15 @@ func (a *Authenticator) authenticateV2(ctx context.Context, req *Request) error 
 		return err
 	}
 	ak := p.Get("AccessKeyId")
-	secret, active, err := a.lookup(ctx, ak)
+	key, err := a.lookup(ctx, ak)
 	if err != nil {
 		return err
 	}
 	sts := StringToSignV2(req.HTTP.Method, p)
-	if !hmac.Equal([]byte(SignV2(secret, sts)), []byte(p.Get("Signature"))) {
+	if !hmac.Equal([]byte(SignV2(key.Secret, sts)), []byte(p.Get("Signature"))) {
 		return signatureMismatch(sts)
 	}
-	return a.accept(active, ak, p.Get("SignatureNonce"), signedAt, now)
+	return a.accept(key, ak, p.Get("SignatureNonce"), signedAt, now)
 }
 
 func (a *Authenticator) authenticateV3(ctx context.Context, req *Request) error {
@@ -95,7 +106,7 @@ func (a *Authenticator) authenticateV3(ctx context.Context, req *Request) error 
 	au := req.auth
 	if au.Algorithm != AlgorithmV3 {
 		return rdsbackup.Errorf(rdsbackup.EUnsupportedSignature,
-			"The signature algorithm %q is not supported: use %s.", au.Algorithm, AlgorithmV3)
+			"The signature algorithm %s is not supported: use %s.", rdsbackup.QuoteValue(au.Algorithm), AlgorithmV3)
 	}
 	h := req.HTTP.Header
 	for _, name := range requiredHeadersV3 {
@@ -122,7 +133,7 @@ func (a *Authenticator) authenticateV3(ctx context.Context, req *Request) error 
 	if err != nil {
 		return err
 	}
-	secret, active, err := a.lookup(ctx, au.AccessKeyID)
+	key, err := a.lookup(ctx, au.AccessKeyID)
 	if err != nil {
 		return err
 	}
@@ -133,34 +144,40 @@ func (a *Authenticator) authenticateV3(ctx context.Context, req *Request) error 
 	bodyHash := hex.EncodeToString(sum[:])
 	cr := CanonicalRequestV3(req.HTTP.Method, req.HTTP.URL.Path, req.query, h, req.HTTP.Host, au.SignedHeaders, bodyHash)
 	sts := StringToSignV3(cr)
-	sigOK := hmac.Equal([]byte(SignV3(secret, sts)), []byte(strings.ToLower(au.Signature)))
+	sigOK := hmac.Equal([]byte(SignV3(key.Secret, sts)), []byte(strings.ToLower(au.Signature)))
 	if !sigOK || !strings.EqualFold(h.Get("x-acs-content-sha256"), bodyHash) {
 		return signatureMismatch(sts)
 	}
-	return a.accept(active, au.AccessKeyID, h.Get("x-acs-signature-nonce"), signedAt, now)
+	return a.accept(key, au.AccessKeyID, h.Get("x-acs-signature-nonce"), signedAt, now)
 }
 
 // accept runs the checks that come after a good signature. Refusing a
-// disabled key only here tells nothing to callers without its secret.
-func (a *Authenticator) accept(active bool, ak, nonce string, signedAt, now time.Time) error {
-	if !active {
+// disabled key only here tells nothing to callers without its secret; so
+// does throttling, which then cannot be aimed at a key by anyone who merely
+// knows its id. A throttled request is refused before its nonce takes any
+// of the shared replay memory.
+func (a *Authenticator) accept(key Key, ak, nonce string, signedAt, now time.Time) error {
+	if !key.Active {
 		return rdsbackup.Errorf(rdsbackup.EAccessKeyDisabled, "The Access Key is disabled.")
 	}
-	return a.Nonces.Use(ak, nonce, signedAt, now)
+	if !key.Root && a.Rates != nil && !a.Rates.Allow(ak, now) {
+		return errThrottled("")
+	}
+	return a.Nonces.Use(ak, key.Root, nonce, signedAt, now)
 }
 
-func (a *Authenticator) lookup(ctx context.Context, ak string) (string, bool, error) {
-	secret, active, err := a.Lookup(ctx, ak)
+func (a *Authenticator) lookup(ctx context.Context, ak string) (Key, error) {
+	key, err := a.Lookup(ctx, ak)
 	switch {
 	case rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND:
-		return "", false, rdsbackup.Errorf(rdsbackup.EAccessKeyNotFound, "Specified access key is not found.")
+		return Key{}, rdsbackup.Errorf(rdsbackup.EAccessKeyNotFound, "Specified access key is not found.")
 	case err != nil:
-		return "", false, fmt.Errorf("rpc: look up access key: %w", err)
-	case secret == "":
+		return Key{}, fmt.Errorf("rpc: look up access key: %w", err)
+	case key.Secret == "":
 		// Anyone could sign with an empty secret.
-		return "", false, errors.New("rpc: access key has an empty secret")
+		return Key{}, errors.New("rpc: access key has an empty secret")
 	}
-	return secret, active, nil
+	return key, nil
 }
 
 func (a *Authenticator) checkTime(s string, now time.Time) (time.Time, error) {
@@ -192,7 +209,16 @@ func (a *Authenticator) now() time.Time {
 	return time.Now()
 }
 
+// MaxEchoedStringToSign bounds the string to sign that SignatureDoesNotMatch
+// echoes: every request the SDKs make fits (a 6 KB policy document, escaped
+// twice, is about 30 KB), while a huge parameter value is not sent back
+// whole. The SDK's "wrong secret" hint is lost past it, nothing else.
+const MaxEchoedStringToSign = 64 << 10
+
 func signatureMismatch(stringToSign string) *rdsbackup.Error {
+	if len(stringToSign) > MaxEchoedStringToSign {
+		stringToSign = stringToSign[:MaxEchoedStringToSign] + "…"
+	}
 	return &rdsbackup.Error{Code: rdsbackup.ESignatureDoesNotMatch, Message: SignatureMismatchPrefix + stringToSign}
 }
 

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -35,15 +36,15 @@ func newTestAuth() *Authenticator {
 		"other":    {"osecret", true},
 	}
 	return &Authenticator{
-		Lookup: func(_ context.Context, ak string) (string, bool, error) {
+		Lookup: func(_ context.Context, ak string) (Key, error) {
 			if ak == "broken" {
-				return "", false, errors.New("database is down")
+				return Key{}, errors.New("database is down")
 			}
 			k, ok := keys[ak]
 			if !ok {
-				return "", false, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "no such key")
+				return Key{}, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "no such key")
 			}
-			return k.secret, k.active, nil
+			return Key{Secret: k.secret, Active: k.active}, nil
 		},
 		Nonces: NewNonceCache(15*time.Minute, 1000),
 		Now:    func() time.Time { return testNow },
@@ -372,5 +373,40 @@ func TestAuthenticateV3Errors(t *testing.T) {
 				t.Errorf("a rejected request used a nonce")
 			}
 		})
+	}
+}
+
+// TestAuthenticateThrottles: a RAM user's key over its rate is refused
+// before its nonce is recorded, root keys are not limited, and a request
+// that does not verify does not use the key's allowance.
+func TestAuthenticateThrottles(t *testing.T) {
+	ctx := context.Background()
+	a := newTestAuth()
+	a.Rates = NewKeyRates(0.001, 2)
+	lookup := a.Lookup
+	a.Lookup = func(ctx context.Context, ak string) (Key, error) {
+		k, err := lookup(ctx, ak)
+		k.Root = ak == "other"
+		return k, err
+	}
+	call := func(ak, secret, nonce string) error {
+		return a.Authenticate(ctx, mustParse(t, v2Request("GET", v2Params(ak, nonce, testNow), secret)))
+	}
+	wantCode(t, call(testAK, "wrong", "w1"), rdsbackup.ESignatureDoesNotMatch)
+	wantCode(t, call(testAK, "wrong", "w2"), rdsbackup.ESignatureDoesNotMatch)
+	for _, n := range []string{"n1", "n2"} {
+		if err := call(testAK, testSecret, n); err != nil {
+			t.Fatalf("within the burst: %v", err)
+		}
+	}
+	err := call(testAK, testSecret, "n3")
+	wantCode(t, err, rdsbackup.EThrottling)
+	if !strings.Contains(rdsbackup.ErrorMessage(err), "flow control") || a.Nonces.Held(testAK) != 2 {
+		t.Errorf("message %q, %d nonces held", rdsbackup.ErrorMessage(err), a.Nonces.Held(testAK))
+	}
+	for i := range 5 {
+		if err := call("other", "osecret", fmt.Sprint("r", i)); err != nil {
+			t.Fatalf("root key %d: %v", i, err)
+		}
 	}
 }

@@ -36,19 +36,38 @@ const DefaultMaxNonces = 1 << 21
 // forgotten, since forgetting would reopen replay.
 //
 // A false "used" needs a 64-bit collision: with 2M entries, ~1e-13 per request.
+//
+// Shares: every entry is counted against the access key that used it, so
+// that no key can take the memory others need. A RAM user's key may hold
+// at most 1/UserShareDivisor of the cap, and RAM users' keys together at
+// most the cap less RootReserveDivisor's share, which stays for the
+// account's (root) keys; root keys may use whatever is free. A key over its
+// own share is throttled (Throttling.User) like a key over its rate; only
+// when the RAM users together fill theirs do other RAM users see
+// ServiceUnavailable, and root still gets through.
 type NonceCache struct {
 	window time.Duration
 	max    int
 	seed   maphash.Seed
 
 	mu      sync.Mutex
-	n       int // entries over all buckets
+	n       int            // entries over all buckets
+	users   int            // entries of RAM users' keys, over all buckets
+	held    map[string]int // entries by access key, over all buckets
 	buckets []nonceBucket
 }
+
+// Share divisors of the replay memory (see NonceCache).
+const (
+	UserShareDivisor   = 16 // one RAM user's key: 1/16 of the cap
+	RootReserveDivisor = 4  // kept for root keys: 1/4 of the cap
+)
 
 type nonceBucket struct {
 	minute int64 // Unix minute of the signed times filed here
 	set    hashSet
+	held   map[string]int // entries by access key
+	users  int            // entries of RAM users' keys
 }
 
 // NewNonceCache returns a cache that remembers a nonce until its signed time
@@ -62,14 +81,16 @@ func NewNonceCache(window time.Duration, maxEntries int) *NonceCache {
 	if maxEntries <= 0 {
 		maxEntries = DefaultMaxNonces
 	}
-	return &NonceCache{window: window, max: maxEntries, seed: maphash.MakeSeed()}
+	return &NonceCache{window: window, max: maxEntries, seed: maphash.MakeSeed(), held: map[string]int{}}
 }
 
-// Use records the nonce of a request signed at signedAt and received at now.
-// It fails with SignatureNonceUsed if the pair was seen before,
-// InvalidTimeStamp.Expired if signedAt is outside the window (the cache could
-// not vouch for it) and ServiceUnavailable when the cache is full.
-func (c *NonceCache) Use(accessKeyID, nonce string, signedAt, now time.Time) error {
+// Use records the nonce of a request signed at signedAt and received at now
+// by accessKeyID, a root key or a RAM user's. It fails with
+// SignatureNonceUsed if the pair was seen before, InvalidTimeStamp.Expired
+// if signedAt is outside the window (the cache could not vouch for it),
+// Throttling.User when the key holds its whole share and ServiceUnavailable
+// when the memory open to it is full.
+func (c *NonceCache) Use(accessKeyID string, root bool, nonce string, signedAt, now time.Time) error {
 	if d := now.Sub(signedAt); d > c.window || d < -c.window {
 		return errTimestampExpired()
 	}
@@ -82,7 +103,7 @@ func (c *NonceCache) Use(accessKeyID, nonce string, signedAt, now time.Time) err
 	live := c.buckets[:0]
 	for _, b := range c.buckets {
 		if b.minute < oldest {
-			c.n -= b.set.n
+			c.drop(&b)
 			continue
 		}
 		live = append(live, b)
@@ -99,17 +120,48 @@ func (c *NonceCache) Use(accessKeyID, nonce string, signedAt, now time.Time) err
 			idx = i
 		}
 	}
-	if c.n >= c.max {
+	switch {
+	case !root && c.held[accessKeyID] >= c.userShare():
+		return errThrottled("this access key holds its whole share of the replay protection memory; slow down")
+	case c.n >= c.max, !root && c.users >= c.max-c.rootReserve():
 		return rdsbackup.Errorf(rdsbackup.EServiceUnavailable,
 			"The request has failed due to a temporary failure of the server: the replay protection memory is full. Retry later.")
 	}
 	if idx < 0 {
-		c.buckets = append(c.buckets, nonceBucket{minute: m})
+		c.buckets = append(c.buckets, nonceBucket{minute: m, held: map[string]int{}})
 		idx = len(c.buckets) - 1
 	}
-	c.buckets[idx].set.add(h)
+	b := &c.buckets[idx]
+	b.set.add(h)
+	b.held[accessKeyID]++
+	c.held[accessKeyID]++
 	c.n++
+	if !root {
+		b.users++
+		c.users++
+	}
 	return nil
+}
+
+// drop forgets the counts of a bucket being dropped.
+func (c *NonceCache) drop(b *nonceBucket) {
+	c.n -= b.set.n
+	c.users -= b.users
+	for k, n := range b.held {
+		if c.held[k] -= n; c.held[k] <= 0 {
+			delete(c.held, k)
+		}
+	}
+}
+
+func (c *NonceCache) userShare() int   { return max(1, c.max/UserShareDivisor) }
+func (c *NonceCache) rootReserve() int { return c.max / RootReserveDivisor }
+
+// Held returns the number of nonces held for an access key.
+func (c *NonceCache) Held(accessKeyID string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.held[accessKeyID]
 }
 
 // Len returns the number of nonces held.

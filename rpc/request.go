@@ -83,13 +83,19 @@ func ParseRequest(r *http.Request, maxBody int64) (*Request, error) {
 			firstErr = err
 		}
 	}
-	query, err := url.ParseQuery(r.URL.RawQuery)
+	query, err := parseQuery(r.URL.RawQuery, "The query string is malformed.")
 	if err != nil {
-		keep(rdsbackup.Errorf(rdsbackup.EINVALID, "The query string is malformed."))
+		keep(err)
 	}
 	req.query = query
+	// Names are checked as they are copied, in the one pass over each map.
+	n := 0
 	for k, vs := range query {
 		req.Params[k] = slices.Clone(vs)
+		n += len(vs)
+		if err := CheckParamName(k); err != nil {
+			keep(err)
+		}
 	}
 
 	if err := req.readBody(maxBody); err != nil {
@@ -99,7 +105,14 @@ func ParseRequest(r *http.Request, maxBody int64) (*Request, error) {
 	} else {
 		for k, vs := range form {
 			req.Params[k] = append(req.Params[k], vs...)
+			n += len(vs)
+			if err := CheckParamName(k); err != nil {
+				keep(err)
+			}
 		}
+	}
+	if n > MaxParams {
+		keep(tooManyParams())
 	}
 
 	if req.SignatureVersion == 3 {
@@ -151,12 +164,60 @@ func parseForm(r *http.Request, body []byte) (url.Values, error) {
 	if err != nil || ct != "application/x-www-form-urlencoded" {
 		return nil, nil
 	}
-	form, err := url.ParseQuery(string(body))
-	if err != nil {
-		return nil, rdsbackup.Errorf(rdsbackup.EINVALID, "The form body is malformed.")
-	}
-	return form, nil
+	return parseQuery(string(body), "The form body is malformed.")
 }
+
+// MaxParams is how many parameters a request may have, query and form body
+// together (net/url's own limit per query string).
+const MaxParams = 10000
+
+// MaxParamName is the longest parameter name accepted; the longest the SDKs
+// send is under 40 characters.
+const MaxParamName = 128
+
+func tooManyParams() error {
+	return rdsbackup.Errorf(rdsbackup.EINVALID,
+		"The request has more than %d parameters (query string and form body together); at most %d are accepted.", MaxParams, MaxParams)
+}
+
+// parseQuery parses a query string or form body, saying so when it has too
+// many parameters rather than calling it malformed.
+func parseQuery(s, malformed string) (url.Values, error) {
+	if strings.Count(s, "&") >= MaxParams {
+		return url.Values{}, tooManyParams()
+	}
+	v, err := url.ParseQuery(s)
+	if err != nil {
+		return v, rdsbackup.Errorf(rdsbackup.EINVALID, "%s", malformed)
+	}
+	return v, nil
+}
+
+// CheckParamName refuses a parameter name outside [A-Za-z0-9._-] or longer
+// than MaxParamName. The V3 canonical query does not escape names (as the
+// Tea SDKs sign them), so without this check a name holding "=" or "&"
+// could carry other parameters through a signature unchanged; well-formed
+// names the service does not know stay accepted.
+func CheckParamName(name string) error {
+	if name == "" || len(name) > MaxParamName {
+		return rdsbackup.Errorf(rdsbackup.EINVALID,
+			"The parameter name %s is not valid: names are 1 to %d characters.", rdsbackup.QuoteValue(name), MaxParamName)
+	}
+	for i := 0; i < len(name); i++ {
+		if !paramNameByte[name[i]] {
+			return rdsbackup.Errorf(rdsbackup.EINVALID,
+				"The parameter name %s is not valid: names may contain only letters, digits and . _ -", rdsbackup.QuoteValue(name))
+		}
+	}
+	return nil
+}
+
+var paramNameByte = func() (t [256]bool) {
+	for c := 0; c < 256; c++ {
+		t[c] = c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '-'
+	}
+	return t
+}()
 
 // resolveFormat applies: the Format parameter (case-insensitive, the Tea V2
 // SDK sends "json"); else JSON for V3 requests that accept it; else XML, the

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"unicode/utf8"
 
 	"github.com/rdsbackup/rdsbackup"
 )
@@ -24,6 +25,23 @@ const (
 	ContentTypeJSON = "application/json;charset=utf-8"
 	ContentTypeXML  = "text/xml;charset=utf-8"
 )
+
+// MaxMessage bounds an error message. Messages quote at most a prefix of a
+// caller's value (rdsbackup.QuoteValue) and SignatureDoesNotMatch at most
+// MaxEchoedStringToSign of its string to sign; this is the backstop for a
+// message that would quote more.
+const MaxMessage = MaxEchoedStringToSign + 1024
+
+func boundMessage(msg string) string {
+	if len(msg) <= MaxMessage {
+		return msg
+	}
+	cut := MaxMessage
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut] + "…"
+}
 
 // internalMessage is what callers see instead of an internal error's text.
 var internalMessage = rdsbackup.ErrorMessage(errors.New("internal"))
@@ -92,6 +110,7 @@ func (rs *Responder) WriteError(w http.ResponseWriter, req *Request, err error) 
 		msg = internalMessage
 		rs.log(req, slog.LevelError, "internal error", err)
 	}
+	msg = boundMessage(msg)
 	eb := errorBody{
 		RequestID: req.RequestID,
 		HostID:    rs.HostID,

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/rdsbackup/rdsbackup"
 )
@@ -321,5 +322,17 @@ func TestWriteUsesJSONAppender(t *testing.T) {
 	(&Responder{}).Write(w, req, &selfRendered{RequestId: req.RequestID})
 	if !strings.HasSuffix(w.Body.String(), "<DescribeBackupsResponse><RequestId>"+req.RequestID+"</RequestId></DescribeBackupsResponse>") {
 		t.Fatalf("XML: %s", w.Body)
+	}
+}
+
+// TestWriteErrorBoundsMessage: whatever a message quotes, the body stays
+// bounded.
+func TestWriteErrorBoundsMessage(t *testing.T) {
+	rs := &Responder{HostID: "h"}
+	w := httptest.NewRecorder()
+	huge := strings.Repeat("é", 200<<10)
+	rs.WriteError(w, testRequest(FormatJSON, "GetUser"), rdsbackup.Errorf(rdsbackup.EEntityNotExistUser, "The user %s does not exist.", huge))
+	if w.Code != 404 || w.Body.Len() > MaxMessage+1024 || !utf8.Valid(w.Body.Bytes()) {
+		t.Errorf("status %d, %d-byte body", w.Code, w.Body.Len())
 	}
 }

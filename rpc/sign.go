@@ -241,10 +241,10 @@ func ParseAuthorization(header string) (Authorization, error) {
 		case "Signature":
 			seen, a.Signature = &seenSig, v
 		default:
-			return Authorization{}, incompleteSignature("unknown Authorization field " + k)
+			return Authorization{}, incompleteSignature("unknown Authorization field " + rdsbackup.QuoteValue(k))
 		}
 		if *seen {
-			return Authorization{}, incompleteSignature("repeated Authorization field " + k)
+			return Authorization{}, incompleteSignature("repeated Authorization field " + rdsbackup.QuoteValue(k))
 		}
 		*seen = true
 	}

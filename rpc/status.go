@@ -41,7 +41,6 @@ var statusByCode = map[string]int{
 	rdsbackup.EInvalidBackupLocation:  http.StatusBadRequest,
 	rdsbackup.EInstanceIdNotFound:     http.StatusBadRequest, // sic, as documented
 	rdsbackup.EInstanceNotFound:       http.StatusNotFound,
-	rdsbackup.EInvalidBackupId:        http.StatusBadRequest,
 	rdsbackup.EIncorrectInstanceState: http.StatusForbidden,
 
 	rdsbackup.EInvalidPolicyDocument: http.StatusBadRequest,
@@ -53,6 +52,10 @@ var statusByCode = map[string]int{
 	rdsbackup.EDownloadDenied:    http.StatusForbidden,
 
 	rdsbackup.EBackupNotDeletable: http.StatusForbidden,
+
+	rdsbackup.EMethodNotAllowed: http.StatusMethodNotAllowed,
+	rdsbackup.ENoSuchKey:        http.StatusNotFound,
+	rdsbackup.EInvalidRange:     http.StatusRequestedRangeNotSatisfiable,
 }
 
 // statusByPrefix covers the RAM code families (EntityNotExist.User, ...).

@@ -4,7 +4,10 @@ import (
 	"go/ast"
 	"go/parser"
 	"go/token"
+	"os"
+	"regexp"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/rdsbackup/rdsbackup"
@@ -40,7 +43,6 @@ var wantStatus = map[string]int{
 	rdsbackup.EInvalidBackupLocation:    400,
 	rdsbackup.EInstanceIdNotFound:       400,
 	rdsbackup.EInstanceNotFound:         404,
-	rdsbackup.EInvalidBackupId:          400,
 	rdsbackup.EIncorrectInstanceState:   403,
 	rdsbackup.EEntityNotExistUser:       404,
 	rdsbackup.EEntityNotExistPolicy:     404,
@@ -61,6 +63,9 @@ var wantStatus = map[string]int{
 	rdsbackup.EBackupNotFound:           404,
 	rdsbackup.EDownloadDenied:           403,
 	rdsbackup.EBackupNotDeletable:       403,
+	rdsbackup.EMethodNotAllowed:         405,
+	rdsbackup.ENoSuchKey:                404,
+	rdsbackup.EInvalidRange:             416,
 }
 
 func TestHTTPStatus(t *testing.T) {
@@ -84,11 +89,66 @@ func TestHTTPStatus(t *testing.T) {
 // TestEveryCodeListed fails when error.go gains a code that wantStatus (and
 // so the table review) does not cover.
 func TestEveryCodeListed(t *testing.T) {
+	codes := errorGoCodes(t)
+	for code, name := range codes {
+		if _, ok := wantStatus[code]; !ok {
+			t.Errorf("error.go %s = %q is missing from wantStatus", name, code)
+		}
+	}
+	if len(codes) < len(wantStatus) {
+		t.Errorf("found %d codes in error.go, wantStatus has %d", len(codes), len(wantStatus))
+	}
+}
+
+// TestErrorsDocumented walks the code table and docs/errors.md: every code
+// in error.go is documented with its status, and the page lists no code the
+// service does not have.
+func TestErrorsDocumented(t *testing.T) {
+	codes := errorGoCodes(t)
+	buf, err := os.ReadFile("../docs/errors.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile(`^\| (\d{3}) \| ([A-Za-z0-9.]+) \|`)
+	documented := map[string]int{}
+	for _, line := range strings.Split(string(buf), "\n") {
+		m := row.FindStringSubmatch(line)
+		if m == nil {
+			continue
+		}
+		status, _ := strconv.Atoi(m[1])
+		if prev, ok := documented[m[2]]; ok && prev != status {
+			t.Errorf("docs/errors.md gives %s both %d and %d", m[2], prev, status)
+		}
+		documented[m[2]] = status
+	}
+	for code := range codes {
+		status, ok := documented[code]
+		if !ok {
+			t.Errorf("%s is not in docs/errors.md", code)
+		} else if status != HTTPStatus(code) {
+			t.Errorf("docs/errors.md gives %s HTTP %d, the table %d", code, status, HTTPStatus(code))
+		}
+	}
+	for code := range documented {
+		if _, ok := codes[code]; !ok {
+			t.Errorf("docs/errors.md lists %s, which error.go does not have", code)
+		}
+	}
+	if len(documented) < 50 {
+		t.Errorf("only %d codes read from docs/errors.md", len(documented))
+	}
+}
+
+// errorGoCodes returns the codes declared in error.go (string constants),
+// with the name of their constant.
+func errorGoCodes(t *testing.T) map[string]string {
+	t.Helper()
 	f, err := parser.ParseFile(token.NewFileSet(), "../error.go", nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := 0
+	codes := map[string]string{}
 	for _, d := range f.Decls {
 		gd, ok := d.(*ast.GenDecl)
 		if !ok || gd.Tok != token.CONST {
@@ -97,19 +157,15 @@ func TestEveryCodeListed(t *testing.T) {
 		for _, spec := range gd.Specs {
 			vs := spec.(*ast.ValueSpec)
 			for i, name := range vs.Names {
-				lit, ok := vs.Values[i].(*ast.BasicLit)
-				if !ok || lit.Kind != token.STRING {
+				if i >= len(vs.Values) {
 					continue
 				}
-				code, _ := strconv.Unquote(lit.Value)
-				n++
-				if _, ok := wantStatus[code]; !ok {
-					t.Errorf("error.go %s = %q is missing from wantStatus", name.Name, code)
+				if lit, ok := vs.Values[i].(*ast.BasicLit); ok && lit.Kind == token.STRING {
+					code, _ := strconv.Unquote(lit.Value)
+					codes[code] = name.Name
 				}
 			}
 		}
 	}
-	if n < len(wantStatus) {
-		t.Errorf("found %d codes in error.go, wantStatus has %d", n, len(wantStatus))
-	}
+	return codes
 }

@@ -34,3 +34,11 @@ echo "== staticcheck"
 go run honnef.co/go/tools/cmd/staticcheck@v0.8.2 ./...
 echo "== go test"
 go test -count=1 -timeout 20m ./...
+# A short run of each fuzz target (their seed corpora already ran above as
+# ordinary tests); a crash fails the suite and leaves its input under the
+# package's testdata/fuzz, to be committed as a regression test.
+echo "== go test -fuzz (8s each)"
+for target in rpc:FuzzParseRequest rpc:FuzzSignatures rpc:FuzzParseAuthorization ram:FuzzPolicyDocument \
+	backup:FuzzSetFile cmd/rdsbackup:FuzzParseConfig; do
+	go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime 8s "./${target%%:*}"
+done

@@ -66,6 +66,9 @@ func (db *DB) Open() error {
 	if err := os.MkdirAll(filepath.Dir(db.Path), 0o700); err != nil {
 		return fmt.Errorf("create catalog directory: %w", err)
 	}
+	if err := restrictFiles(db.Path); err != nil {
+		return err
+	}
 	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=foreign_keys(1)&_pragma=synchronous(FULL)"
 	dsn := "file:" + (&url.URL{Path: db.Path}).EscapedPath() + "?" + pragmas
 	var err error
@@ -96,8 +99,24 @@ func (db *DB) Open() error {
 	readers := max(2, runtime.GOMAXPROCS(0))
 	db.read.SetMaxOpenConns(readers)
 	db.read.SetMaxIdleConns(readers)
-	if err := os.Chmod(db.Path, 0o600); err != nil {
-		return fmt.Errorf("restrict catalog file: %w", err)
+	return restrictFiles(db.Path)
+}
+
+// restrictFiles makes the catalog file, creating it if needed, and its
+// -wal and -shm files private (0600). SQLite creates the -wal, -shm and
+// journal files with the database file's mode, whatever the umask, so a
+// private database file before SQLite first opens it keeps them private
+// too; existing ones (older versions left them 0644) are restricted.
+func restrictFiles(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return fmt.Errorf("create catalog file: %w", err)
+	}
+	f.Close()
+	for _, p := range []string{path, path + "-wal", path + "-shm", path + "-journal"} {
+		if err := os.Chmod(p, 0o600); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("restrict catalog file: %w", err)
+		}
 	}
 	return nil
 }

@@ -25,7 +25,7 @@ func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE name = ?`, u.Name).Scan(&n); err != nil {
 			return fmt.Errorf("create user: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityAlreadyExistsUser, "The user %q already exists.", u.Name)
+			return rdsbackup.Errorf(rdsbackup.EEntityAlreadyExistsUser, "The user %s already exists.", rdsbackup.QuoteValue(u.Name))
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			u.Name, u.ID, u.DisplayName, u.Email, u.MobilePhone, u.Comments, unix(now), unix(now))
@@ -40,7 +40,7 @@ func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
 func (db *DB) FindUser(ctx context.Context, name string) (*rdsbackup.User, error) {
 	u, err := scanUser(db.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, rdsbackup.Errorf(rdsbackup.EEntityNotExistUser, "The user %q does not exist.", name)
+		return nil, rdsbackup.Errorf(rdsbackup.EEntityNotExistUser, "The user %s does not exist.", rdsbackup.QuoteValue(name))
 	} else if err != nil {
 		return nil, fmt.Errorf("find user %s: %w", name, err)
 	}
@@ -78,12 +78,12 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM access_keys WHERE user_name = ?`, name).Scan(&n); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EDeleteConflictUserKey, "The user %q still has access keys; delete them first.", name)
+			return rdsbackup.Errorf(rdsbackup.EDeleteConflictUserKey, "The user %s still has access keys; delete them first.", rdsbackup.QuoteValue(name))
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_policies WHERE user_name = ?`, name).Scan(&n); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EDeleteConflictUserPolicy, "The user %q still has policies attached; detach them first.", name)
+			return rdsbackup.Errorf(rdsbackup.EDeleteConflictUserPolicy, "The user %s still has policies attached; detach them first.", rdsbackup.QuoteValue(name))
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name); err != nil {
 			return fmt.Errorf("delete user %s: %w", name, err)
@@ -97,7 +97,7 @@ func userExists(ctx context.Context, tx *sql.Tx, name string) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE name = ?`, name).Scan(&n); err != nil {
 		return fmt.Errorf("find user: %w", err)
 	} else if n == 0 {
-		return rdsbackup.Errorf(rdsbackup.EEntityNotExistUser, "The user %q does not exist.", name)
+		return rdsbackup.Errorf(rdsbackup.EEntityNotExistUser, "The user %s does not exist.", rdsbackup.QuoteValue(name))
 	}
 	return nil
 }
@@ -135,14 +135,14 @@ func (db *DB) CreateAccessKey(ctx context.Context, k *rdsbackup.AccessKey) error
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM access_keys WHERE user_name = ?`, k.UserName).Scan(&n); err != nil {
 				return fmt.Errorf("create access key: %w", err)
 			} else if n >= MaxAccessKeysPerUser {
-				return rdsbackup.Errorf(rdsbackup.ELimitExceededAccessKey, "The user %q already has %d access keys, the maximum.", k.UserName, MaxAccessKeysPerUser)
+				return rdsbackup.Errorf(rdsbackup.ELimitExceededAccessKey, "The user %s already has %d access keys, the maximum.", rdsbackup.QuoteValue(k.UserName), MaxAccessKeysPerUser)
 			}
 		}
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM access_keys WHERE id = ?`, k.ID).Scan(&n); err != nil {
 			return fmt.Errorf("create access key: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.ECONFLICT, "access key %q already exists", k.ID)
+			return rdsbackup.Errorf(rdsbackup.ECONFLICT, "access key %s already exists", rdsbackup.QuoteValue(k.ID))
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO access_keys (id, user_name, secret, status, created_at) VALUES (?, ?, ?, ?, ?)`,
 			k.ID, k.UserName, sealed, string(k.Status), unix(k.CreatedAt))
@@ -202,7 +202,7 @@ func (db *DB) UpdateAccessKeyStatus(ctx context.Context, userName, id string, st
 			return fmt.Errorf("update access key: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityNotExistAccessKey, "The access key %q does not exist for user %q.", id, userName)
+			return rdsbackup.Errorf(rdsbackup.EEntityNotExistAccessKey, "The access key %s does not exist for user %s.", rdsbackup.QuoteValue(id), rdsbackup.QuoteValue(userName))
 		}
 		return nil
 	})
@@ -221,7 +221,7 @@ func (db *DB) DeleteAccessKey(ctx context.Context, userName, id string) error {
 			return fmt.Errorf("delete access key: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityNotExistAccessKey, "The access key %q does not exist for user %q.", id, userName)
+			return rdsbackup.Errorf(rdsbackup.EEntityNotExistAccessKey, "The access key %s does not exist for user %s.", rdsbackup.QuoteValue(id), rdsbackup.QuoteValue(userName))
 		}
 		return nil
 	})
@@ -259,7 +259,7 @@ func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM policies WHERE name = ? AND type = ?`, p.Name, string(p.Type)).Scan(&n); err != nil {
 			return fmt.Errorf("create policy: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityAlreadyExistsPol, "The policy %q already exists.", p.Name)
+			return rdsbackup.Errorf(rdsbackup.EEntityAlreadyExistsPol, "The policy %s already exists.", rdsbackup.QuoteValue(p.Name))
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO policies (name, type, description, document, default_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			p.Name, string(p.Type), p.Description, p.Document, p.DefaultVersion, unix(now), unix(now))
@@ -274,7 +274,7 @@ func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
 func (db *DB) FindPolicy(ctx context.Context, name string, typ rdsbackup.PolicyType) (*rdsbackup.Policy, error) {
 	p, err := scanPolicy(db.read.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM policies p WHERE p.name = ? AND p.type = ?`, name, string(typ)), false)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, rdsbackup.Errorf(rdsbackup.EEntityNotExistPolicy, "The policy %q of type %s does not exist.", name, typ)
+		return nil, rdsbackup.Errorf(rdsbackup.EEntityNotExistPolicy, "The policy %s of type %s does not exist.", rdsbackup.QuoteValue(name), typ)
 	} else if err != nil {
 		return nil, fmt.Errorf("find policy %s: %w", name, err)
 	}
@@ -306,12 +306,12 @@ func (db *DB) DeletePolicy(ctx context.Context, name string) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM policies WHERE name = ? AND type = ?`, name, string(rdsbackup.PolicyCustom)).Scan(&n); err != nil {
 			return fmt.Errorf("delete policy: %w", err)
 		} else if n == 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityNotExistPolicy, "The policy %q of type Custom does not exist.", name)
+			return rdsbackup.Errorf(rdsbackup.EEntityNotExistPolicy, "The policy %s of type Custom does not exist.", rdsbackup.QuoteValue(name))
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_policies WHERE policy_name = ? AND policy_type = ?`, name, string(rdsbackup.PolicyCustom)).Scan(&n); err != nil {
 			return fmt.Errorf("delete policy: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EDeleteConflictPolicyUser, "The policy %q is still attached to %d user(s); detach it first.", name, n)
+			return rdsbackup.Errorf(rdsbackup.EDeleteConflictPolicyUser, "The policy %s is still attached to %d user(s); detach it first.", rdsbackup.QuoteValue(name), n)
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM policies WHERE name = ? AND type = ?`, name, string(rdsbackup.PolicyCustom))
 		return err
@@ -328,7 +328,7 @@ func (db *DB) AttachPolicy(ctx context.Context, policyName string, typ rdsbackup
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_policies WHERE user_name = ? AND policy_name = ? AND policy_type = ?`, userName, policyName, string(typ)).Scan(&n); err != nil {
 			return fmt.Errorf("attach policy: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityAlreadyAttached, "The policy %q is already attached to user %q.", policyName, userName)
+			return rdsbackup.Errorf(rdsbackup.EEntityAlreadyAttached, "The policy %s is already attached to user %s.", rdsbackup.QuoteValue(policyName), rdsbackup.QuoteValue(userName))
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO user_policies (user_name, policy_name, policy_type, attached_at) VALUES (?, ?, ?, ?)`,
 			userName, policyName, string(typ), unix(db.now()))
@@ -347,7 +347,7 @@ func (db *DB) DetachPolicy(ctx context.Context, policyName string, typ rdsbackup
 			return fmt.Errorf("detach policy: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityNotAttached, "The policy %q is not attached to user %q.", policyName, userName)
+			return rdsbackup.Errorf(rdsbackup.EEntityNotAttached, "The policy %s is not attached to user %s.", rdsbackup.QuoteValue(policyName), rdsbackup.QuoteValue(userName))
 		}
 		return nil
 	})
@@ -361,7 +361,7 @@ func policyAndUserExist(ctx context.Context, tx *sql.Tx, policyName string, typ 
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM policies WHERE name = ? AND type = ?`, policyName, string(typ)).Scan(&n); err != nil {
 		return fmt.Errorf("find policy: %w", err)
 	} else if n == 0 {
-		return rdsbackup.Errorf(rdsbackup.EEntityNotExistPolicy, "The policy %q of type %s does not exist.", policyName, typ)
+		return rdsbackup.Errorf(rdsbackup.EEntityNotExistPolicy, "The policy %s of type %s does not exist.", rdsbackup.QuoteValue(policyName), typ)
 	}
 	return nil
 }

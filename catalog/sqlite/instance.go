@@ -28,7 +28,7 @@ func (db *DB) FindInstance(ctx context.Context, id string) (*rdsbackup.Instance,
 	}
 	inst, err := db.scanInstance(s.QueryRowContext(ctx, id))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "instance %q not found", id)
+		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "instance %s not found", rdsbackup.QuoteValue(id))
 	} else if err != nil {
 		return nil, fmt.Errorf("find instance %s: %w", id, err)
 	}
@@ -134,7 +134,7 @@ func (db *DB) SetEngineVersion(ctx context.Context, id, version string) error {
 			return fmt.Errorf("set engine version of %s: %w", id, err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "instance %q not found", id)
+			return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "instance %s not found", rdsbackup.QuoteValue(id))
 		}
 		return nil
 	})

@@ -22,7 +22,7 @@ const policyRowColumns = `instance_id, window_minute, days, retention_days, meth
 func (db *DB) FindBackupPolicy(ctx context.Context, instanceID string) (*rdsbackup.BackupPolicy, error) {
 	p, err := scanBackupPolicy(db.read.QueryRowContext(ctx, `SELECT `+policyRowColumns+` FROM backup_policies WHERE instance_id = ?`, instanceID))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "no backup policy stored for %q", instanceID)
+		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "no backup policy stored for %s", rdsbackup.QuoteValue(instanceID))
 	} else if err != nil {
 		return nil, fmt.Errorf("find backup policy of %s: %w", instanceID, err)
 	}

@@ -1,12 +1,15 @@
 package main
 
 import (
+	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -36,6 +39,7 @@ type Config struct {
 	Backups   BackupsConfig    `yaml:"backups"`
 	Auth      AuthConfig       `yaml:"auth"`
 	Metrics   MetricsConfig    `yaml:"metrics"`
+	TLS       TLSConfig        `yaml:"tls"`
 }
 
 // MetricsConfig sets the Prometheus endpoint.
@@ -53,6 +57,17 @@ type AuthConfig struct {
 	// about 2,200 requests/s; past the bound requests are refused with
 	// ServiceUnavailable rather than let a replay through.
 	MaxNonces int `yaml:"maxNonces"`
+	// RatePerKey limits each RAM user's access key; the account's (root)
+	// keys are not limited. A key over its rate is refused with
+	// Throttling.User before its request takes any replay memory.
+	RatePerKey RateConfig `yaml:"ratePerKey"`
+}
+
+// RateConfig is a token bucket: Rate requests per second sustained, Burst
+// at once (defaults rpc.DefaultRatePerKey and rpc.DefaultBurstPerKey).
+type RateConfig struct {
+	Rate  float64 `yaml:"rate"`
+	Burst int     `yaml:"burst"`
 }
 
 // BackupsConfig sets the automated backups.
@@ -83,7 +98,7 @@ type PolicyConfig struct {
 // out; rdsbackup serves them itself under /download/.
 type DownloadsConfig struct {
 	// PublicBaseURL prefixes BackupDownloadURL and DownloadLink (default:
-	// http://<listen>).
+	// http://<listen>, https://<listen> with TLS).
 	PublicBaseURL string `yaml:"publicBaseURL"`
 	// IntranetBaseURL prefixes the Intranet links (default: PublicBaseURL).
 	IntranetBaseURL string `yaml:"intranetBaseURL"`
@@ -145,19 +160,43 @@ func ReadConfigFile(path string, getenv func(string) string) (*Config, error) {
 
 // ParseConfig parses and validates a config. ${VAR} and $VAR are replaced
 // by the environment before parsing, so secrets need not be in the file.
+//
+// Errors never show an expanded value: YAML's messages quote pieces of the
+// document, which would be a password's, so every value of 4 bytes or more
+// that came from the environment is shown as the ${NAME} it was written as.
 func ParseConfig(buf []byte, getenv func(string) string) (*Config, error) {
-	expanded := os.Expand(string(buf), getenv)
+	expandedFrom := map[string]string{} // value -> variable name
+	expanded := os.Expand(string(buf), func(name string) string {
+		v := getenv(name)
+		if len(v) >= minRedactedValue {
+			expandedFrom[v] = name
+		}
+		return v
+	})
+	hide := func(err error) error {
+		msg := err.Error()
+		// Longest first, so that a value inside another goes with it.
+		values := slices.SortedFunc(maps.Keys(expandedFrom), func(a, b string) int { return len(b) - len(a) })
+		for _, v := range values {
+			msg = strings.ReplaceAll(msg, v, "${"+expandedFrom[v]+"}")
+		}
+		return errors.New(msg)
+	}
 	cfg := baseConfig()
 	dec := yaml.NewDecoder(strings.NewReader(expanded))
 	dec.KnownFields(true)
 	if err := dec.Decode(cfg); err != nil && err.Error() != "EOF" {
-		return nil, fmt.Errorf("parse config: %w", err)
+		return nil, hide(fmt.Errorf("parse config: %w", err))
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, err
+		return nil, hide(err)
 	}
 	return cfg, nil
 }
+
+// minRedactedValue: shorter expanded values would garble messages (line
+// numbers, words) if replaced, and are no secrets.
+const minRedactedValue = 4
 
 // Validate checks every entry and says which one is wrong and why. It never
 // connects to a database: the service must start while they are down.
@@ -182,10 +221,23 @@ func (c *Config) Validate() error {
 	if err := c.Downloads.validate(); err != nil {
 		return err
 	}
+	if err := c.TLS.validate(); err != nil {
+		return err
+	}
 	if c.Auth.MaxNonces == 0 {
 		c.Auth.MaxNonces = rpc.DefaultMaxNonces
 	} else if c.Auth.MaxNonces < 1000 || c.Auth.MaxNonces > 1<<27 {
 		return fmt.Errorf("config: auth.maxNonces %d: must be between 1000 and %d", c.Auth.MaxNonces, 1<<27)
+	}
+	if r := &c.Auth.RatePerKey; r.Rate == 0 {
+		r.Rate = rpc.DefaultRatePerKey
+	} else if r.Rate < 0.01 || r.Rate > 1e6 {
+		return fmt.Errorf("config: auth.ratePerKey.rate %v: must be between 0.01 and 1000000 requests per second", r.Rate)
+	}
+	if r := &c.Auth.RatePerKey; r.Burst == 0 {
+		r.Burst = max(rpc.DefaultBurstPerKey, int(r.Rate))
+	} else if r.Burst < 1 || r.Burst > 1e6 {
+		return fmt.Errorf("config: auth.ratePerKey.burst %d: must be 1 to 1000000", r.Burst)
 	}
 	if c.Backups.MaxConcurrent == 0 {
 		c.Backups.MaxConcurrent = 2

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,5 +25,60 @@ func TestDefaultConfigComplete(t *testing.T) {
 	}
 	if parsed.Backups != c.Backups || parsed.Downloads != c.Downloads || parsed.Listen != c.Listen {
 		t.Errorf("an empty file and no file differ:\n%+v\n%+v", parsed, c)
+	}
+}
+
+func TestAuthAndTLSConfig(t *testing.T) {
+	env := func(string) string { return "" }
+	c, err := ParseConfig([]byte("{}"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Auth.RatePerKey.Rate != 100 || c.Auth.RatePerKey.Burst != 200 || c.TLS.Enabled() {
+		t.Errorf("defaults: %+v %+v", c.Auth, c.TLS)
+	}
+	c, err = ParseConfig([]byte("auth:\n  ratePerKey:\n    rate: 500\n"), env)
+	if err != nil || c.Auth.RatePerKey.Burst != 500 {
+		t.Errorf("burst follows a higher rate: %+v %v", c, err)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"tls:\n  certFile: /x.crt\n", "set both certFile and keyFile"},
+		{"tls:\n  keyFile: /x.key\n", "set both certFile and keyFile"},
+		{"auth:\n  ratePerKey:\n    rate: -1\n", "auth.ratePerKey.rate"},
+		{"auth:\n  ratePerKey:\n    burst: -5\n", "auth.ratePerKey.burst"},
+		{"auth:\n  ratePerKey:\n    rps: 5\n", "field rps not found"},
+	} {
+		if _, err := ParseConfig([]byte(bad.yaml), env); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want %q", bad.yaml, err, bad.want)
+		}
+	}
+}
+
+// TestConfigErrorsHideExpandedValues: YAML quotes pieces of the document in
+// its errors; values from the environment are shown as ${NAME}. (Found by
+// FuzzParseConfig: an anchor name.)
+func TestConfigErrorsHideExpandedValues(t *testing.T) {
+	const pw = "s3cret-Passw0rd"
+	env := func(k string) string {
+		if k == "DB_PASSWORD" {
+			return pw
+		}
+		return ""
+	}
+	for _, doc := range []string{
+		"backups:\n  maxConcurrent: ${DB_PASSWORD}\n",
+		"*${DB_PASSWORD}00",
+		"region: [${DB_PASSWORD}\n",
+		"listen: ${DB_PASSWORD}\n",
+		"instances:\n  - id: rm-x\n    engine: ${DB_PASSWORD}\n    dsn: x\n",
+	} {
+		_, err := ParseConfig([]byte(doc), env)
+		if err == nil {
+			t.Errorf("%q parsed", doc)
+		} else if strings.Contains(err.Error(), pw) || strings.Contains(err.Error(), pw[:8]) {
+			t.Errorf("%q: the error shows the password: %v", doc, err)
+		} else if !strings.Contains(err.Error(), "${DB_PASSWORD}") && !strings.Contains(err.Error(), "…") {
+			t.Logf("%q: %v", doc, err)
+		}
 	}
 }

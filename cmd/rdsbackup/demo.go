@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
@@ -30,7 +32,7 @@ import (
 	"github.com/rdsbackup/rdsbackup/rpc"
 )
 
-const demoUsage = `Usage: rdsbackup demo [--dir DIR] [--listen ADDR]
+const demoUsage = `Usage: rdsbackup demo [--dir DIR] [--listen ADDR] [--tls-cert FILE --tls-key FILE]
 
 Starts a throwaway MariaDB and PostgreSQL server from the installed server
 binaries (Debian packages mariadb-server, mariadb-client and postgresql),
@@ -43,6 +45,10 @@ the database servers and, without --dir, removes its working directory.
 The servers' passwords are random unless RDSBACKUP_DEMO_MARIADB_PASSWORD and
 RDSBACKUP_DEMO_POSTGRES_PASSWORD are set (letters, digits and -._~ only); the
 config file refers to them by name and holds no password.
+
+With --tls-cert and --tls-key the API is served over HTTPS with that
+certificate, which must be valid for the --listen address; the printed
+program and aliyun CLI line then use HTTPS.
 
 Flags:
 `
@@ -68,6 +74,9 @@ func (m *Main) demo(ctx context.Context, args []string) (err error) {
 	fset.Usage = func() { fmt.Fprint(m.Stderr, demoUsage); fset.PrintDefaults() }
 	dirFlag := fset.String("dir", "", "working directory, created or empty, kept at the end (default: a new temporary directory, removed at the end)")
 	listenFlag := fset.String("listen", "", "the API's host:port (default "+DefaultListen+", or a free port when that is taken)")
+	var tlsCfg TLSConfig
+	fset.StringVar(&tlsCfg.CertFile, "tls-cert", "", "serve HTTPS with this PEM certificate (chain), with --tls-key")
+	fset.StringVar(&tlsCfg.KeyFile, "tls-key", "", "the PEM private key of --tls-cert")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -81,6 +90,10 @@ func (m *Main) demo(ctx context.Context, args []string) (err error) {
 
 	// Everything that can be checked before starting anything.
 	listen, err := demoListenAddr(*listenFlag)
+	if err != nil {
+		return err
+	}
+	roots, err := demoTLS(&tlsCfg)
 	if err != nil {
 		return err
 	}
@@ -135,7 +148,7 @@ func (m *Main) demo(ctx context.Context, args []string) (err error) {
 	// The service, through serve itself, with a config that names the
 	// passwords instead of holding them.
 	configPath := filepath.Join(dir, demoConfigName)
-	if err := writeDemoConfig(configPath, listen, filepath.Join(dir, "rdsbackup-data"), maria, pg); err != nil {
+	if err := writeDemoConfig(configPath, listen, filepath.Join(dir, "rdsbackup-data"), maria, pg, tlsCfg); err != nil {
 		return err
 	}
 	key := rdsbackup.GenerateAccessKey("")
@@ -181,7 +194,11 @@ func (m *Main) demo(ctx context.Context, args []string) (err error) {
 	}
 
 	// One Logical backup of each instance, through the API like any client.
-	client := &demoClient{addr: addr, keyID: key.ID, secret: key.Secret, http: &http.Client{Timeout: 30 * time.Second}}
+	client := &demoClient{addr: addr, keyID: key.ID, secret: key.Secret, scheme: "http", http: &http.Client{Timeout: 30 * time.Second}}
+	if tlsCfg.Enabled() {
+		client.scheme = "https"
+		client.http.Transport = &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}
+	}
 	instances := []string{demoMariaDBInstance, demoPostgresInstance}
 	backupIDs := map[string]string{}
 	jobs := map[string]string{}
@@ -204,7 +221,7 @@ func (m *Main) demo(ctx context.Context, args []string) (err error) {
 
 	printDemoIntro(m.Stdout, demoIntro{
 		Addr: addr, Region: DefaultRegion, KeyID: key.ID, KeySecret: key.Secret, Config: configPath,
-		MariaDB: maria, Postgres: pg, BackupIDs: backupIDs,
+		MariaDB: maria, Postgres: pg, BackupIDs: backupIDs, TLS: tlsCfg.Enabled(),
 	})
 	if m.Ready != nil {
 		m.Ready(addr)
@@ -458,7 +475,7 @@ func demoExec(ctx context.Context, kind string, open func() (*sql.DB, error), st
 
 // writeDemoConfig writes the service's config: the two instances, their
 // passwords as ${VAR} references.
-func writeDemoConfig(path, listen, dataDir string, maria *localserver.MariaDB, pg *localserver.Postgres) error {
+func writeDemoConfig(path, listen, dataDir string, maria *localserver.MariaDB, pg *localserver.Postgres, tlsCfg TLSConfig) error {
 	type instance struct {
 		ID          string `yaml:"id"`
 		Engine      string `yaml:"engine"`
@@ -470,6 +487,7 @@ func writeDemoConfig(path, listen, dataDir string, maria *localserver.MariaDB, p
 		DataDir   string     `yaml:"dataDir"`
 		Region    string     `yaml:"region"`
 		Instances []instance `yaml:"instances"`
+		TLS       *TLSConfig `yaml:"tls,omitempty"`
 	}{
 		Listen:  listen,
 		DataDir: dataDir,
@@ -485,6 +503,9 @@ func writeDemoConfig(path, listen, dataDir string, maria *localserver.MariaDB, p
 			DSN:         fmt.Sprintf("postgres://%s:${%s}@%s/postgres?sslmode=disable", pg.User, envDemoPostgresPassword, net.JoinHostPort(pg.Host, strconv.Itoa(pg.Port))),
 			Description: "rdsbackup demo: PostgreSQL with the sample database " + demoPostgresDatabase,
 		}},
+	}
+	if tlsCfg.Enabled() {
+		cfg.TLS = &tlsCfg
 	}
 	var body bytes.Buffer
 	enc := yaml.NewEncoder(&body)
@@ -505,6 +526,7 @@ func writeDemoConfig(path, listen, dataDir string, maria *localserver.MariaDB, p
 // demoClient calls the API as any client does: V2-signed POSTs.
 type demoClient struct {
 	addr, keyID, secret string
+	scheme              string // http or https
 	http                *http.Client
 }
 
@@ -527,7 +549,7 @@ func (c *demoClient) call(ctx context.Context, action string, params url.Values,
 	p.Set("Timestamp", time.Now().UTC().Format("2006-01-02T15:04:05Z"))
 	p.Set("Signature", rpc.SignV2(c.secret, rpc.StringToSignV2(http.MethodPost, p)))
 
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, "http://"+c.addr+"/", strings.NewReader(p.Encode()))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.scheme+"://"+c.addr+"/", strings.NewReader(p.Encode()))
 	if err != nil {
 		return err
 	}
@@ -623,6 +645,7 @@ func (c *demoClient) waitBackup(ctx context.Context, instance, jobID string) (st
 // demoIntro is what the newcomer is told once the demo is ready.
 type demoIntro struct {
 	Addr, Region, KeyID, KeySecret, Config string
+	TLS                                    bool // the API is served over HTTPS
 	MariaDB                                *localserver.MariaDB
 	Postgres                               *localserver.Postgres
 	BackupIDs                              map[string]string
@@ -640,7 +663,7 @@ func printDemoIntro(w io.Writer, in demoIntro) {
 rdsbackup is serving the Alibaba Cloud RDS API with two demo instances, each
 backed up once just now (BackupMethod Logical).
 
-  Endpoint:         %s  (plain HTTP)
+  Endpoint:         %s  (%s)
   Region:           %s
   AccessKeyId:      %s
   AccessKeySecret:  %s
@@ -659,20 +682,83 @@ directory, then run: go mod init listbackups && go mod tidy && go run .
 %s
 %s%s
 
-Or with the aliyun CLI (--insecure: the endpoint is plain HTTP, and the CLI
-would otherwise speak HTTPS to it):
-  aliyun rds DescribeBackups --endpoint %s --insecure --region %s \
+Or with the aliyun CLI%s:
+  aliyun rds DescribeBackups --endpoint %s%s --region %s \
     --access-key-id %s --access-key-secret %s \
     --DBInstanceId %s
 
 Press Ctrl-C to stop the demo and its database servers.
 `,
-		in.Addr, in.Region, in.KeyID, in.KeySecret, in.Config,
+		in.Addr, demoTransport(in.TLS), in.Region, in.KeyID, in.KeySecret, in.Config,
 		demoMariaDBInstance, hostPort(in.MariaDB.Host, in.MariaDB.Port), demoMariaDBDatabase, in.BackupIDs[demoMariaDBInstance],
 		demoPostgresInstance, hostPort(in.Postgres.Host, in.Postgres.Port), demoPostgresDatabase, in.BackupIDs[demoPostgresInstance],
 		envDemoMariaDBPassword, envDemoPostgresPassword,
 		demoProgramBegin, demoProgram(in), demoProgramEnd,
-		in.Addr, in.Region, in.KeyID, in.KeySecret, demoMariaDBInstance)
+		demoCLINote(in.TLS), in.Addr, demoCLISchemeFlag(in.TLS), in.Region, in.KeyID, in.KeySecret, demoMariaDBInstance)
+}
+
+func demoTransport(tls bool) string {
+	if tls {
+		return "HTTPS"
+	}
+	return "plain HTTP"
+}
+
+// demoCLISchemeFlag is the aliyun CLI's switch for the demo's scheme: the
+// CLI speaks HTTPS unless told --insecure.
+func demoCLISchemeFlag(tls bool) string {
+	if tls {
+		return " --secure"
+	}
+	return " --insecure"
+}
+
+// demoCLINote explains the switch where it is not the CLI's default.
+func demoCLINote(tls bool) string {
+	if tls {
+		return ""
+	}
+	return " (--insecure: the endpoint is plain HTTP, and the CLI\nwould otherwise speak HTTPS to it)"
+}
+
+// demoTLS checks --tls-cert and --tls-key before anything starts, makes
+// their paths absolute for the config file, and returns the roots the demo's
+// own client trusts: the system's and the certificates of --tls-cert, so
+// that a self-signed certificate works.
+func demoTLS(c *TLSConfig) (*x509.CertPool, error) {
+	if c.CertFile == "" && c.KeyFile == "" {
+		return nil, nil
+	}
+	if err := c.validate(); err != nil {
+		return nil, usageError{errors.New("demo: give both --tls-cert and --tls-key")}
+	}
+	for _, p := range []*string{&c.CertFile, &c.KeyFile} {
+		abs, err := filepath.Abs(*p)
+		if err != nil {
+			return nil, fmt.Errorf("demo: %w", err)
+		}
+		*p = abs
+	}
+	if _, err := tls.LoadX509KeyPair(c.CertFile, c.KeyFile); err != nil {
+		return nil, fmt.Errorf("demo: --tls-cert/--tls-key: %w", err)
+	}
+	pem, err := os.ReadFile(c.CertFile)
+	if err != nil {
+		return nil, fmt.Errorf("demo: %w", err)
+	}
+	roots, err := x509.SystemCertPool()
+	if err != nil {
+		roots = x509.NewCertPool()
+	}
+	roots.AppendCertsFromPEM(pem)
+	return roots, nil
+}
+
+func demoProgramScheme(tls bool) string {
+	if tls {
+		return "\n\tc.GetConfig().WithScheme(\"HTTPS\") // the demo serves HTTPS"
+	}
+	return ""
 }
 
 // demoProgram is a Go program that lists the demo's backups.
@@ -694,7 +780,7 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	c.Domain = %q // rdsbackup's address; the SDK talks plain HTTP by default
+	c.Domain = %q // rdsbackup's address; the SDK talks plain HTTP by default%s
 
 	for _, id := range []string{%q, %q} {
 		req := rds.CreateDescribeBackupsRequest()
@@ -711,5 +797,5 @@ func main() {
 		}
 	}
 }
-`, in.Region, in.KeyID, in.KeySecret, in.Addr, demoMariaDBInstance, demoPostgresInstance)
+`, in.Region, in.KeyID, in.KeySecret, in.Addr, demoProgramScheme(in.TLS), demoMariaDBInstance, demoPostgresInstance)
 }

@@ -461,7 +461,7 @@ func TestDemoWaitsForAutomatedBackup(t *testing.T) {
 		}
 	}))
 	defer srv.Close()
-	c := &demoClient{addr: strings.TrimPrefix(srv.URL, "http://"), keyID: "k", secret: "s", http: srv.Client()}
+	c := &demoClient{addr: strings.TrimPrefix(srv.URL, "http://"), keyID: "k", secret: "s", scheme: "http", http: srv.Client()}
 	job, err := c.startBackup(context.Background(), "rm-demo-mariadb")
 	if err != nil {
 		t.Fatal(err)

@@ -148,6 +148,27 @@ func rawCall(t testing.TB, addr string, params url.Values) *rawResponse {
 		t.Fatal(err)
 	}
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	r := sendRaw(t, req)
+	var id struct {
+		RequestId string `json:"RequestId" xml:"RequestId"`
+	}
+	if strings.HasPrefix(r.Header.Get("Content-Type"), "text/xml") {
+		err = xml.Unmarshal(r.Body, &id)
+	} else {
+		err = json.Unmarshal(r.Body, &id)
+	}
+	if err != nil {
+		t.Fatalf("undecodable body (%s): %v\n%s", r.Header.Get("Content-Type"), err, r.Body)
+	}
+	if hdr := r.Header.Get("x-acs-request-id"); id.RequestId == "" || hdr != id.RequestId {
+		t.Errorf("x-acs-request-id %q, body RequestId %q", hdr, id.RequestId)
+	}
+	return r
+}
+
+// sendRaw sends req and reads the whole answer.
+func sendRaw(t testing.TB, req *http.Request) *rawResponse {
+	t.Helper()
 	resp, err := rawHTTP.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -157,22 +178,7 @@ func rawCall(t testing.TB, addr string, params url.Values) *rawResponse {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := &rawResponse{Status: resp.StatusCode, Header: resp.Header, Body: body}
-	var id struct {
-		RequestId string `json:"RequestId" xml:"RequestId"`
-	}
-	if strings.HasPrefix(resp.Header.Get("Content-Type"), "text/xml") {
-		err = xml.Unmarshal(body, &id)
-	} else {
-		err = json.Unmarshal(body, &id)
-	}
-	if err != nil {
-		t.Fatalf("undecodable body (%s): %v\n%s", resp.Header.Get("Content-Type"), err, body)
-	}
-	if hdr := resp.Header.Get("x-acs-request-id"); id.RequestId == "" || hdr != id.RequestId {
-		t.Errorf("x-acs-request-id %q, body RequestId %q", hdr, id.RequestId)
-	}
-	return r
+	return &rawResponse{Status: resp.StatusCode, Header: resp.Header, Body: body}
 }
 
 // apiError is an error body.

@@ -28,6 +28,11 @@ func main() {
 		tuneGC(os.Getenv) // the long-running service; restore keeps Go's defaults
 	}
 	m := &Main{Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv}
+	if len(os.Args) > 1 && os.Args[1] == "serve" {
+		hangup := make(chan os.Signal, 1)
+		signal.Notify(hangup, syscall.SIGHUP)
+		m.Hangup = hangup
+	}
 	os.Exit(m.Run(ctx, os.Args[1:]))
 }
 
@@ -58,6 +63,8 @@ type Main struct {
 	// Ready, when set, is called with the listening address once the service
 	// answers requests.
 	Ready func(addr string)
+	// Hangup, when set, receives SIGHUP: serve reloads its TLS certificate.
+	Hangup <-chan os.Signal
 }
 
 const usage = `rdsbackup — a self-hosted database backup service with the Alibaba Cloud RDS API

@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/subtle"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -40,9 +41,17 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	logger := m.logger()
+	// A certificate that does not load stops the start before anything runs.
+	var certs *certReloader
+	if cfg.TLS.Enabled() {
+		if certs, err = newCertReloader(cfg.TLS, logger); err != nil {
+			return err
+		}
+	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("create data directory: %w", err)
 	}
+	warnOpenDataDir(cfg.DataDir, logger)
 	db, masterKey, err := m.openCatalog(cfg, logger)
 	if err != nil {
 		return err
@@ -72,6 +81,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	srv.Auth = &rpc.Authenticator{
 		Lookup:  srv.LookupKey,
 		Nonces:  nonces,
+		Rates:   rpc.NewKeyRates(cfg.Auth.RatePerKey.Rate, cfg.Auth.RatePerKey.Burst),
 		Now:     time.Now,
 		MaxSkew: rpc.DefaultMaxSkew,
 	}
@@ -125,10 +135,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
 	}
+	scheme := "http"
+	if certs != nil {
+		scheme = "https"
+		ln = tls.NewListener(ln, certs.serverConfig())
+	}
 	links := &api.Links{Key: linkKey(masterKey), PublicBase: cfg.Downloads.PublicBaseURL,
 		IntranetBase: cfg.Downloads.IntranetBaseURL, TTL: time.Duration(cfg.Downloads.LinkTTL), Now: time.Now}
 	if links.PublicBase == "" {
-		links.PublicBase = "http://" + ln.Addr().String()
+		links.PublicBase = scheme + "://" + ln.Addr().String()
 	}
 	if links.IntranetBase == "" {
 		links.IntranetBase = links.PublicBase
@@ -162,7 +177,10 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		logger.Info("metrics serving", "addr", mln.Addr().String())
 	}
 	go func() { errc <- hs.Serve(ln) }()
-	logger.Info("rdsbackup serving", "addr", ln.Addr().String(), "dataDir", cfg.DataDir,
+	if certs != nil && m.Hangup != nil {
+		go certs.watch(ctx, m.Hangup)
+	}
+	logger.Info("rdsbackup serving", "addr", ln.Addr().String(), "scheme", scheme, "dataDir", cfg.DataDir,
 		"region", cfg.Region, "accountId", accountID, "instances", len(instances))
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
@@ -206,6 +224,18 @@ func health(w http.ResponseWriter, runner *backup.Runner) {
 		fmt.Fprintf(w, "job %d (%s, instance %s): since %s, %d attempts: %s\n", u.Job.ID, u.Job.Status, u.Job.InstanceID,
 			u.Since.UTC().Format(time.RFC3339), u.Attempts, u.Err)
 	}
+}
+
+// warnOpenDataDir warns when other users may enter or read the data
+// directory. Everything the service creates in it is private (0600/0700)
+// anyway; the directory itself is the operator's, so it is not changed.
+func warnOpenDataDir(dir string, logger *slog.Logger) {
+	fi, err := os.Stat(dir)
+	if err != nil || fi.Mode().Perm()&0o077 == 0 {
+		return
+	}
+	logger.Warn("the data directory is open to other users (group or world permissions); make it private with chmod 700",
+		"dataDir", dir, "mode", fmt.Sprintf("%#o", fi.Mode().Perm()))
 }
 
 // masterKey reads the master key: from the environment when set, otherwise

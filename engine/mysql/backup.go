@@ -131,7 +131,7 @@ func databaseHeader(ctx context.Context, c *conn, db string) (string, error) {
 		"SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?", db).
 		Scan(&charset, &collation)
 	if errors.Is(err, sql.ErrNoRows) {
-		return "", rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %q no longer exists.", db)
+		return "", rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %s no longer exists.", rdsbackup.QuoteValue(db))
 	} else if err != nil {
 		return "", fmt.Errorf("read its character set: %w", redact(err, c.cfg.Passwd))
 	}
@@ -189,7 +189,7 @@ func chooseDatabases(instID string, all, requested []string) ([]string, error) {
 	var out []string
 	for _, d := range requested {
 		if !have[d] {
-			return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %q does not exist on instance %s.", d, instID)
+			return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %s does not exist on instance %s.", rdsbackup.QuoteValue(d), instID)
 		}
 		if !seen[d] {
 			seen[d] = true

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"os/exec"
 	"strings"
 
@@ -75,22 +74,11 @@ func (e *Engine) lookTool(r toolRole) (tool, error) {
 // standard error, at most Engine.StderrTail bytes.
 type ToolError = childproc.ToolError
 
-// childEnv is the environment of the tools: the service's, without the
-// variables through which the tools take connection settings (MYSQL_PWD,
-// MYSQL_HOST, MYSQL_TEST_LOGIN_FILE…), with HOME pointing at the private
-// directory so that no per-user option file is read.
-func childEnv(home string) []string {
-	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		upper := strings.ToUpper(name)
-		if strings.HasPrefix(upper, "MYSQL") || strings.HasPrefix(upper, "MARIADB") || upper == "HOME" {
-			continue
-		}
-		env = append(env, kv)
-	}
-	return append(env, "HOME="+home)
-}
+// childEnv is the environment of the tools: childproc.Env (PATH, TMPDIR,
+// time zone and locale) with HOME pointing at the private directory, so
+// that no per-user option file is read. The connection settings, password
+// included, are in the option file, never in the environment.
+func childEnv(home string) []string { return childproc.Env("HOME=" + home) }
 
 // command prepares a tool run in its own process group, which is killed
 // as a whole when ctx is done.

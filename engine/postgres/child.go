@@ -58,19 +58,24 @@ func (s *session) close() {
 	}
 }
 
-// childEnv is the environment of a tool: the service's, without PG*
-// variables (the URL is the whole configuration) and with English messages
-// (errors are matched and shown), plus the connection settings.
+// childEnv is the environment of a tool: childproc.Env (PATH, TMPDIR, time
+// zone, locale) with English messages (errors are matched and shown) and
+// HOME (libpq finds ~/.postgresql/root.crt there for sslmode=verify-*),
+// plus the connection settings as PG* variables; the password is in a
+// .pgpass file of the session's own, or PGPASSWORD.
 func childEnv(conn, extra []string) []string {
 	var env []string
-	for _, kv := range os.Environ() {
-		name, _, _ := strings.Cut(kv, "=")
-		if strings.HasPrefix(name, "PG") || name == "LC_ALL" || name == "LC_MESSAGES" || name == "LANGUAGE" {
-			continue
+	for _, kv := range childproc.Env() {
+		switch name, _, _ := strings.Cut(kv, "="); name {
+		case "LC_ALL", "LANGUAGE", "LC_MESSAGES": // they would override LC_MESSAGES=C
+		default:
+			env = append(env, kv)
 		}
-		env = append(env, kv)
 	}
 	env = append(env, "LC_MESSAGES=C")
+	if home, ok := os.LookupEnv("HOME"); ok {
+		env = append(env, "HOME="+home)
+	}
 	env = append(env, conn...)
 	has := func(name string) bool {
 		for _, kv := range conn {

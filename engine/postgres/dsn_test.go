@@ -104,3 +104,24 @@ func TestOwnRoleLines(t *testing.T) {
 		t.Error("quoted role not matched")
 	}
 }
+
+func TestChildEnvMinimal(t *testing.T) {
+	t.Setenv("RDSBACKUP_MASTER_KEY", "key")
+	t.Setenv("PGPASSWORD", "from-the-service")
+	t.Setenv("LC_ALL", "de_DE.UTF-8")
+	t.Setenv("PATH", "/usr/bin")
+	env := childEnv([]string{"PGHOST=db", "PGUSER=backup"}, []string{"PGPASSFILE=/tmp/x/.pgpass"})
+	want := map[string]bool{"PATH=/usr/bin": true, "LC_MESSAGES=C": true, "PGHOST=db": true, "PGUSER=backup": true,
+		"PGPASSFILE=/tmp/x/.pgpass": true, "PGAPPNAME=rdsbackup": true, "PGCONNECT_TIMEOUT=10": true}
+	for _, kv := range env {
+		name, _, _ := strings.Cut(kv, "=")
+		if want[kv] {
+			delete(want, kv)
+		} else if name != "HOME" && name != "TMPDIR" && name != "TZ" && name != "LANG" && !strings.HasPrefix(name, "LC_") || name == "LC_ALL" {
+			t.Errorf("unexpected %s", kv)
+		}
+	}
+	if len(want) > 0 {
+		t.Errorf("missing %v from %q", want, env)
+	}
+}

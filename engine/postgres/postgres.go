@@ -177,7 +177,7 @@ func (c *conn) selectDatabases(ctx context.Context, want []string) ([]string, er
 	seen := map[string]bool{}
 	for _, d := range want {
 		if !ok[d] {
-			return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %q does not exist or does not accept connections.", d)
+			return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The database %s does not exist or does not accept connections.", rdsbackup.QuoteValue(d))
 		}
 		if !seen[d] {
 			seen[d] = true
