@@ -56,6 +56,9 @@ type InstanceService interface {
 	// added, existing ones updated (CreatedAt kept), absent ones removed. The
 	// backup sets of removed instances stay in the catalog.
 	SyncInstances(ctx context.Context, instances []*Instance) error
+	// SetEngineVersion records the version read from the server; ENOTFOUND
+	// when id is not registered.
+	SetEngineVersion(ctx context.Context, id, version string) error
 }
 
 // Backup set enumerations, with the values the RDS API uses.
@@ -159,8 +162,15 @@ type BackupSetService interface {
 	// FindBackupSet returns ENOTFOUND when no set has that id.
 	FindBackupSet(ctx context.Context, id int64) (*BackupSet, error)
 	// CreateBackupSet stores set and its artifacts, assigning set.ID when it
-	// is zero.
+	// is zero. An id is never given twice, even after its set is deleted,
+	// and never one a job has (a job's id is the BackupId of its set). The
+	// set's ExpectExpireTime is EndTime + the retention of the instance's
+	// stored policy, read in the same transaction, for an automated set
+	// always and for a manual set that has none.
 	CreateBackupSet(ctx context.Context, set *BackupSet) error
+	// ImportBackupSets stores many sets in one transaction, keeping their
+	// ids when set (catalog rebuilds, benchmarks).
+	ImportBackupSets(ctx context.Context, sets []*BackupSet) error
 	// UpdateBackupSet replaces the stored set (and its artifacts).
 	UpdateBackupSet(ctx context.Context, set *BackupSet) error
 	// DeleteBackupSet removes a set; ENOTFOUND when there is none.

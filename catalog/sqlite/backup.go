@@ -3,13 +3,13 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.BackupSetService = (*DB)(nil)
@@ -258,47 +258,7 @@ func backupValues(s *rdsbackup.BackupSet) []any {
 		string(s.Mode), string(s.Method), string(s.Initiator), s.Size, boolInt(s.Available), string(s.StoreStatus),
 		s.MetaStatus, storageClass, boolInt(s.CopyOnly), s.ConsistentTime, s.Checksum, s.HostInstanceID,
 		encryption, string(s.Engine), s.EngineVersion, s.ResourceGroupID, s.Location, s.Scale,
-		joinList(s.DBNames), unix(s.ExpectExpireTime), s.FailureReason, s.ObjectKey, encodeArtifacts(s.Artifacts)}
-}
-
-// storedArtifact is an artifact in the artifacts column (JSON, short keys:
-// it is read for every set of every page).
-type storedArtifact struct {
-	Database string `json:"db"`
-	Kind     string `json:"kind,omitempty"`
-	Offset   int64  `json:"off"`
-	Length   int64  `json:"len"`
-	Checksum string `json:"crc"`
-}
-
-func encodeArtifacts(as []rdsbackup.Artifact) string {
-	if len(as) == 0 {
-		return ""
-	}
-	out := make([]storedArtifact, len(as))
-	for i, a := range as {
-		out[i] = storedArtifact{a.Database, a.Kind, a.Offset, a.Length, a.Checksum}
-	}
-	b, _ := json.Marshal(out)
-	return string(b)
-}
-
-func decodeArtifacts(s string) ([]rdsbackup.Artifact, error) {
-	if s == "" {
-		return nil, nil
-	}
-	if out, ok := parseArtifacts(s); ok {
-		return out, nil
-	}
-	var in []storedArtifact
-	if err := json.Unmarshal([]byte(s), &in); err != nil {
-		return nil, fmt.Errorf("artifacts: %w", err)
-	}
-	out := make([]rdsbackup.Artifact, len(in))
-	for i, a := range in {
-		out[i] = rdsbackup.Artifact{Database: a.Database, Kind: a.Kind, Offset: a.Offset, Length: a.Length, Checksum: a.Checksum}
-	}
-	return out, nil
+		columns.JoinList(s.DBNames), unix(s.ExpectExpireTime), s.FailureReason, s.ObjectKey, columns.EncodeArtifacts(s.Artifacts)}
 }
 
 // setScan holds what scanBackupSet reads before converting. Scan's
@@ -336,12 +296,12 @@ func scanBackupSet(row scanner, c *setScan) (*rdsbackup.BackupSet, error) {
 	s.Status, s.Type, s.Mode, s.Method = rdsbackup.BackupStatus(c.status), rdsbackup.BackupType(c.typ), rdsbackup.BackupMode(c.mode), rdsbackup.BackupMethod(c.method)
 	s.Initiator, s.StoreStatus, s.Engine = rdsbackup.BackupInitiator(c.initiator), rdsbackup.StoreStatus(c.storeStatus), rdsbackup.Engine(c.engine)
 	var err error
-	if s.Artifacts, err = decodeArtifacts(c.artifacts); err != nil {
+	if s.Artifacts, err = columns.DecodeArtifacts(c.artifacts); err != nil {
 		return nil, fmt.Errorf("backup set %d: %w", s.ID, err)
 	}
 	s.StartTime, s.EndTime, s.ExpectExpireTime = fromUnix(c.start), fromUnix(c.end), fromUnix(c.expire)
 	s.Available, s.CopyOnly = c.avail == 1, c.copyOnly == 1
-	s.DBNames = splitList(c.dbNames)
+	s.DBNames = columns.SplitList(c.dbNames)
 	return s, nil
 }
 

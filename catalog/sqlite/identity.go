@@ -11,13 +11,13 @@ import (
 
 var _ rdsbackup.IdentityService = (*DB)(nil)
 
-// MaxAccessKeysPerUser is RAM's limit of access keys per user.
-const MaxAccessKeysPerUser = 2
-
 const userColumns = `name, id, display_name, email, mobile_phone, comments, created_at, updated_at`
 
 // CreateUser stores a new RAM user; u.ID must be set.
 func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
+	if err := rdsbackup.ValidateUserName(u.Name); err != nil {
+		return err
+	}
 	now := db.now()
 	u.CreatedAt, u.UpdatedAt = now, now
 	return db.update(ctx, func(tx *sql.Tx) error {
@@ -25,7 +25,7 @@ func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE name = ?`, u.Name).Scan(&n); err != nil {
 			return fmt.Errorf("create user: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityAlreadyExistsUser, "The user %q already exists.", u.Name)
+			return rdsbackup.ErrUserExists(u.Name)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
 			u.Name, u.ID, u.DisplayName, u.Email, u.MobilePhone, u.Comments, unix(now), unix(now))
@@ -40,7 +40,7 @@ func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
 func (db *DB) FindUser(ctx context.Context, name string) (*rdsbackup.User, error) {
 	u, err := scanUser(db.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, rdsbackup.Errorf(rdsbackup.EEntityNotExistUser, "The user %q does not exist.", name)
+		return nil, rdsbackup.ErrUserNotFound(name)
 	} else if err != nil {
 		return nil, fmt.Errorf("find user %s: %w", name, err)
 	}
@@ -78,12 +78,12 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM access_keys WHERE user_name = ?`, name).Scan(&n); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EDeleteConflictUserKey, "The user %q still has access keys; delete them first.", name)
+			return rdsbackup.ErrUserHasKeys(name)
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_policies WHERE user_name = ?`, name).Scan(&n); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EDeleteConflictUserPolicy, "The user %q still has policies attached; detach them first.", name)
+			return rdsbackup.ErrUserHasPolicies(name)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name); err != nil {
 			return fmt.Errorf("delete user %s: %w", name, err)
@@ -97,7 +97,7 @@ func userExists(ctx context.Context, tx *sql.Tx, name string) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE name = ?`, name).Scan(&n); err != nil {
 		return fmt.Errorf("find user: %w", err)
 	} else if n == 0 {
-		return rdsbackup.Errorf(rdsbackup.EEntityNotExistUser, "The user %q does not exist.", name)
+		return rdsbackup.ErrUserNotFound(name)
 	}
 	return nil
 }
@@ -113,13 +113,10 @@ func scanUser(row scanner) (*rdsbackup.User, error) {
 }
 
 // CreateAccessKey stores a key with its secret encrypted. A user key needs
-// an existing user and respects MaxAccessKeysPerUser.
+// an existing user and respects rdsbackup.MaxAccessKeysPerUser.
 func (db *DB) CreateAccessKey(ctx context.Context, k *rdsbackup.AccessKey) error {
-	if k.ID == "" || k.Secret == "" {
-		return rdsbackup.Errorf(rdsbackup.EINVALID, "access key id and secret required")
-	}
-	if k.Status == "" {
-		k.Status = rdsbackup.KeyActive
+	if err := rdsbackup.ValidateNewAccessKey(k); err != nil {
+		return err
 	}
 	k.CreatedAt = db.now()
 	sealed, err := db.seal(k.Secret)
@@ -134,15 +131,15 @@ func (db *DB) CreateAccessKey(ctx context.Context, k *rdsbackup.AccessKey) error
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM access_keys WHERE user_name = ?`, k.UserName).Scan(&n); err != nil {
 				return fmt.Errorf("create access key: %w", err)
-			} else if n >= MaxAccessKeysPerUser {
-				return rdsbackup.Errorf(rdsbackup.ELimitExceededAccessKey, "The user %q already has %d access keys, the maximum.", k.UserName, MaxAccessKeysPerUser)
+			} else if n >= rdsbackup.MaxAccessKeysPerUser {
+				return rdsbackup.ErrAccessKeyLimit(k.UserName)
 			}
 		}
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM access_keys WHERE id = ?`, k.ID).Scan(&n); err != nil {
 			return fmt.Errorf("create access key: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.ECONFLICT, "access key %q already exists", k.ID)
+			return rdsbackup.ErrAccessKeyExists(k.ID)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO access_keys (id, user_name, secret, status, created_at) VALUES (?, ?, ?, ?, ?)`,
 			k.ID, k.UserName, sealed, string(k.Status), unix(k.CreatedAt))
@@ -161,7 +158,7 @@ func (db *DB) FindAccessKey(ctx context.Context, id string) (*rdsbackup.AccessKe
 	}
 	k, err := db.scanAccessKey(s.QueryRowContext(ctx, id), true)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "Specified access key is not found.")
+		return nil, rdsbackup.ErrAccessKeyNotFound()
 	} else if err != nil {
 		return nil, fmt.Errorf("find access key: %w", err)
 	}
@@ -188,8 +185,8 @@ func (db *DB) FindAccessKeys(ctx context.Context, userName string) ([]*rdsbackup
 
 // UpdateAccessKeyStatus activates or deactivates a user's key.
 func (db *DB) UpdateAccessKeyStatus(ctx context.Context, userName, id string, status rdsbackup.AccessKeyStatus) error {
-	if status != rdsbackup.KeyActive && status != rdsbackup.KeyInactive {
-		return rdsbackup.InvalidParameter("Status", `must be "Active" or "Inactive"`)
+	if err := rdsbackup.ValidateAccessKeyStatus(status); err != nil {
+		return err
 	}
 	return db.update(ctx, func(tx *sql.Tx) error {
 		if userName != "" {
@@ -202,7 +199,7 @@ func (db *DB) UpdateAccessKeyStatus(ctx context.Context, userName, id string, st
 			return fmt.Errorf("update access key: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityNotExistAccessKey, "The access key %q does not exist for user %q.", id, userName)
+			return rdsbackup.ErrUserKeyNotFound(id, userName)
 		}
 		return nil
 	})
@@ -221,7 +218,7 @@ func (db *DB) DeleteAccessKey(ctx context.Context, userName, id string) error {
 			return fmt.Errorf("delete access key: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityNotExistAccessKey, "The access key %q does not exist for user %q.", id, userName)
+			return rdsbackup.ErrUserKeyNotFound(id, userName)
 		}
 		return nil
 	})
@@ -249,6 +246,9 @@ const policyColumns = `p.name, p.type, p.description, p.document, p.default_vers
 
 // CreatePolicy stores a policy. The document must already be validated.
 func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
+	if err := rdsbackup.ValidatePolicyName(p.Name); err != nil {
+		return err
+	}
 	now := db.now()
 	p.CreatedAt, p.UpdatedAt = now, now
 	if p.DefaultVersion == "" {
@@ -259,7 +259,7 @@ func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM policies WHERE name = ? AND type = ?`, p.Name, string(p.Type)).Scan(&n); err != nil {
 			return fmt.Errorf("create policy: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityAlreadyExistsPol, "The policy %q already exists.", p.Name)
+			return rdsbackup.ErrPolicyExists(p.Name)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO policies (name, type, description, document, default_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
 			p.Name, string(p.Type), p.Description, p.Document, p.DefaultVersion, unix(now), unix(now))
@@ -274,7 +274,7 @@ func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
 func (db *DB) FindPolicy(ctx context.Context, name string, typ rdsbackup.PolicyType) (*rdsbackup.Policy, error) {
 	p, err := scanPolicy(db.read.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM policies p WHERE p.name = ? AND p.type = ?`, name, string(typ)), false)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, rdsbackup.Errorf(rdsbackup.EEntityNotExistPolicy, "The policy %q of type %s does not exist.", name, typ)
+		return nil, rdsbackup.ErrPolicyNotFound(name, typ)
 	} else if err != nil {
 		return nil, fmt.Errorf("find policy %s: %w", name, err)
 	}
@@ -306,12 +306,12 @@ func (db *DB) DeletePolicy(ctx context.Context, name string) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM policies WHERE name = ? AND type = ?`, name, string(rdsbackup.PolicyCustom)).Scan(&n); err != nil {
 			return fmt.Errorf("delete policy: %w", err)
 		} else if n == 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityNotExistPolicy, "The policy %q of type Custom does not exist.", name)
+			return rdsbackup.ErrPolicyNotFound(name, rdsbackup.PolicyCustom)
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_policies WHERE policy_name = ? AND policy_type = ?`, name, string(rdsbackup.PolicyCustom)).Scan(&n); err != nil {
 			return fmt.Errorf("delete policy: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EDeleteConflictPolicyUser, "The policy %q is still attached to %d user(s); detach it first.", name, n)
+			return rdsbackup.ErrPolicyInUse(name, n)
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM policies WHERE name = ? AND type = ?`, name, string(rdsbackup.PolicyCustom))
 		return err
@@ -328,7 +328,7 @@ func (db *DB) AttachPolicy(ctx context.Context, policyName string, typ rdsbackup
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_policies WHERE user_name = ? AND policy_name = ? AND policy_type = ?`, userName, policyName, string(typ)).Scan(&n); err != nil {
 			return fmt.Errorf("attach policy: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityAlreadyAttached, "The policy %q is already attached to user %q.", policyName, userName)
+			return rdsbackup.ErrPolicyAttached(policyName, userName)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO user_policies (user_name, policy_name, policy_type, attached_at) VALUES (?, ?, ?, ?)`,
 			userName, policyName, string(typ), unix(db.now()))
@@ -347,7 +347,7 @@ func (db *DB) DetachPolicy(ctx context.Context, policyName string, typ rdsbackup
 			return fmt.Errorf("detach policy: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityNotAttached, "The policy %q is not attached to user %q.", policyName, userName)
+			return rdsbackup.ErrPolicyNotAttached(policyName, userName)
 		}
 		return nil
 	})
@@ -361,7 +361,7 @@ func policyAndUserExist(ctx context.Context, tx *sql.Tx, policyName string, typ 
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM policies WHERE name = ? AND type = ?`, policyName, string(typ)).Scan(&n); err != nil {
 		return fmt.Errorf("find policy: %w", err)
 	} else if n == 0 {
-		return rdsbackup.Errorf(rdsbackup.EEntityNotExistPolicy, "The policy %q of type %s does not exist.", policyName, typ)
+		return rdsbackup.ErrPolicyNotFound(policyName, typ)
 	}
 	return nil
 }

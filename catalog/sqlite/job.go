@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.JobService = (*DB)(nil)
@@ -34,7 +35,7 @@ func (db *DB) CreateJob(ctx context.Context, job *rdsbackup.Job) error {
 				COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0),
 				COALESCE((SELECT last FROM backup_set_ids), 0)),
 				?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			job.InstanceID, string(job.Status), string(job.Mode), string(job.Method), job.Strategy, joinList(job.Databases),
+			job.InstanceID, string(job.Status), string(job.Mode), string(job.Method), job.Strategy, columns.JoinList(job.Databases),
 			job.Progress, job.BackupSetID, job.Error, unix(now), unix(now), unix(job.Window))
 		if err != nil {
 			return fmt.Errorf("create job: %w", err)
@@ -101,7 +102,7 @@ func (db *DB) FindJobs(ctx context.Context, f rdsbackup.JobFilter) ([]*rdsbackup
 			&j.BackupSetID, &j.Error, &created, &updated, &window); err != nil {
 			return nil, fmt.Errorf("find jobs: %w", err)
 		}
-		j.Databases = splitList(dbs)
+		j.Databases = columns.SplitList(dbs)
 		j.CreatedAt, j.UpdatedAt, j.Window = fromUnix(created), fromUnix(updated), fromUnix(window)
 		jobs = append(jobs, &j)
 	}
