@@ -451,8 +451,9 @@ func (s *Server) EnsureSystemPolicies(ctx context.Context) error {
 		} else if rdsbackup.ErrorCode(err) != rdsbackup.EEntityNotExistPolicy {
 			return err
 		}
+		// Another node sharing the catalog may store it first.
 		if err := s.Identity.CreatePolicy(ctx, &rdsbackup.Policy{Name: sp.Name, Type: rdsbackup.PolicySystem,
-			Description: sp.Description, Document: sp.Document}); err != nil {
+			Description: sp.Description, Document: sp.Document}); err != nil && rdsbackup.ErrorCode(err) != rdsbackup.EEntityAlreadyExistsPol {
 			return err
 		}
 	}
