@@ -3,7 +3,6 @@ package postgres
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
 
 	"github.com/jackc/pgx/v5"
@@ -66,8 +65,7 @@ func (db *DB) ExportRows(ctx context.Context, table string, fn func(rdsbackup.Ca
 	return rows.Err()
 }
 
-// ImportRows stores rows exported by a catalog, in one transaction and one
-// round trip.
+// ImportRows stores rows exported by a catalog, in one transaction.
 func (db *DB) ImportRows(ctx context.Context, table string, rows []rdsbackup.CatalogRow) error {
 	t, ok := rdsbackup.FindCatalogTable(table)
 	if !ok {
@@ -82,17 +80,7 @@ func (db *DB) ImportRows(ctx context.Context, table string, rows []rdsbackup.Cat
 			highest = max(highest, r[0].(int64))
 		}
 	}
-	params := make([]string, len(t.Columns))
-	for i, c := range t.Columns {
-		params[i] = "$" + strconv.Itoa(i+1)
-		if boolColumns[c.Name] {
-			params[i] = "(" + params[i] + "::int)::boolean"
-		}
-	}
-	q := `INSERT INTO ` + table + ` (` + strings.Join(t.ColumnNames(), ", ") + `) VALUES (` + strings.Join(params, ", ") + `)`
-	if table == "settings" {
-		q += ` ON CONFLICT (name) DO UPDATE SET value = excluded.value`
-	}
+	q := `INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = excluded.value`
 	return db.tx(ctx, func(tx pgx.Tx) error {
 		// Ids brought in by sets and jobs are never given again.
 		if highest > 0 {
@@ -103,17 +91,37 @@ func (db *DB) ImportRows(ctx context.Context, table string, rows []rdsbackup.Cat
 		if table == "backup_ids" {
 			return nil
 		}
-		b := &pgx.Batch{}
-		for _, r := range rows {
-			b.Queue(q, r...)
-		}
-		res := tx.SendBatch(ctx, b)
-		for range rows {
-			if _, err := res.Exec(); err != nil {
-				res.Close()
-				return fmt.Errorf("import %s: %w", table, err)
+		if table == "settings" {
+			b := &pgx.Batch{}
+			for _, r := range rows {
+				b.Queue(q, r...)
 			}
+			res := tx.SendBatch(ctx, b)
+			for range rows {
+				if _, err := res.Exec(); err != nil {
+					res.Close()
+					return fmt.Errorf("import %s: %w", table, err)
+				}
+			}
+			return res.Close()
 		}
-		return res.Close()
+		// COPY: a million sets in seconds rather than minutes.
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{table}, t.ColumnNames(), pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+			vals := make([]any, len(t.Columns))
+			for j, c := range t.Columns {
+				vals[j] = rows[i][j]
+				if boolColumns[c.Name] {
+					vals[j] = rows[i][j].(int64) != 0
+				}
+			}
+			return vals, nil
+		}))
+		if err != nil {
+			return fmt.Errorf("import %s: %w", table, err)
+		}
+		if n != int64(len(rows)) {
+			return fmt.Errorf("import %s: %d of %d rows stored", table, n, len(rows))
+		}
+		return nil
 	})
 }
