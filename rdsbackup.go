@@ -176,3 +176,19 @@ type BackupSetService interface {
 	// DeleteBackupSet removes a set; ENOTFOUND when there is none.
 	DeleteBackupSet(ctx context.Context, id int64) error
 }
+
+// ValidateBackupSet checks a set before a catalog stores it. Above all, the
+// catalog never says a set is available when nothing holds its data.
+func ValidateBackupSet(set *BackupSet) error {
+	switch {
+	case set.InstanceID == "":
+		return Errorf(EINVALID, "backup set: instance id required")
+	case set.Status != BackupSuccess && set.Status != BackupFailed:
+		return Errorf(EINVALID, "backup set: invalid status %q", set.Status)
+	case set.StartTime.IsZero():
+		return Errorf(EINVALID, "backup set: start time required")
+	case set.Status == BackupSuccess && set.Available && set.ObjectKey == "" && set.Method != MethodSnapshot:
+		return Errorf(EINVALID, "backup set: an available set needs an object")
+	}
+	return nil
+}

@@ -20,10 +20,7 @@ var (
 	_ rdsbackup.DeletionService  = (*DB)(nil)
 )
 
-const backupColumns = `id, instance_id, status, start_time, end_time, type, mode, method, initiator,
-	size, available, store_status, meta_status, storage_class, copy_only, consistent_time, checksum,
-	host_instance_id, encryption, engine, engine_version, resource_group_id, location, scale, db_names,
-	expect_expire_time, failure_reason, object_key, artifacts`
+const backupColumns = columns.BackupColumns
 
 // FindBackupSets returns one page of matching sets, newest first, and the
 // number of all matches: both queries in one round trip.
@@ -108,7 +105,7 @@ func (db *DB) CreateBackupSet(ctx context.Context, set *rdsbackup.BackupSet) err
 // when set.
 func (db *DB) ImportBackupSets(ctx context.Context, sets []*rdsbackup.BackupSet) error {
 	for _, set := range sets {
-		if err := validateBackupSet(set); err != nil {
+		if err := rdsbackup.ValidateBackupSet(set); err != nil {
 			return err
 		}
 	}
@@ -240,7 +237,7 @@ func lockPolicies(ctx context.Context, tx pgx.Tx, instances []string) error {
 
 // UpdateBackupSet replaces a stored set and its artifacts.
 func (db *DB) UpdateBackupSet(ctx context.Context, set *rdsbackup.BackupSet) error {
-	if err := validateBackupSet(set); err != nil {
+	if err := rdsbackup.ValidateBackupSet(set); err != nil {
 		return err
 	}
 	cols := strings.Split(backupColumns, ",")
@@ -270,73 +267,8 @@ func (db *DB) DeleteBackupSet(ctx context.Context, id int64) error {
 	return nil
 }
 
-func validateBackupSet(set *rdsbackup.BackupSet) error {
-	switch {
-	case set.InstanceID == "":
-		return rdsbackup.Errorf(rdsbackup.EINVALID, "backup set: instance id required")
-	case set.Status != rdsbackup.BackupSuccess && set.Status != rdsbackup.BackupFailed:
-		return rdsbackup.Errorf(rdsbackup.EINVALID, "backup set: invalid status %q", set.Status)
-	case set.StartTime.IsZero():
-		return rdsbackup.Errorf(rdsbackup.EINVALID, "backup set: start time required")
-	case set.Status == rdsbackup.BackupSuccess && set.Available && set.ObjectKey == "" && set.Method != rdsbackup.MethodSnapshot:
-		// The catalog never says a set is available when nothing holds its data.
-		return rdsbackup.Errorf(rdsbackup.EINVALID, "backup set: an available set needs an object")
-	}
-	return nil
-}
-
 func backupValues(s *rdsbackup.BackupSet) []any {
-	encryption := s.Encryption
-	if encryption == "" {
-		encryption = "{}"
-	}
-	storageClass := s.StorageClass
-	if storageClass == "" {
-		storageClass = "0"
-	}
-	return []any{s.ID, s.InstanceID, string(s.Status), unix(s.StartTime), unix(s.EndTime), string(s.Type),
-		string(s.Mode), string(s.Method), string(s.Initiator), s.Size, s.Available, string(s.StoreStatus),
-		s.MetaStatus, storageClass, s.CopyOnly, s.ConsistentTime, s.Checksum, s.HostInstanceID,
-		encryption, string(s.Engine), s.EngineVersion, s.ResourceGroupID, s.Location, s.Scale,
-		columns.JoinList(s.DBNames), unix(s.ExpectExpireTime), s.FailureReason, s.ObjectKey, columns.EncodeArtifacts(s.Artifacts)}
-}
-
-// setScan holds what a row of backupColumns is read into before it is
-// converted; one serves all the rows of a query.
-type setScan struct {
-	start, end, expire                                        int64
-	dbNames, artifacts                                        string
-	status, typ, mode, method, initiator, storeStatus, engine string
-	set                                                       rdsbackup.BackupSet
-	dest                                                      []any
-}
-
-func newSetScan() *setScan {
-	c := &setScan{}
-	s := &c.set
-	c.dest = []any{&s.ID, &s.InstanceID, &c.status, &c.start, &c.end, &c.typ, &c.mode, &c.method, &c.initiator,
-		&s.Size, &s.Available, &c.storeStatus, &s.MetaStatus, &s.StorageClass, &s.CopyOnly, &s.ConsistentTime, &s.Checksum,
-		&s.HostInstanceID, &s.Encryption, &c.engine, &s.EngineVersion, &s.ResourceGroupID, &s.Location, &s.Scale,
-		&c.dbNames, &c.expire, &s.FailureReason, &s.ObjectKey, &c.artifacts}
-	return c
-}
-
-func (c *setScan) scan(rows pgx.Rows) (*rdsbackup.BackupSet, error) {
-	c.set = rdsbackup.BackupSet{}
-	if err := rows.Scan(c.dest...); err != nil {
-		return nil, err
-	}
-	s := new(rdsbackup.BackupSet)
-	*s = c.set
-	s.Status, s.Type, s.Mode, s.Method = rdsbackup.BackupStatus(c.status), rdsbackup.BackupType(c.typ), rdsbackup.BackupMode(c.mode), rdsbackup.BackupMethod(c.method)
-	s.Initiator, s.StoreStatus, s.Engine = rdsbackup.BackupInitiator(c.initiator), rdsbackup.StoreStatus(c.storeStatus), rdsbackup.Engine(c.engine)
-	var err error
-	if s.Artifacts, err = columns.DecodeArtifacts(c.artifacts); err != nil {
-		return nil, fmt.Errorf("backup set %d: %w", s.ID, err)
-	}
-	s.StartTime, s.EndTime, s.ExpectExpireTime = fromUnix(c.start), fromUnix(c.end), fromUnix(c.expire)
-	s.DBNames = columns.SplitList(c.dbNames)
-	return s, nil
+	return columns.SetValues(s, func(b bool) any { return b })
 }
 
 // collectSets reads and closes rows of backupColumns.
@@ -346,9 +278,9 @@ func collectSets(rows pgx.Rows, sizeHint int) ([]*rdsbackup.BackupSet, error) {
 	if sizeHint > 0 && sizeHint <= 1000 {
 		sets = make([]*rdsbackup.BackupSet, 0, sizeHint)
 	}
-	c := newSetScan()
+	c := columns.NewSetRow(false)
 	for rows.Next() {
-		s, err := c.scan(rows)
+		s, err := c.Scan(rows.Scan)
 		if err != nil {
 			return nil, err
 		}

@@ -171,20 +171,6 @@ const (
 
 func (db *DB) now() time.Time { return db.Now().UTC().Truncate(time.Second) }
 
-func unix(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.Unix()
-}
-
-func fromUnix(s int64) time.Time {
-	if s == 0 {
-		return time.Time{}
-	}
-	return time.Unix(s, 0).UTC()
-}
-
 func (db *DB) seal(plain string) ([]byte, error) {
 	b, err := db.Box.Seal([]byte(plain))
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.IdentityService = (*DB)(nil)
@@ -22,7 +23,7 @@ func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
 	}
 	now := db.now()
 	_, err := db.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
-		u.Name, u.ID, u.DisplayName, u.Email, u.MobilePhone, u.Comments, unix(now), unix(now))
+		u.Name, u.ID, u.DisplayName, u.Email, u.MobilePhone, u.Comments, columns.Unix(now), columns.Unix(now))
 	if code, constraint := pgCode(err); code == uniqueViolation && constraint == "users_pkey" {
 		return rdsbackup.ErrUserExists(u.Name)
 	} else if err != nil {
@@ -125,7 +126,7 @@ func scanUser(row pgx.Row) (*rdsbackup.User, error) {
 	if err := row.Scan(&u.Name, &u.ID, &u.DisplayName, &u.Email, &u.MobilePhone, &u.Comments, &created, &updated); err != nil {
 		return nil, err
 	}
-	u.CreatedAt, u.UpdatedAt = fromUnix(created), fromUnix(updated)
+	u.CreatedAt, u.UpdatedAt = columns.FromUnix(created), columns.FromUnix(updated)
 	return &u, nil
 }
 
@@ -155,7 +156,7 @@ func (db *DB) CreateAccessKey(ctx context.Context, k *rdsbackup.AccessKey) error
 			}
 		}
 		_, err := tx.Exec(ctx, `INSERT INTO access_keys (id, user_name, secret, status, created_at) VALUES ($1, $2, $3, $4, $5)`,
-			k.ID, k.UserName, sealed, string(k.Status), unix(now))
+			k.ID, k.UserName, sealed, string(k.Status), columns.Unix(now))
 		if code, _ := pgCode(err); code == uniqueViolation {
 			return rdsbackup.ErrAccessKeyExists(k.ID)
 		} else if err != nil {
@@ -245,7 +246,7 @@ func (db *DB) scanAccessKey(row pgx.Row, withSecret bool) (*rdsbackup.AccessKey,
 		return nil, err
 	}
 	k.Status = rdsbackup.AccessKeyStatus(status)
-	k.CreatedAt = fromUnix(created)
+	k.CreatedAt = columns.FromUnix(created)
 	if withSecret {
 		var err error
 		if k.Secret, err = db.open(sealed); err != nil {
@@ -268,7 +269,7 @@ func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
 		p.DefaultVersion = "v1"
 	}
 	_, err := db.pool.Exec(ctx, `INSERT INTO policies (name, type, description, document, default_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-		p.Name, string(p.Type), p.Description, p.Document, p.DefaultVersion, unix(now), unix(now))
+		p.Name, string(p.Type), p.Description, p.Document, p.DefaultVersion, columns.Unix(now), columns.Unix(now))
 	if code, _ := pgCode(err); code == uniqueViolation {
 		return rdsbackup.ErrPolicyExists(p.Name)
 	} else if err != nil {
@@ -352,7 +353,7 @@ func (db *DB) AttachPolicy(ctx context.Context, policyName string, typ rdsbackup
 		return err
 	}
 	_, err := db.pool.Exec(ctx, `INSERT INTO user_policies (user_name, policy_name, policy_type, attached_at) VALUES ($1, $2, $3, $4)`,
-		userName, policyName, string(typ), unix(db.now()))
+		userName, policyName, string(typ), columns.Unix(db.now()))
 	switch code, _ := pgCode(err); {
 	case err == nil:
 		return nil
@@ -421,6 +422,6 @@ func scanPolicy(row pgx.Row, withAttach bool) (*rdsbackup.Policy, error) {
 	}
 	p.Type = rdsbackup.PolicyType(typ)
 	p.AttachmentCount = int(count)
-	p.CreatedAt, p.UpdatedAt, p.AttachedAt = fromUnix(created), fromUnix(updated), fromUnix(attached)
+	p.CreatedAt, p.UpdatedAt, p.AttachedAt = columns.FromUnix(created), columns.FromUnix(updated), columns.FromUnix(attached)
 	return &p, nil
 }

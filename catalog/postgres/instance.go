@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.InstanceService = (*DB)(nil)
@@ -54,7 +55,7 @@ func (db *DB) FindInstances(ctx context.Context, offset, limit int) ([]*rdsbacku
 // SyncInstances makes the registered instances equal to instances, in one
 // statement of each kind whatever their number.
 func (db *DB) SyncInstances(ctx context.Context, instances []*rdsbackup.Instance) error {
-	now := unix(db.now())
+	now := columns.Unix(db.now())
 	ids := make([]string, len(instances))
 	engines := make([]string, len(instances))
 	versions := make([]string, len(instances))
@@ -88,7 +89,7 @@ func (db *DB) SyncInstances(ctx context.Context, instances []*rdsbackup.Instance
 
 // SetEngineVersion records the version read from the server.
 func (db *DB) SetEngineVersion(ctx context.Context, id, version string) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE instances SET engine_version = $1, updated_at = $2 WHERE id = $3`, version, unix(db.now()), id)
+	tag, err := db.pool.Exec(ctx, `UPDATE instances SET engine_version = $1, updated_at = $2 WHERE id = $3`, version, columns.Unix(db.now()), id)
 	if err != nil {
 		return fmt.Errorf("set engine version of %s: %w", id, err)
 	}
@@ -111,6 +112,6 @@ func (db *DB) scanInstance(row pgx.Row) (*rdsbackup.Instance, error) {
 		return nil, fmt.Errorf("open secret: %w", err)
 	}
 	inst.Engine = rdsbackup.Engine(engine)
-	inst.CreatedAt, inst.UpdatedAt = fromUnix(created), fromUnix(updated)
+	inst.CreatedAt, inst.UpdatedAt = columns.FromUnix(created), columns.FromUnix(updated)
 	return &inst, nil
 }

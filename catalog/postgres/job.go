@@ -49,7 +49,7 @@ func (db *DB) CreateJob(ctx context.Context, job *rdsbackup.Job) error {
 		}
 		if _, err := tx.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
 			id, job.InstanceID, string(job.Status), string(job.Mode), string(job.Method), job.Strategy, columns.JoinList(job.Databases),
-			job.Progress, job.BackupSetID, job.Error, unix(now), unix(now), unix(job.Window)); err != nil {
+			job.Progress, job.BackupSetID, job.Error, columns.Unix(now), columns.Unix(now), columns.Unix(job.Window)); err != nil {
 			if code, constraint := pgCode(err); code == uniqueViolation && constraint == "jobs_by_window" {
 				return rdsbackup.Errorf(rdsbackup.ECONFLICT, "instance %s already has a job for the window starting %s", job.InstanceID, job.Window.UTC().Format(time.RFC3339))
 			}
@@ -69,7 +69,7 @@ func (db *DB) CreateJob(ctx context.Context, job *rdsbackup.Job) error {
 func (db *DB) UpdateJob(ctx context.Context, job *rdsbackup.Job) error {
 	job.UpdatedAt = db.now()
 	tag, err := db.pool.Exec(ctx, `UPDATE jobs SET status = $1, progress = $2, backup_set_id = $3, error = $4, updated_at = $5 WHERE id = $6`,
-		string(job.Status), job.Progress, job.BackupSetID, job.Error, unix(job.UpdatedAt), job.ID)
+		string(job.Status), job.Progress, job.BackupSetID, job.Error, columns.Unix(job.UpdatedAt), job.ID)
 	if err != nil {
 		return fmt.Errorf("update job %d: %w", job.ID, err)
 	}
@@ -124,7 +124,7 @@ func (db *DB) FindJobs(ctx context.Context, f rdsbackup.JobFilter) ([]*rdsbackup
 		}
 		j.Status, j.Mode, j.Method = rdsbackup.JobStatus(status), rdsbackup.BackupMode(mode), rdsbackup.BackupMethod(method)
 		j.Databases = columns.SplitList(dbs)
-		j.CreatedAt, j.UpdatedAt, j.Window = fromUnix(created), fromUnix(updated), fromUnix(window)
+		j.CreatedAt, j.UpdatedAt, j.Window = columns.FromUnix(created), columns.FromUnix(updated), columns.FromUnix(window)
 		jobs = append(jobs, &j)
 	}
 	return jobs, rows.Err()
@@ -145,7 +145,7 @@ func (db *DB) FindLastWindows(ctx context.Context) (map[string]time.Time, error)
 		if err := rows.Scan(&id, &w); err != nil {
 			return nil, err
 		}
-		out[id] = fromUnix(w)
+		out[id] = columns.FromUnix(w)
 	}
 	return out, rows.Err()
 }

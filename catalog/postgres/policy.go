@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.PolicyService = (*DB)(nil)
@@ -66,7 +67,7 @@ func (db *DB) PutBackupPolicies(ctx context.Context, ps []*rdsbackup.BackupPolic
 		ids[i] = p.InstanceID
 	}
 	slices.Sort(ids)
-	now := unix(db.now())
+	now := columns.Unix(db.now())
 	return db.tx(ctx, func(tx pgx.Tx) error {
 		// The lock that new sets of these instances read their retention
 		// under (setExpiries).
@@ -96,7 +97,7 @@ func (db *DB) PutBackupPolicies(ctx context.Context, ps []*rdsbackup.BackupPolic
 				p.InstanceID, p.Window, string(days), p.RetentionDays, string(p.Method), p.EnableBackupLog,
 				p.LogBackupRetentionPeriod, p.LocalLogRetentionHours, p.LocalLogRetentionSpace, p.HighSpaceUsageProtection,
 				p.LogBackupLocalRetentionNumber, p.LogBackupFrequency, p.CompressType, p.BackupInterval, p.Category,
-				p.ReleasedKeepPolicy, unix(p.Since), p.Source, p.ConfigHash, now)
+				p.ReleasedKeepPolicy, columns.Unix(p.Since), p.Source, p.ConfigHash, now)
 			b.Queue(`UPDATE backup_sets SET expect_expire_time = end_time + $1
 				WHERE instance_id = $2 AND mode = $3 AND end_time > 0 AND NOT deleting`,
 				int64(p.RetentionDays)*int64(24*time.Hour/time.Second), p.InstanceID, string(rdsbackup.BackupAutomated))
@@ -130,6 +131,6 @@ func scanBackupPolicy(row pgx.Row) (*rdsbackup.BackupPolicy, error) {
 		return nil, fmt.Errorf("policy days of %s: %w", p.InstanceID, err)
 	}
 	p.Method = rdsbackup.BackupMethod(method)
-	p.Since = fromUnix(since)
+	p.Since = columns.FromUnix(since)
 	return &p, nil
 }

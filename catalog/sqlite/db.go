@@ -210,20 +210,6 @@ func (db *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 
 func (db *DB) now() time.Time { return db.Now().UTC().Truncate(time.Second) }
 
-func unix(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.Unix()
-}
-
-func fromUnix(s int64) time.Time {
-	if s == 0 {
-		return time.Time{}
-	}
-	return time.Unix(s, 0).UTC()
-}
-
 func boolInt(b bool) int {
 	if b {
 		return 1

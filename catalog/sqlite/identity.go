@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.IdentityService = (*DB)(nil)
@@ -28,7 +29,7 @@ func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
 			return rdsbackup.ErrUserExists(u.Name)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.Name, u.ID, u.DisplayName, u.Email, u.MobilePhone, u.Comments, unix(now), unix(now))
+			u.Name, u.ID, u.DisplayName, u.Email, u.MobilePhone, u.Comments, columns.Unix(now), columns.Unix(now))
 		if err != nil {
 			return fmt.Errorf("create user %s: %w", u.Name, err)
 		}
@@ -108,7 +109,7 @@ func scanUser(row scanner) (*rdsbackup.User, error) {
 	if err := row.Scan(&u.Name, &u.ID, &u.DisplayName, &u.Email, &u.MobilePhone, &u.Comments, &created, &updated); err != nil {
 		return nil, err
 	}
-	u.CreatedAt, u.UpdatedAt = fromUnix(created), fromUnix(updated)
+	u.CreatedAt, u.UpdatedAt = columns.FromUnix(created), columns.FromUnix(updated)
 	return &u, nil
 }
 
@@ -142,7 +143,7 @@ func (db *DB) CreateAccessKey(ctx context.Context, k *rdsbackup.AccessKey) error
 			return rdsbackup.ErrAccessKeyExists(k.ID)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO access_keys (id, user_name, secret, status, created_at) VALUES (?, ?, ?, ?, ?)`,
-			k.ID, k.UserName, sealed, string(k.Status), unix(k.CreatedAt))
+			k.ID, k.UserName, sealed, string(k.Status), columns.Unix(k.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("create access key: %w", err)
 		}
@@ -231,7 +232,7 @@ func (db *DB) scanAccessKey(row scanner, withSecret bool) (*rdsbackup.AccessKey,
 	if err := row.Scan(&k.ID, &k.UserName, &sealed, &k.Status, &created); err != nil {
 		return nil, err
 	}
-	k.CreatedAt = fromUnix(created)
+	k.CreatedAt = columns.FromUnix(created)
 	if withSecret {
 		var err error
 		if k.Secret, err = db.open(sealed); err != nil {
@@ -262,7 +263,7 @@ func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
 			return rdsbackup.ErrPolicyExists(p.Name)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO policies (name, type, description, document, default_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			p.Name, string(p.Type), p.Description, p.Document, p.DefaultVersion, unix(now), unix(now))
+			p.Name, string(p.Type), p.Description, p.Document, p.DefaultVersion, columns.Unix(now), columns.Unix(now))
 		if err != nil {
 			return fmt.Errorf("create policy %s: %w", p.Name, err)
 		}
@@ -331,7 +332,7 @@ func (db *DB) AttachPolicy(ctx context.Context, policyName string, typ rdsbackup
 			return rdsbackup.ErrPolicyAttached(policyName, userName)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO user_policies (user_name, policy_name, policy_type, attached_at) VALUES (?, ?, ?, ?)`,
-			userName, policyName, string(typ), unix(db.now()))
+			userName, policyName, string(typ), columns.Unix(db.now()))
 		return err
 	})
 }
@@ -401,6 +402,6 @@ func scanPolicy(row scanner, withAttach bool) (*rdsbackup.Policy, error) {
 	if err := row.Scan(dest...); err != nil {
 		return nil, err
 	}
-	p.CreatedAt, p.UpdatedAt, p.AttachedAt = fromUnix(created), fromUnix(updated), fromUnix(attached)
+	p.CreatedAt, p.UpdatedAt, p.AttachedAt = columns.FromUnix(created), columns.FromUnix(updated), columns.FromUnix(attached)
 	return &p, nil
 }

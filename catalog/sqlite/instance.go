@@ -7,6 +7,7 @@ import (
 	"fmt"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.InstanceService = (*DB)(nil)
@@ -57,7 +58,7 @@ func (db *DB) FindInstances(ctx context.Context, offset, limit int) ([]*rdsbacku
 
 // SyncInstances makes the registered instances equal to instances.
 func (db *DB) SyncInstances(ctx context.Context, instances []*rdsbackup.Instance) error {
-	now := unix(db.now())
+	now := columns.Unix(db.now())
 	return db.update(ctx, func(tx *sql.Tx) error {
 		keep := map[string]bool{}
 		for _, inst := range instances {
@@ -105,7 +106,7 @@ func (db *DB) SyncInstances(ctx context.Context, instances []*rdsbackup.Instance
 // SetEngineVersion records the version read from the server.
 func (db *DB) SetEngineVersion(ctx context.Context, id, version string) error {
 	return db.update(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE instances SET engine_version = ?, updated_at = ? WHERE id = ?`, version, unix(db.now()), id)
+		res, err := tx.ExecContext(ctx, `UPDATE instances SET engine_version = ?, updated_at = ? WHERE id = ?`, version, columns.Unix(db.now()), id)
 		if err != nil {
 			return fmt.Errorf("set engine version of %s: %w", id, err)
 		}
@@ -129,6 +130,6 @@ func (db *DB) scanInstance(row scanner) (*rdsbackup.Instance, error) {
 	if inst.DSN, err = db.dsns.Open(dsn); err != nil {
 		return nil, fmt.Errorf("open secret: %w", err)
 	}
-	inst.CreatedAt, inst.UpdatedAt = fromUnix(created), fromUnix(updated)
+	inst.CreatedAt, inst.UpdatedAt = columns.FromUnix(created), columns.FromUnix(updated)
 	return &inst, nil
 }

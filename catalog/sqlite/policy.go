@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.PolicyService = (*DB)(nil)
@@ -76,7 +77,7 @@ func putBackupPolicy(ctx context.Context, tx *sql.Tx, p *rdsbackup.BackupPolicy,
 		p.InstanceID, p.Window, string(days), p.RetentionDays, string(p.Method), boolInt(p.EnableBackupLog),
 		p.LogBackupRetentionPeriod, p.LocalLogRetentionHours, p.LocalLogRetentionSpace, p.HighSpaceUsageProtection,
 		p.LogBackupLocalRetentionNumber, p.LogBackupFrequency, p.CompressType, p.BackupInterval, p.Category,
-		p.ReleasedKeepPolicy, unix(p.Since), p.Source, p.ConfigHash, unix(now)); err != nil {
+		p.ReleasedKeepPolicy, columns.Unix(p.Since), p.Source, p.ConfigHash, columns.Unix(now)); err != nil {
 		return fmt.Errorf("store backup policy of %s: %w", p.InstanceID, err)
 	}
 	if _, err := tx.ExecContext(ctx, `UPDATE backup_sets SET expect_expire_time = end_time + ?
@@ -102,7 +103,7 @@ func scanBackupPolicy(row scanner) (*rdsbackup.BackupPolicy, error) {
 		return nil, fmt.Errorf("policy days of %s: %w", p.InstanceID, err)
 	}
 	p.EnableBackupLog = enableLog == 1
-	p.Since = fromUnix(since)
+	p.Since = columns.FromUnix(since)
 	return &p, nil
 }
 
@@ -121,7 +122,7 @@ func (db *DB) FindLastWindows(ctx context.Context) (map[string]time.Time, error)
 		if err := rows.Scan(&id, &w); err != nil {
 			return nil, err
 		}
-		out[id] = fromUnix(w)
+		out[id] = columns.FromUnix(w)
 	}
 	return out, rows.Err()
 }
@@ -171,7 +172,7 @@ func (db *DB) FindDeletingBackupSets(ctx context.Context) ([]*rdsbackup.BackupSe
 func (db *DB) collectSets(ctx context.Context, rows *sql.Rows) ([]*rdsbackup.BackupSet, error) {
 	defer rows.Close()
 	var sets []*rdsbackup.BackupSet
-	scan := newSetScan()
+	scan := columns.NewSetRow(true)
 	for rows.Next() {
 		set, err := scanBackupSet(rows, scan)
 		if err != nil {
