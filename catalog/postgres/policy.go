@@ -16,14 +16,11 @@ import (
 
 var _ rdsbackup.PolicyService = (*DB)(nil)
 
-const policyRowColumns = `instance_id, window_minute, days, retention_days, method, enable_backup_log,
-	log_backup_retention_period, local_log_retention_hours, local_log_retention_space, high_space_usage_protection,
-	log_backup_local_retention_number, log_backup_frequency, compress_type, backup_interval, category,
-	released_keep_policy, since, source, config_hash`
+const policyRowColumns = columns.BackupPolicyColumns
 
 // FindBackupPolicy returns an instance's stored policy.
 func (db *DB) FindBackupPolicy(ctx context.Context, instanceID string) (*rdsbackup.BackupPolicy, error) {
-	p, err := scanBackupPolicy(db.pool.QueryRow(ctx, `SELECT `+policyRowColumns+` FROM backup_policies WHERE instance_id = $1`, instanceID))
+	p, err := columns.ScanBackupPolicy(db.pool.QueryRow(ctx, `SELECT `+policyRowColumns+` FROM backup_policies WHERE instance_id = $1`, instanceID).Scan, false)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "no backup policy stored for %q", instanceID)
 	} else if err != nil {
@@ -41,7 +38,7 @@ func (db *DB) FindBackupPolicies(ctx context.Context) ([]*rdsbackup.BackupPolicy
 	defer rows.Close()
 	var out []*rdsbackup.BackupPolicy
 	for rows.Next() {
-		p, err := scanBackupPolicy(rows)
+		p, err := columns.ScanBackupPolicy(rows.Scan, false)
 		if err != nil {
 			return nil, fmt.Errorf("find backup policies: %w", err)
 		}
@@ -117,20 +114,3 @@ func (db *DB) PutBackupPolicies(ctx context.Context, ps []*rdsbackup.BackupPolic
 	})
 }
 
-func scanBackupPolicy(row pgx.Row) (*rdsbackup.BackupPolicy, error) {
-	var p rdsbackup.BackupPolicy
-	var days, method string
-	var since int64
-	if err := row.Scan(&p.InstanceID, &p.Window, &days, &p.RetentionDays, &method, &p.EnableBackupLog,
-		&p.LogBackupRetentionPeriod, &p.LocalLogRetentionHours, &p.LocalLogRetentionSpace, &p.HighSpaceUsageProtection,
-		&p.LogBackupLocalRetentionNumber, &p.LogBackupFrequency, &p.CompressType, &p.BackupInterval, &p.Category,
-		&p.ReleasedKeepPolicy, &since, &p.Source, &p.ConfigHash); err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal([]byte(days), &p.Days); err != nil {
-		return nil, fmt.Errorf("policy days of %s: %w", p.InstanceID, err)
-	}
-	p.Method = rdsbackup.BackupMethod(method)
-	p.Since = columns.FromUnix(since)
-	return &p, nil
-}

@@ -12,7 +12,7 @@ import (
 
 var _ rdsbackup.IdentityService = (*DB)(nil)
 
-const userColumns = `name, id, display_name, email, mobile_phone, comments, created_at, updated_at`
+const userColumns = columns.UserColumns
 
 // CreateUser stores a new RAM user; u.ID must be set.
 func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
@@ -39,7 +39,7 @@ func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
 
 // FindUser returns the user with that name.
 func (db *DB) FindUser(ctx context.Context, name string) (*rdsbackup.User, error) {
-	u, err := scanUser(db.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
+	u, err := columns.ScanUser(db.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name).Scan)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, rdsbackup.ErrUserNotFound(name)
 	} else if err != nil {
@@ -60,7 +60,7 @@ func (db *DB) FindUsers(ctx context.Context, after string, limit int) ([]*rdsbac
 	defer rows.Close()
 	var out []*rdsbackup.User
 	for rows.Next() {
-		u, err := scanUser(rows)
+		u, err := columns.ScanUser(rows.Scan)
 		if err != nil {
 			return nil, fmt.Errorf("find users: %w", err)
 		}
@@ -103,15 +103,6 @@ func userExists(ctx context.Context, tx *sql.Tx, name string) error {
 	return nil
 }
 
-func scanUser(row scanner) (*rdsbackup.User, error) {
-	var u rdsbackup.User
-	var created, updated int64
-	if err := row.Scan(&u.Name, &u.ID, &u.DisplayName, &u.Email, &u.MobilePhone, &u.Comments, &created, &updated); err != nil {
-		return nil, err
-	}
-	u.CreatedAt, u.UpdatedAt = columns.FromUnix(created), columns.FromUnix(updated)
-	return &u, nil
-}
 
 // CreateAccessKey stores a key with its secret encrypted. A user key needs
 // an existing user and respects rdsbackup.MaxAccessKeysPerUser.
@@ -242,8 +233,7 @@ func (db *DB) scanAccessKey(row scanner, withSecret bool) (*rdsbackup.AccessKey,
 	return &k, nil
 }
 
-const policyColumns = `p.name, p.type, p.description, p.document, p.default_version, p.created_at, p.updated_at,
-	(SELECT COUNT(*) FROM user_policies up WHERE up.policy_name = p.name AND up.policy_type = p.type)`
+const policyColumns = columns.PolicyColumns
 
 // CreatePolicy stores a policy. The document must already be validated.
 func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
@@ -273,7 +263,7 @@ func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
 
 // FindPolicy returns one policy.
 func (db *DB) FindPolicy(ctx context.Context, name string, typ rdsbackup.PolicyType) (*rdsbackup.Policy, error) {
-	p, err := scanPolicy(db.read.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM policies p WHERE p.name = ? AND p.type = ?`, name, string(typ)), false)
+	p, err := columns.ScanPolicy(db.read.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM policies p WHERE p.name = ? AND p.type = ?`, name, string(typ)).Scan, false)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, rdsbackup.ErrPolicyNotFound(name, typ)
 	} else if err != nil {
@@ -291,7 +281,7 @@ func (db *DB) FindPolicies(ctx context.Context, typ rdsbackup.PolicyType) ([]*rd
 	defer rows.Close()
 	var out []*rdsbackup.Policy
 	for rows.Next() {
-		p, err := scanPolicy(rows, false)
+		p, err := columns.ScanPolicy(rows.Scan, false)
 		if err != nil {
 			return nil, fmt.Errorf("find policies: %w", err)
 		}
@@ -383,7 +373,7 @@ func (db *DB) FindUserPolicies(ctx context.Context, userName string) ([]*rdsback
 	defer rows.Close()
 	var out []*rdsbackup.Policy
 	for rows.Next() {
-		p, err := scanPolicy(rows, true)
+		p, err := columns.ScanPolicy(rows.Scan, true)
 		if err != nil {
 			return nil, fmt.Errorf("find user policies: %w", err)
 		}
@@ -392,16 +382,3 @@ func (db *DB) FindUserPolicies(ctx context.Context, userName string) ([]*rdsback
 	return out, rows.Err()
 }
 
-func scanPolicy(row scanner, withAttach bool) (*rdsbackup.Policy, error) {
-	var p rdsbackup.Policy
-	var created, updated, attached int64
-	dest := []any{&p.Name, &p.Type, &p.Description, &p.Document, &p.DefaultVersion, &created, &updated, &p.AttachmentCount}
-	if withAttach {
-		dest = append(dest, &attached)
-	}
-	if err := row.Scan(dest...); err != nil {
-		return nil, err
-	}
-	p.CreatedAt, p.UpdatedAt, p.AttachedAt = columns.FromUnix(created), columns.FromUnix(updated), columns.FromUnix(attached)
-	return &p, nil
-}

@@ -14,14 +14,11 @@ import (
 
 var _ rdsbackup.PolicyService = (*DB)(nil)
 
-const policyRowColumns = `instance_id, window_minute, days, retention_days, method, enable_backup_log,
-	log_backup_retention_period, local_log_retention_hours, local_log_retention_space, high_space_usage_protection,
-	log_backup_local_retention_number, log_backup_frequency, compress_type, backup_interval, category,
-	released_keep_policy, since, source, config_hash`
+const policyRowColumns = columns.BackupPolicyColumns
 
 // FindBackupPolicy returns an instance's stored policy.
 func (db *DB) FindBackupPolicy(ctx context.Context, instanceID string) (*rdsbackup.BackupPolicy, error) {
-	p, err := scanBackupPolicy(db.read.QueryRowContext(ctx, `SELECT `+policyRowColumns+` FROM backup_policies WHERE instance_id = ?`, instanceID))
+	p, err := columns.ScanBackupPolicy(db.read.QueryRowContext(ctx, `SELECT `+policyRowColumns+` FROM backup_policies WHERE instance_id = ?`, instanceID).Scan, true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "no backup policy stored for %q", instanceID)
 	} else if err != nil {
@@ -39,7 +36,7 @@ func (db *DB) FindBackupPolicies(ctx context.Context) ([]*rdsbackup.BackupPolicy
 	defer rows.Close()
 	var out []*rdsbackup.BackupPolicy
 	for rows.Next() {
-		p, err := scanBackupPolicy(rows)
+		p, err := columns.ScanBackupPolicy(rows.Scan, true)
 		if err != nil {
 			return nil, fmt.Errorf("find backup policies: %w", err)
 		}
@@ -88,24 +85,6 @@ func putBackupPolicy(ctx context.Context, tx *sql.Tx, p *rdsbackup.BackupPolicy,
 	return nil
 }
 
-func scanBackupPolicy(row scanner) (*rdsbackup.BackupPolicy, error) {
-	var p rdsbackup.BackupPolicy
-	var days string
-	var enableLog int
-	var since int64
-	if err := row.Scan(&p.InstanceID, &p.Window, &days, &p.RetentionDays, &p.Method, &enableLog,
-		&p.LogBackupRetentionPeriod, &p.LocalLogRetentionHours, &p.LocalLogRetentionSpace, &p.HighSpaceUsageProtection,
-		&p.LogBackupLocalRetentionNumber, &p.LogBackupFrequency, &p.CompressType, &p.BackupInterval, &p.Category,
-		&p.ReleasedKeepPolicy, &since, &p.Source, &p.ConfigHash); err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal([]byte(days), &p.Days); err != nil {
-		return nil, fmt.Errorf("policy days of %s: %w", p.InstanceID, err)
-	}
-	p.EnableBackupLog = enableLog == 1
-	p.Since = columns.FromUnix(since)
-	return &p, nil
-}
 
 // FindLastWindows returns, per instance, the start of the latest schedule
 // window an automated job was started for.
