@@ -120,7 +120,6 @@ func userExists(ctx context.Context, q interface {
 	return nil
 }
 
-
 // CreateAccessKey stores a key with its secret sealed. A user key needs an
 // existing user and respects rdsbackup.MaxAccessKeysPerUser: the count is
 // read under the user's row lock, so two nodes cannot both make the last
@@ -398,4 +397,3 @@ func (db *DB) FindUserPolicies(ctx context.Context, userName string) ([]*rdsback
 	}
 	return out, rows.Err()
 }
-

@@ -113,4 +113,3 @@ func (db *DB) PutBackupPolicies(ctx context.Context, ps []*rdsbackup.BackupPolic
 		return res.Close()
 	})
 }
-

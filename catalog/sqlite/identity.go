@@ -103,7 +103,6 @@ func userExists(ctx context.Context, tx *sql.Tx, name string) error {
 	return nil
 }
 
-
 // CreateAccessKey stores a key with its secret encrypted. A user key needs
 // an existing user and respects rdsbackup.MaxAccessKeysPerUser.
 func (db *DB) CreateAccessKey(ctx context.Context, k *rdsbackup.AccessKey) error {
@@ -381,4 +380,3 @@ func (db *DB) FindUserPolicies(ctx context.Context, userName string) ([]*rdsback
 	}
 	return out, rows.Err()
 }
-

@@ -85,7 +85,6 @@ func putBackupPolicy(ctx context.Context, tx *sql.Tx, p *rdsbackup.BackupPolicy,
 	return nil
 }
 
-
 // FindLastWindows returns, per instance, the start of the latest schedule
 // window an automated job was started for.
 func (db *DB) FindLastWindows(ctx context.Context) (map[string]time.Time, error) {
