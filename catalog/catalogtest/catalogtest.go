@@ -82,6 +82,7 @@ func Run(t *testing.T, h Harness) {
 		{"JobWindowOncePerInstance", testJobWindowOncePerInstance},
 		{"BackupPolicyRoundTrip", testBackupPolicyRoundTrip},
 		{"PolicyRecomputesAutomatedExpiry", testPolicyRecomputesAutomatedExpiry},
+		{"ManyPolicies", testManyPolicies},
 		{"NewSetsExpireByPolicy", testNewSetsExpireByPolicy},
 		{"FindExpiredBackupSets", testFindExpiredBackupSets},
 		{"MarkBackupSetsDeleting", testMarkBackupSetsDeleting},

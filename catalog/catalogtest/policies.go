@@ -4,6 +4,7 @@ package catalogtest
 // deletion of backup sets, import, settings and RAM names.
 
 import (
+	"fmt"
 	"reflect"
 	"slices"
 	"testing"
@@ -431,6 +432,35 @@ func testRAMNames(t *testing.T, c Catalog) {
 	} {
 		if rdsbackup.ErrorCode(tc.err) != tc.want.Code || rdsbackup.ErrorMessage(tc.err) != tc.want.Message {
 			t.Errorf("got %v, want %v", tc.err, tc.want)
+		}
+	}
+}
+
+// testManyPolicies: a first start with thousands of instances stores their
+// policies in one call, and sets of all of them in another.
+func testManyPolicies(t *testing.T, c Catalog) {
+	ctx := t.Context()
+	const n = 10000
+	ps := make([]*rdsbackup.BackupPolicy, n)
+	sets := make([]*rdsbackup.BackupSet, 0, n/10)
+	t0 := time.Date(2025, 3, 1, 18, 0, 0, 0, time.UTC)
+	for i := range ps {
+		ps[i] = rdsbackup.DefaultBackupPolicy(fmt.Sprintf("rm-many-%05d", i))
+		ps[i].Since = t0
+		if i%10 == 0 {
+			sets = append(sets, polSet(ps[i].InstanceID, rdsbackup.BackupFailed, rdsbackup.BackupAutomated, t0, time.Time{}))
+		}
+	}
+	ok(t, c.PutBackupPolicies(ctx, ps), "put %d policies", n)
+	ok(t, c.ImportBackupSets(ctx, sets), "import sets of %d instances", len(sets))
+	all, err := c.FindBackupPolicies(ctx)
+	ok(t, err, "find policies")
+	if len(all) != n {
+		t.Errorf("%d policies stored, want %d", len(all), n)
+	}
+	for _, s := range sets[:3] {
+		if w := s.EndTime.Add(7 * 24 * time.Hour); !s.ExpectExpireTime.Equal(w) {
+			t.Errorf("set of %s expires %v, want %v", s.InstanceID, s.ExpectExpireTime, w)
 		}
 	}
 }

@@ -223,13 +223,19 @@ func setExpiries(ctx context.Context, tx pgx.Tx, sets []*rdsbackup.BackupSet, ou
 	return nil
 }
 
-// lockPolicies takes the policy locks of instances until tx ends, in the
-// order of their keys, the one order every transaction takes them in (two
-// ids may share a key).
+// policyLockBuckets is how many policy locks there are: an instance takes
+// the one of its bucket. A transaction that stores the policies of every
+// instance (a first start with 10,000 of them) takes at most this many, so
+// it fits PostgreSQL's lock table (64 per connection by default); two
+// instances sharing a bucket only wait for each other.
+const policyLockBuckets = 128
+
+// lockPolicies takes the policy locks of instances until tx ends, in
+// bucket order, the one order every transaction takes them in.
 func lockPolicies(ctx context.Context, tx pgx.Tx, instances []string) error {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1, k)
-		FROM (SELECT DISTINCT hashtext(i) AS k FROM unnest($2::text[]) AS i ORDER BY k) AS keys`,
-		lockPolicy, instances); err != nil {
+		FROM (SELECT DISTINCT abs(hashtext(i) % $3) AS k FROM unnest($2::text[]) AS i ORDER BY k) AS keys`,
+		lockPolicy, instances, policyLockBuckets); err != nil {
 		return fmt.Errorf("lock policies: %w", err)
 	}
 	return nil

@@ -98,7 +98,7 @@ func (db *DB) Close() error {
 // Advisory lock classes (the first key of pg_advisory_xact_lock(int, int)).
 const (
 	lockMigrations = 7301 // with 0: applying migrations
-	lockPolicy     = 7302 // with hashtext(instance id): its policy and new sets
+	lockPolicy     = 7302 // with a bucket of instance ids: their policies and new sets
 )
 
 // migrate applies the embedded migrations not yet recorded, all in one

@@ -120,3 +120,18 @@ func TestOpenErrorsHideThePassword(t *testing.T) {
 		}
 	}
 }
+
+// A first start with 10,000 instances stores their policies in one
+// transaction on a server whose lock table is small (max_connections 20:
+// 1,280 lock slots), so the catalog must not take a lock per instance.
+func TestManyInstancesFitTheLockTable(t *testing.T) {
+	srv := enginetest.StartPostgres(t, enginetest.PostgresOptions{Settings: map[string]string{"max_connections": "20"}})
+	c := catalogtest.Open(t, opener(srv.URL(srv.NewDatabase(t))))
+	ps := make([]*rdsbackup.BackupPolicy, 10000)
+	for i := range ps {
+		ps[i] = rdsbackup.DefaultBackupPolicy(fmt.Sprintf("rm-%05d", i))
+	}
+	if err := c.PutBackupPolicies(t.Context(), ps); err != nil {
+		t.Fatalf("store 10,000 policies: %v", err)
+	}
+}
