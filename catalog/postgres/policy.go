@@ -95,8 +95,10 @@ func (db *DB) PutBackupPolicies(ctx context.Context, ps []*rdsbackup.BackupPolic
 				p.LogBackupRetentionPeriod, p.LocalLogRetentionHours, p.LocalLogRetentionSpace, p.HighSpaceUsageProtection,
 				p.LogBackupLocalRetentionNumber, p.LogBackupFrequency, p.CompressType, p.BackupInterval, p.Category,
 				p.ReleasedKeepPolicy, columns.Unix(p.Since), p.Source, p.ConfigHash, now)
+			// Only the sets whose expiry changes: a row version written
+			// for nothing costs a page write, index entries and vacuum.
 			b.Queue(`UPDATE backup_sets SET expect_expire_time = end_time + $1
-				WHERE instance_id = $2 AND mode = $3 AND end_time > 0 AND NOT deleting`,
+				WHERE instance_id = $2 AND mode = $3 AND end_time > 0 AND NOT deleting AND expect_expire_time <> end_time + $1`,
 				int64(p.RetentionDays)*int64(24*time.Hour/time.Second), p.InstanceID, string(rdsbackup.BackupAutomated))
 		}
 		res := tx.SendBatch(ctx, b)

@@ -77,8 +77,10 @@ func putBackupPolicy(ctx context.Context, tx *sql.Tx, p *rdsbackup.BackupPolicy,
 		p.ReleasedKeepPolicy, columns.Unix(p.Since), p.Source, p.ConfigHash, columns.Unix(now)); err != nil {
 		return fmt.Errorf("store backup policy of %s: %w", p.InstanceID, err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE backup_sets SET expect_expire_time = end_time + ?
-		WHERE instance_id = ? AND mode = ? AND end_time > 0`,
+	// Only the sets whose expiry changes, so that storing an unchanged
+	// retention writes no page.
+	if _, err := tx.ExecContext(ctx, `UPDATE backup_sets SET expect_expire_time = end_time + ?1
+		WHERE instance_id = ?2 AND mode = ?3 AND end_time > 0 AND expect_expire_time <> end_time + ?1`,
 		int64(p.RetentionDays)*int64(24*time.Hour/time.Second), p.InstanceID, string(rdsbackup.BackupAutomated)); err != nil {
 		return fmt.Errorf("recompute expiry of %s: %w", p.InstanceID, err)
 	}
