@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // User is a RAM user: an identity under the account whose API calls are
@@ -88,6 +90,114 @@ type IdentityService interface {
 	DetachPolicy(ctx context.Context, policyName string, typ PolicyType, userName string) error
 	// FindUserPolicies returns the policies attached to a user, with AttachedAt.
 	FindUserPolicies(ctx context.Context, userName string) ([]*Policy, error)
+}
+
+// RAM's rules, which every IdentityService applies in the same words.
+
+// MaxAccessKeysPerUser is RAM's limit of access keys per user. The account's
+// own (root) keys have no limit here: they come from the environment or a
+// first start, never from the API.
+const MaxAccessKeysPerUser = 2
+
+// ValidateUserName checks a RAM user name: 1 to 64 letters, digits and
+// "._-@".
+func ValidateUserName(name string) error { return validRAMName("UserName", name, 64, "@") }
+
+// ValidatePolicyName checks a RAM policy name: 1 to 128 letters, digits and
+// "._-".
+func ValidatePolicyName(name string) error { return validRAMName("PolicyName", name, 128, "") }
+
+func validRAMName(param, v string, max int, extra string) error {
+	if v == "" {
+		return MissingParameter(param)
+	}
+	if utf8.RuneCountInString(v) > max {
+		return InvalidParameter(param, "longer than "+strconv.Itoa(max)+" characters")
+	}
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-"+extra, r)) {
+			return InvalidParameter(param, "may contain only letters, digits and ._-"+extra)
+		}
+	}
+	return nil
+}
+
+// ValidateNewAccessKey checks a key about to be stored and gives it the
+// Active status when it has none.
+func ValidateNewAccessKey(k *AccessKey) error {
+	if k.ID == "" || k.Secret == "" {
+		return Errorf(EINVALID, "access key id and secret required")
+	}
+	if k.Status == "" {
+		k.Status = KeyActive
+	}
+	return ValidateAccessKeyStatus(k.Status)
+}
+
+// ValidateAccessKeyStatus checks a key status given by a caller.
+func ValidateAccessKeyStatus(s AccessKeyStatus) error {
+	if s != KeyActive && s != KeyInactive {
+		return InvalidParameter("Status", `must be "Active" or "Inactive"`)
+	}
+	return nil
+}
+
+// The refusals of an IdentityService.
+
+func ErrUserExists(name string) *Error {
+	return Errorf(EEntityAlreadyExistsUser, "The user %s already exists.", QuoteValue(name))
+}
+
+func ErrUserNotFound(name string) *Error {
+	return Errorf(EEntityNotExistUser, "The user %s does not exist.", QuoteValue(name))
+}
+
+func ErrUserHasKeys(name string) *Error {
+	return Errorf(EDeleteConflictUserKey, "The user %s still has access keys; delete them first.", QuoteValue(name))
+}
+
+func ErrUserHasPolicies(name string) *Error {
+	return Errorf(EDeleteConflictUserPolicy, "The user %s still has policies attached; detach them first.", QuoteValue(name))
+}
+
+func ErrAccessKeyLimit(user string) *Error {
+	return Errorf(ELimitExceededAccessKey, "The user %s already has %d access keys, the maximum.", QuoteValue(user), MaxAccessKeysPerUser)
+}
+
+func ErrAccessKeyExists(id string) *Error {
+	return Errorf(ECONFLICT, "access key %s already exists", QuoteValue(id))
+}
+
+// ErrAccessKeyNotFound is FindAccessKey's: the caller presented an unknown
+// key id.
+func ErrAccessKeyNotFound() *Error {
+	return Errorf(ENOTFOUND, "Specified access key is not found.")
+}
+
+// ErrUserKeyNotFound is the refusal to manage a key that the user does not
+// have.
+func ErrUserKeyNotFound(id, user string) *Error {
+	return Errorf(EEntityNotExistAccessKey, "The access key %s does not exist for user %s.", QuoteValue(id), QuoteValue(user))
+}
+
+func ErrPolicyExists(name string) *Error {
+	return Errorf(EEntityAlreadyExistsPol, "The policy %s already exists.", QuoteValue(name))
+}
+
+func ErrPolicyNotFound(name string, typ PolicyType) *Error {
+	return Errorf(EEntityNotExistPolicy, "The policy %s of type %s does not exist.", QuoteValue(name), typ)
+}
+
+func ErrPolicyInUse(name string, users int) *Error {
+	return Errorf(EDeleteConflictPolicyUser, "The policy %s is still attached to %d user(s); detach it first.", QuoteValue(name), users)
+}
+
+func ErrPolicyAttached(policy, user string) *Error {
+	return Errorf(EEntityAlreadyAttached, "The policy %s is already attached to user %s.", QuoteValue(policy), QuoteValue(user))
+}
+
+func ErrPolicyNotAttached(policy, user string) *Error {
+	return Errorf(EEntityNotAttached, "The policy %s is not attached to user %s.", QuoteValue(policy), QuoteValue(user))
 }
 
 // SecretBox encrypts secrets before the catalog stores them.

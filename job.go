@@ -51,10 +51,16 @@ type JobFilter struct {
 
 // JobService stores backup jobs.
 type JobService interface {
+	// CreateJob stores a new job and assigns its id, above every id a job
+	// or a set has had. A second job for the same instance and Window is
+	// refused with ECONFLICT, whichever process creates it.
 	CreateJob(ctx context.Context, job *Job) error
 	UpdateJob(ctx context.Context, job *Job) error
 	// FindJobs returns matching jobs newest first.
 	FindJobs(ctx context.Context, filter JobFilter) ([]*Job, error)
+	// FindLastWindows returns, per instance, the start of the latest
+	// schedule window a job was created for.
+	FindLastWindows(ctx context.Context) (map[string]time.Time, error)
 }
 
 // BackupOptions describe one backup to take.

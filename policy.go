@@ -170,4 +170,7 @@ type PolicyService interface {
 	// PutBackupPolicy stores p and, in the same transaction, sets the
 	// ExpectExpireTime of the instance's automated sets from the retention.
 	PutBackupPolicy(ctx context.Context, p *BackupPolicy) error
+	// PutBackupPolicies stores many policies in one transaction, as
+	// PutBackupPolicy each.
+	PutBackupPolicies(ctx context.Context, ps []*BackupPolicy) error
 }

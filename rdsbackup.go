@@ -163,10 +163,33 @@ type BackupSetService interface {
 	// FindBackupSet returns ENOTFOUND when no set has that id.
 	FindBackupSet(ctx context.Context, id int64) (*BackupSet, error)
 	// CreateBackupSet stores set and its artifacts, assigning set.ID when it
-	// is zero.
+	// is zero. An id is never given twice, even after its set is deleted,
+	// and never one a job has (a job's id is the BackupId of its set). The
+	// set's ExpectExpireTime is EndTime + the retention of the instance's
+	// stored policy, read in the same transaction, for an automated set
+	// always and for a manual set that has none.
 	CreateBackupSet(ctx context.Context, set *BackupSet) error
+	// ImportBackupSets stores many sets in one transaction, keeping their
+	// ids when set (catalog rebuilds, benchmarks).
+	ImportBackupSets(ctx context.Context, sets []*BackupSet) error
 	// UpdateBackupSet replaces the stored set (and its artifacts).
 	UpdateBackupSet(ctx context.Context, set *BackupSet) error
 	// DeleteBackupSet removes a set; ENOTFOUND when there is none.
 	DeleteBackupSet(ctx context.Context, id int64) error
+}
+
+// ValidateBackupSet checks a set before a catalog stores it. Above all, the
+// catalog never says a set is available when nothing holds its data.
+func ValidateBackupSet(set *BackupSet) error {
+	switch {
+	case set.InstanceID == "":
+		return Errorf(EINVALID, "backup set: instance id required")
+	case set.Status != BackupSuccess && set.Status != BackupFailed:
+		return Errorf(EINVALID, "backup set: invalid status %q", set.Status)
+	case set.StartTime.IsZero():
+		return Errorf(EINVALID, "backup set: start time required")
+	case set.Status == BackupSuccess && set.Available && set.ObjectKey == "" && set.Method != MethodSnapshot:
+		return Errorf(EINVALID, "backup set: an available set needs an object")
+	}
+	return nil
 }

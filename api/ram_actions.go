@@ -2,9 +2,6 @@ package api
 
 import (
 	"context"
-	"strconv"
-	"strings"
-	"unicode/utf8"
 
 	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/ram"
@@ -68,26 +65,9 @@ type emptyResponse struct {
 	RequestId string `json:"RequestId" xml:"RequestId"`
 }
 
-// validName checks a RAM user or policy name: 1 to 64 (policy: 128)
-// characters of letters, digits, '.', '_', '-' (and '@' for users).
-func validName(param, v string, max int, extra string) error {
-	if v == "" {
-		return rdsbackup.MissingParameter(param)
-	}
-	if utf8.RuneCountInString(v) > max {
-		return rdsbackup.InvalidParameter(param, "longer than "+strconv.Itoa(max)+" characters")
-	}
-	for _, r := range v {
-		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("._-"+extra, r)) {
-			return rdsbackup.InvalidParameter(param, "may contain only letters, digits and ._-"+extra)
-		}
-	}
-	return nil
-}
-
 func (s *Server) createUser(ctx context.Context, c *call) (any, error) {
 	name := c.param("UserName")
-	if err := validName("UserName", name, 64, "@"); err != nil {
+	if err := rdsbackup.ValidateUserName(name); err != nil {
 		return nil, err
 	}
 	u := &rdsbackup.User{ID: rdsbackup.GenerateUserID(), Name: name, DisplayName: c.param("DisplayName"),
@@ -296,7 +276,7 @@ type policyResponse struct {
 
 func (s *Server) createPolicy(ctx context.Context, c *call) (any, error) {
 	name := c.param("PolicyName")
-	if err := validName("PolicyName", name, 128, ""); err != nil {
+	if err := rdsbackup.ValidatePolicyName(name); err != nil {
 		return nil, err
 	}
 	text, err := c.required("PolicyDocument")
@@ -477,8 +457,9 @@ func (s *Server) EnsureSystemPolicies(ctx context.Context) error {
 		} else if rdsbackup.ErrorCode(err) != rdsbackup.EEntityNotExistPolicy {
 			return err
 		}
+		// Another node sharing the catalog may store it first.
 		if err := s.Identity.CreatePolicy(ctx, &rdsbackup.Policy{Name: sp.Name, Type: rdsbackup.PolicySystem,
-			Description: sp.Description, Document: sp.Document}); err != nil {
+			Description: sp.Description, Document: sp.Document}); err != nil && rdsbackup.ErrorCode(err) != rdsbackup.EEntityAlreadyExistsPol {
 			return err
 		}
 	}

@@ -39,6 +39,17 @@ type scenario struct {
 	// page30 marks the scenarios the p99 target (page of 30) applies to.
 	page30 bool
 	params func(r *rand.Rand, l layout, inst int, p url.Values)
+	// target is the service the scenario is sent to (nil: the trivial
+	// baseline).
+	target *target
+}
+
+// target is one service under test: the same binary on one catalog.
+type target struct {
+	catalog string // sqlite or postgres
+	svc     *child
+	base    string
+	p99     time.Duration // the p99 target of its pages of 30
 }
 
 func scenarios() []*scenario {

@@ -1,15 +1,16 @@
 // Package catalogtest is the conformance suite of the catalog: the behaviour
-// of rdsbackup's InstanceService, BackupSetService, JobService and
-// IdentityService that the rest of the service relies on, checked through
-// those interfaces alone. Every catalog implementation runs it from its own
-// tests:
+// of rdsbackup.Catalog that the rest of the service relies on, checked
+// through its interfaces alone — instances, backup sets, jobs, policies,
+// deletion, import, RAM identities, settings and the master key check, the
+// neutral table form of `rdsbackup catalog copy`, and two handles (two
+// processes, two nodes) writing at once. Every catalog implementation runs
+// it from its own tests:
 //
 //	func TestConformance(t *testing.T) {
-//		catalogtest.Run(t, func(t *testing.T) catalogtest.Catalog {
-//			db := … // a fresh, empty, opened catalog
-//			t.Cleanup(func() { db.Close() })
-//			return db
-//		})
+//		catalogtest.Run(t, catalogtest.Harness{New: func(t *testing.T) func(key []byte) (rdsbackup.Catalog, error) {
+//			where := … // a new, empty place for a catalog
+//			return func(key []byte) (rdsbackup.Catalog, error) { … open the catalog at where with key … }
+//		}})
 //	}
 //
 // The suite cannot control the implementation's clock. Times the caller
@@ -19,6 +20,7 @@
 package catalogtest
 
 import (
+	"bytes"
 	"cmp"
 	"fmt"
 	"reflect"
@@ -31,19 +33,36 @@ import (
 )
 
 // Catalog is everything a catalog implementation provides.
-type Catalog interface {
-	rdsbackup.InstanceService
-	rdsbackup.BackupSetService
-	rdsbackup.JobService
-	rdsbackup.IdentityService
+type Catalog = rdsbackup.Catalog
+
+// Key is the master key the suite opens catalogs with, OtherKey another.
+var (
+	Key      = bytes.Repeat([]byte{0x5a}, 32)
+	OtherKey = bytes.Repeat([]byte{0xa5}, 32)
+)
+
+// Harness makes catalogs for the suite.
+type Harness struct {
+	// New makes a new, empty catalog for one subtest and returns a function
+	// that opens it with a master key, as a process starting on it would.
+	// Every call opens another handle on the same catalog; the suite closes
+	// the handles it opens. New registers the removal of the catalog with t.
+	New func(t *testing.T) (open func(key []byte) (Catalog, error))
 }
 
-// maxAccessKeysPerUser is RAM's limit of access keys per user.
-const maxAccessKeysPerUser = 2
+// Open opens a handle with Key and closes it when the test ends.
+func Open(t testing.TB, open func(key []byte) (Catalog, error)) Catalog {
+	t.Helper()
+	c, err := open(Key)
+	if err != nil {
+		t.Fatalf("open catalog: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
 
-// Run runs the suite. open returns a fresh, empty, opened catalog for each
-// subtest and registers its cleanup with t.
-func Run(t *testing.T, open func(t *testing.T) Catalog) {
+// Run runs the suite.
+func Run(t *testing.T, h Harness) {
 	tests := []struct {
 		name string
 		fn   func(*testing.T, Catalog)
@@ -51,21 +70,51 @@ func Run(t *testing.T, open func(t *testing.T) Catalog) {
 		{"InstanceSync", testInstanceSync},
 		{"InstancePages", testInstancePages},
 		{"InstanceEngineVersion", testInstanceEngineVersion},
+		{"EngineVersion", testEngineVersion},
 		{"BackupSetRoundTrip", testBackupSetRoundTrip},
 		{"BackupSetExplicitID", testBackupSetExplicitID},
 		{"BackupSetUpdate", testBackupSetUpdate},
 		{"BackupSetDelete", testBackupSetDelete},
 		{"BackupSetAvailableNeedsObject", testBackupSetAvailableNeedsObject},
 		{"FindBackupSets", testFindBackupSets},
+		{"ImportBackupSets", testImportBackupSets},
 		{"Jobs", testJobs},
 		{"JobAndSetIDsShared", testJobAndSetIDsShared},
+		{"JobWindowOncePerInstance", testJobWindowOncePerInstance},
+		{"BackupPolicyRoundTrip", testBackupPolicyRoundTrip},
+		{"PolicyRecomputesAutomatedExpiry", testPolicyRecomputesAutomatedExpiry},
+		{"ManyPolicies", testManyPolicies},
+		{"NewSetsExpireByPolicy", testNewSetsExpireByPolicy},
+		{"FindExpiredBackupSets", testFindExpiredBackupSets},
+		{"MarkBackupSetsDeleting", testMarkBackupSetsDeleting},
 		{"Users", testUsers},
 		{"AccessKeys", testAccessKeys},
 		{"Policies", testPolicies},
+		{"RAMNames", testRAMNames},
+		{"Settings", testSettings},
 	}
 	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, Open(t, h.New(t))) })
 	}
+	// These open more than one handle on a catalog.
+	multi := []struct {
+		name string
+		fn   func(*testing.T, func(key []byte) (Catalog, error))
+	}{
+		{"Reopen", testReopen},
+		{"IDsNeverReused", testIDsNeverReused},
+		{"MasterKeyCheck", testMasterKeyCheck},
+		{"RacingWindowJobs", testRacingWindowJobs},
+		{"RacingIDs", testRacingIDs},
+		{"RacingAccessKeys", testRacingAccessKeys},
+		{"RacingUsersAndPolicies", testRacingUsersAndPolicies},
+		{"RacingPolicyAndNewSets", testRacingPolicyAndNewSets},
+		{"RacingDeletes", testRacingDeletes},
+	}
+	for _, tt := range multi {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h.New(t)) })
+	}
+	t.Run("Transfer", func(t *testing.T) { testTransfer(t, h) })
 }
 
 // testJobAndSetIDsShared: a job's id becomes the BackupId of the set it
@@ -945,7 +994,7 @@ func testAccessKeys(t *testing.T, c Catalog) {
 
 	// Limits and refusals.
 	a3 := &rdsbackup.AccessKey{ID: "LTAI5tAlice000000000003", Secret: "alice-secret-3", UserName: "alice", Status: rdsbackup.KeyActive}
-	wantCode(t, c.CreateAccessKey(ctx, a3), rdsbackup.ELimitExceededAccessKey, "create key %d for one user", maxAccessKeysPerUser+1)
+	wantCode(t, c.CreateAccessKey(ctx, a3), rdsbackup.ELimitExceededAccessKey, "create key %d for one user", rdsbackup.MaxAccessKeysPerUser+1)
 	_, err = c.FindAccessKey(ctx, a3.ID)
 	wantCode(t, err, rdsbackup.ENOTFOUND, "find refused key")
 	ghost := &rdsbackup.AccessKey{ID: "LTAI5tGhost000000000001", Secret: "ghost-secret", UserName: "ghost", Status: rdsbackup.KeyActive}

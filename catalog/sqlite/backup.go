@@ -3,21 +3,18 @@ package sqlite
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.BackupSetService = (*DB)(nil)
 
-const backupColumns = `id, instance_id, status, start_time, end_time, type, mode, method, initiator,
-	size, available, store_status, meta_status, storage_class, copy_only, consistent_time, checksum,
-	host_instance_id, encryption, engine, engine_version, resource_group_id, location, scale, db_names,
-	expect_expire_time, failure_reason, object_key, artifacts`
+const backupColumns = columns.BackupColumns
 
 // FindBackupSets returns one page of matching sets, newest first, and the
 // number of all matches.
@@ -77,7 +74,7 @@ func (db *DB) FindBackupSets(ctx context.Context, f rdsbackup.BackupFilter) ([]*
 	if limit > 0 && limit <= 1000 {
 		sets = make([]*rdsbackup.BackupSet, 0, limit)
 	}
-	scan := newSetScan()
+	scan := columns.NewSetRow(true)
 	for rows.Next() {
 		set, err := scanBackupSet(rows, scan)
 		if err != nil {
@@ -97,7 +94,7 @@ func (db *DB) FindBackupSet(ctx context.Context, id int64) (*rdsbackup.BackupSet
 	if err != nil {
 		return nil, fmt.Errorf("find backup set: %w", err)
 	}
-	set, err := scanBackupSet(s.QueryRowContext(ctx, id), newSetScan())
+	set, err := scanBackupSet(s.QueryRowContext(ctx, id), columns.NewSetRow(true))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "backup set %d not found", id)
 	} else if err != nil {
@@ -108,7 +105,7 @@ func (db *DB) FindBackupSet(ctx context.Context, id int64) (*rdsbackup.BackupSet
 
 // CreateBackupSet stores a new set with its artifacts.
 func (db *DB) CreateBackupSet(ctx context.Context, set *rdsbackup.BackupSet) error {
-	if err := validateBackupSet(set); err != nil {
+	if err := rdsbackup.ValidateBackupSet(set); err != nil {
 		return err
 	}
 	return db.update(ctx, func(tx *sql.Tx) error { return insertBackupSet(ctx, tx, set) })
@@ -195,7 +192,7 @@ func policyExpiry(ctx context.Context, tx *sql.Tx, set *rdsbackup.BackupSet) err
 
 // UpdateBackupSet replaces a stored set and its artifacts.
 func (db *DB) UpdateBackupSet(ctx context.Context, set *rdsbackup.BackupSet) error {
-	if err := validateBackupSet(set); err != nil {
+	if err := rdsbackup.ValidateBackupSet(set); err != nil {
 		return err
 	}
 	return db.update(ctx, func(tx *sql.Tx) error {
@@ -230,119 +227,13 @@ func (db *DB) DeleteBackupSet(ctx context.Context, id int64) error {
 	})
 }
 
-func validateBackupSet(set *rdsbackup.BackupSet) error {
-	switch {
-	case set.InstanceID == "":
-		return rdsbackup.Errorf(rdsbackup.EINVALID, "backup set: instance id required")
-	case set.Status != rdsbackup.BackupSuccess && set.Status != rdsbackup.BackupFailed:
-		return rdsbackup.Errorf(rdsbackup.EINVALID, "backup set: invalid status %q", set.Status)
-	case set.StartTime.IsZero():
-		return rdsbackup.Errorf(rdsbackup.EINVALID, "backup set: start time required")
-	case set.Status == rdsbackup.BackupSuccess && set.Available && set.ObjectKey == "" && set.Method != rdsbackup.MethodSnapshot:
-		// The catalog never says a set is available when nothing holds its data.
-		return rdsbackup.Errorf(rdsbackup.EINVALID, "backup set: an available set needs an object")
-	}
-	return nil
-}
-
 func backupValues(s *rdsbackup.BackupSet) []any {
-	encryption := s.Encryption
-	if encryption == "" {
-		encryption = "{}"
-	}
-	storageClass := s.StorageClass
-	if storageClass == "" {
-		storageClass = "0"
-	}
-	return []any{s.ID, s.InstanceID, string(s.Status), unix(s.StartTime), unix(s.EndTime), string(s.Type),
-		string(s.Mode), string(s.Method), string(s.Initiator), s.Size, boolInt(s.Available), string(s.StoreStatus),
-		s.MetaStatus, storageClass, boolInt(s.CopyOnly), s.ConsistentTime, s.Checksum, s.HostInstanceID,
-		encryption, string(s.Engine), s.EngineVersion, s.ResourceGroupID, s.Location, s.Scale,
-		joinList(s.DBNames), unix(s.ExpectExpireTime), s.FailureReason, s.ObjectKey, encodeArtifacts(s.Artifacts)}
-}
-
-// storedArtifact is an artifact in the artifacts column (JSON, short keys:
-// it is read for every set of every page).
-type storedArtifact struct {
-	Database string `json:"db"`
-	Kind     string `json:"kind,omitempty"`
-	Offset   int64  `json:"off"`
-	Length   int64  `json:"len"`
-	Checksum string `json:"crc"`
-}
-
-func encodeArtifacts(as []rdsbackup.Artifact) string {
-	if len(as) == 0 {
-		return ""
-	}
-	out := make([]storedArtifact, len(as))
-	for i, a := range as {
-		out[i] = storedArtifact{a.Database, a.Kind, a.Offset, a.Length, a.Checksum}
-	}
-	b, _ := json.Marshal(out)
-	return string(b)
-}
-
-func decodeArtifacts(s string) ([]rdsbackup.Artifact, error) {
-	if s == "" {
-		return nil, nil
-	}
-	if out, ok := parseArtifacts(s); ok {
-		return out, nil
-	}
-	var in []storedArtifact
-	if err := json.Unmarshal([]byte(s), &in); err != nil {
-		return nil, fmt.Errorf("artifacts: %w", err)
-	}
-	out := make([]rdsbackup.Artifact, len(in))
-	for i, a := range in {
-		out[i] = rdsbackup.Artifact{Database: a.Database, Kind: a.Kind, Offset: a.Offset, Length: a.Length, Checksum: a.Checksum}
-	}
-	return out, nil
-}
-
-// setScan holds what scanBackupSet reads before converting. Scan's
-// destinations escape to the heap, so one setScan serves all the rows of a
-// query instead of fourteen allocations per row.
-type setScan struct {
-	start, end, expire                                        int64
-	avail, copyOnly                                           int
-	dbNames, artifacts                                        string
-	status, typ, mode, method, initiator, storeStatus, engine string
-	set                                                       rdsbackup.BackupSet
-	dest                                                      []any
-}
-
-func newSetScan() *setScan {
-	c := &setScan{}
-	s := &c.set
-	// Plain strings for the named string types: database/sql converts into
-	// *string directly but into *BackupStatus by reflection.
-	c.dest = []any{&s.ID, &s.InstanceID, &c.status, &c.start, &c.end, &c.typ, &c.mode, &c.method, &c.initiator,
-		&s.Size, &c.avail, &c.storeStatus, &s.MetaStatus, &s.StorageClass, &c.copyOnly, &s.ConsistentTime, &s.Checksum,
-		&s.HostInstanceID, &s.Encryption, &c.engine, &s.EngineVersion, &s.ResourceGroupID, &s.Location, &s.Scale,
-		&c.dbNames, &c.expire, &s.FailureReason, &s.ObjectKey, &c.artifacts}
-	return c
+	return columns.SetValues(s, func(b bool) any { return boolInt(b) })
 }
 
 // scanBackupSet reads one row of backupColumns into a new set.
-func scanBackupSet(row scanner, c *setScan) (*rdsbackup.BackupSet, error) {
-	c.set = rdsbackup.BackupSet{}
-	if err := row.Scan(c.dest...); err != nil {
-		return nil, err
-	}
-	s := new(rdsbackup.BackupSet)
-	*s = c.set
-	s.Status, s.Type, s.Mode, s.Method = rdsbackup.BackupStatus(c.status), rdsbackup.BackupType(c.typ), rdsbackup.BackupMode(c.mode), rdsbackup.BackupMethod(c.method)
-	s.Initiator, s.StoreStatus, s.Engine = rdsbackup.BackupInitiator(c.initiator), rdsbackup.StoreStatus(c.storeStatus), rdsbackup.Engine(c.engine)
-	var err error
-	if s.Artifacts, err = decodeArtifacts(c.artifacts); err != nil {
-		return nil, fmt.Errorf("backup set %d: %w", s.ID, err)
-	}
-	s.StartTime, s.EndTime, s.ExpectExpireTime = fromUnix(c.start), fromUnix(c.end), fromUnix(c.expire)
-	s.Available, s.CopyOnly = c.avail == 1, c.copyOnly == 1
-	s.DBNames = splitList(c.dbNames)
-	return s, nil
+func scanBackupSet(row scanner, c *columns.SetRow) (*rdsbackup.BackupSet, error) {
+	return c.Scan(row.Scan)
 }
 
 // ImportBackupSets stores many sets in one transaction, keeping their ids
@@ -350,7 +241,7 @@ func scanBackupSet(row scanner, c *setScan) (*rdsbackup.BackupSet, error) {
 // per set would be needlessly slow.
 func (db *DB) ImportBackupSets(ctx context.Context, sets []*rdsbackup.BackupSet) error {
 	for _, set := range sets {
-		if err := validateBackupSet(set); err != nil {
+		if err := rdsbackup.ValidateBackupSet(set); err != nil {
 			return err
 		}
 	}

@@ -6,7 +6,6 @@ import (
 	"context"
 	"database/sql"
 	"embed"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -21,6 +20,8 @@ import (
 	"github.com/rdsbackup/rdsbackup"
 	driver "modernc.org/sqlite" // also registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/rdsbackup/rdsbackup/catalog/internal/sealed"
 )
 
 //go:embed migrations/*.sql
@@ -41,13 +42,7 @@ type DB struct {
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared read statements by query text
 
-	// instances caches FindInstance: every DescribeBackups looks its
-	// instance up, and reading it means a query and decrypting its DSN.
-	// Instances change only through this DB (SyncInstances at start,
-	// SetEngineVersion), which empties the cache.
-	instMu    sync.RWMutex
-	instances map[string]rdsbackup.Instance
-	instGen   uint64 // counts writes, so a read that overlapped one is not cached
+	dsns sealed.Cache // opens instance DSNs
 }
 
 // NewDB returns a catalog for the file at path.
@@ -63,6 +58,7 @@ func (db *DB) Open() error {
 	if db.Box == nil {
 		return fmt.Errorf("catalog secret box required")
 	}
+	db.dsns.Box = db.Box
 	if err := os.MkdirAll(filepath.Dir(db.Path), 0o700); err != nil {
 		return fmt.Errorf("create catalog directory: %w", err)
 	}
@@ -88,7 +84,7 @@ func (db *DB) Open() error {
 		db.write.Close()
 		return fmt.Errorf("open catalog for reading: %w", err)
 	}
-	if err := db.checkMasterKey(context.Background()); err != nil {
+	if err := rdsbackup.CheckMasterKey(context.Background(), db, db.Box); err != nil {
 		db.Close()
 		return err
 	}
@@ -250,49 +246,11 @@ func (db *DB) stmt(ctx context.Context, query string) (*sql.Stmt, error) {
 
 func (db *DB) now() time.Time { return db.Now().UTC().Truncate(time.Second) }
 
-func unix(t time.Time) int64 {
-	if t.IsZero() {
-		return 0
-	}
-	return t.Unix()
-}
-
-func fromUnix(s int64) time.Time {
-	if s == 0 {
-		return time.Time{}
-	}
-	return time.Unix(s, 0).UTC()
-}
-
 func boolInt(b bool) int {
 	if b {
 		return 1
 	}
 	return 0
-}
-
-// joinList stores a list of names as a JSON array: database names may hold
-// any character, commas included.
-func joinList(s []string) string {
-	if len(s) == 0 {
-		return ""
-	}
-	b, _ := json.Marshal(s)
-	return string(b)
-}
-
-func splitList(s string) []string {
-	if s == "" {
-		return nil
-	}
-	if out, ok := parseStringList(s); ok {
-		return out
-	}
-	var out []string
-	if json.Unmarshal([]byte(s), &out) != nil {
-		return nil
-	}
-	return out
 }
 
 func (db *DB) seal(plain string) ([]byte, error) {
@@ -311,28 +269,30 @@ func (db *DB) open(sealed []byte) (string, error) {
 	return string(b), nil
 }
 
-// boxCanary is sealed on first open; opening it again proves that the
-// master key is the one the catalog's secrets were sealed with, so a wrong
-// key fails at start instead of at the first authenticated request.
-const boxCanary = "rdsbackup master key check"
-
-func (db *DB) checkMasterKey(ctx context.Context) error {
-	var sealed []byte
-	err := db.write.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = 'master_key_check'`).Scan(&sealed)
+// FindSetting returns a setting's value.
+func (db *DB) FindSetting(ctx context.Context, name string) ([]byte, error) {
+	var v []byte
+	err := db.write.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&v)
 	if errors.Is(err, sql.ErrNoRows) {
-		b, err := db.seal(boxCanary)
-		if err != nil {
+		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "no setting %q", name)
+	} else if err != nil {
+		return nil, fmt.Errorf("read setting %s: %w", name, err)
+	}
+	return v, nil
+}
+
+// CreateSetting stores a setting unless it has a value, and returns its
+// value.
+func (db *DB) CreateSetting(ctx context.Context, name string, value []byte) ([]byte, error) {
+	var stored []byte
+	err := db.update(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES (?, ?) ON CONFLICT (name) DO NOTHING`, name, value); err != nil {
 			return err
 		}
-		return db.update(ctx, func(tx *sql.Tx) error {
-			_, err := tx.ExecContext(ctx, `INSERT INTO settings (name, value) VALUES ('master_key_check', ?)`, b)
-			return err
-		})
-	} else if err != nil {
-		return fmt.Errorf("read master key check: %w", err)
+		return tx.QueryRowContext(ctx, `SELECT value FROM settings WHERE name = ?`, name).Scan(&stored)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("store setting %s: %w", name, err)
 	}
-	if plain, err := db.open(sealed); err != nil || plain != boxCanary {
-		return fmt.Errorf("the master key does not open this catalog's secrets: wrong %s or master.key file?", "RDSBACKUP_MASTER_KEY")
-	}
-	return nil
+	return stored, nil
 }

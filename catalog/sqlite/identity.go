@@ -7,17 +7,18 @@ import (
 	"fmt"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.IdentityService = (*DB)(nil)
 
-// MaxAccessKeysPerUser is RAM's limit of access keys per user.
-const MaxAccessKeysPerUser = 2
-
-const userColumns = `name, id, display_name, email, mobile_phone, comments, created_at, updated_at`
+const userColumns = columns.UserColumns
 
 // CreateUser stores a new RAM user; u.ID must be set.
 func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
+	if err := rdsbackup.ValidateUserName(u.Name); err != nil {
+		return err
+	}
 	now := db.now()
 	u.CreatedAt, u.UpdatedAt = now, now
 	return db.update(ctx, func(tx *sql.Tx) error {
@@ -25,10 +26,10 @@ func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE name = ?`, u.Name).Scan(&n); err != nil {
 			return fmt.Errorf("create user: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityAlreadyExistsUser, "The user %s already exists.", rdsbackup.QuoteValue(u.Name))
+			return rdsbackup.ErrUserExists(u.Name)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO users (`+userColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.Name, u.ID, u.DisplayName, u.Email, u.MobilePhone, u.Comments, unix(now), unix(now))
+			u.Name, u.ID, u.DisplayName, u.Email, u.MobilePhone, u.Comments, columns.Unix(now), columns.Unix(now))
 		if err != nil {
 			return fmt.Errorf("create user %s: %w", u.Name, err)
 		}
@@ -38,9 +39,9 @@ func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
 
 // FindUser returns the user with that name.
 func (db *DB) FindUser(ctx context.Context, name string) (*rdsbackup.User, error) {
-	u, err := scanUser(db.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name))
+	u, err := columns.ScanUser(db.read.QueryRowContext(ctx, `SELECT `+userColumns+` FROM users WHERE name = ?`, name).Scan)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, rdsbackup.Errorf(rdsbackup.EEntityNotExistUser, "The user %s does not exist.", rdsbackup.QuoteValue(name))
+		return nil, rdsbackup.ErrUserNotFound(name)
 	} else if err != nil {
 		return nil, fmt.Errorf("find user %s: %w", name, err)
 	}
@@ -59,7 +60,7 @@ func (db *DB) FindUsers(ctx context.Context, after string, limit int) ([]*rdsbac
 	defer rows.Close()
 	var out []*rdsbackup.User
 	for rows.Next() {
-		u, err := scanUser(rows)
+		u, err := columns.ScanUser(rows.Scan)
 		if err != nil {
 			return nil, fmt.Errorf("find users: %w", err)
 		}
@@ -78,12 +79,12 @@ func (db *DB) DeleteUser(ctx context.Context, name string) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM access_keys WHERE user_name = ?`, name).Scan(&n); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EDeleteConflictUserKey, "The user %s still has access keys; delete them first.", rdsbackup.QuoteValue(name))
+			return rdsbackup.ErrUserHasKeys(name)
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_policies WHERE user_name = ?`, name).Scan(&n); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EDeleteConflictUserPolicy, "The user %s still has policies attached; detach them first.", rdsbackup.QuoteValue(name))
+			return rdsbackup.ErrUserHasPolicies(name)
 		}
 		if _, err := tx.ExecContext(ctx, `DELETE FROM users WHERE name = ?`, name); err != nil {
 			return fmt.Errorf("delete user %s: %w", name, err)
@@ -97,29 +98,16 @@ func userExists(ctx context.Context, tx *sql.Tx, name string) error {
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM users WHERE name = ?`, name).Scan(&n); err != nil {
 		return fmt.Errorf("find user: %w", err)
 	} else if n == 0 {
-		return rdsbackup.Errorf(rdsbackup.EEntityNotExistUser, "The user %s does not exist.", rdsbackup.QuoteValue(name))
+		return rdsbackup.ErrUserNotFound(name)
 	}
 	return nil
 }
 
-func scanUser(row scanner) (*rdsbackup.User, error) {
-	var u rdsbackup.User
-	var created, updated int64
-	if err := row.Scan(&u.Name, &u.ID, &u.DisplayName, &u.Email, &u.MobilePhone, &u.Comments, &created, &updated); err != nil {
-		return nil, err
-	}
-	u.CreatedAt, u.UpdatedAt = fromUnix(created), fromUnix(updated)
-	return &u, nil
-}
-
 // CreateAccessKey stores a key with its secret encrypted. A user key needs
-// an existing user and respects MaxAccessKeysPerUser.
+// an existing user and respects rdsbackup.MaxAccessKeysPerUser.
 func (db *DB) CreateAccessKey(ctx context.Context, k *rdsbackup.AccessKey) error {
-	if k.ID == "" || k.Secret == "" {
-		return rdsbackup.Errorf(rdsbackup.EINVALID, "access key id and secret required")
-	}
-	if k.Status == "" {
-		k.Status = rdsbackup.KeyActive
+	if err := rdsbackup.ValidateNewAccessKey(k); err != nil {
+		return err
 	}
 	k.CreatedAt = db.now()
 	sealed, err := db.seal(k.Secret)
@@ -134,18 +122,18 @@ func (db *DB) CreateAccessKey(ctx context.Context, k *rdsbackup.AccessKey) error
 			var n int
 			if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM access_keys WHERE user_name = ?`, k.UserName).Scan(&n); err != nil {
 				return fmt.Errorf("create access key: %w", err)
-			} else if n >= MaxAccessKeysPerUser {
-				return rdsbackup.Errorf(rdsbackup.ELimitExceededAccessKey, "The user %s already has %d access keys, the maximum.", rdsbackup.QuoteValue(k.UserName), MaxAccessKeysPerUser)
+			} else if n >= rdsbackup.MaxAccessKeysPerUser {
+				return rdsbackup.ErrAccessKeyLimit(k.UserName)
 			}
 		}
 		var n int
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM access_keys WHERE id = ?`, k.ID).Scan(&n); err != nil {
 			return fmt.Errorf("create access key: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.ECONFLICT, "access key %s already exists", rdsbackup.QuoteValue(k.ID))
+			return rdsbackup.ErrAccessKeyExists(k.ID)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO access_keys (id, user_name, secret, status, created_at) VALUES (?, ?, ?, ?, ?)`,
-			k.ID, k.UserName, sealed, string(k.Status), unix(k.CreatedAt))
+			k.ID, k.UserName, sealed, string(k.Status), columns.Unix(k.CreatedAt))
 		if err != nil {
 			return fmt.Errorf("create access key: %w", err)
 		}
@@ -161,7 +149,7 @@ func (db *DB) FindAccessKey(ctx context.Context, id string) (*rdsbackup.AccessKe
 	}
 	k, err := db.scanAccessKey(s.QueryRowContext(ctx, id), true)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "Specified access key is not found.")
+		return nil, rdsbackup.ErrAccessKeyNotFound()
 	} else if err != nil {
 		return nil, fmt.Errorf("find access key: %w", err)
 	}
@@ -188,8 +176,8 @@ func (db *DB) FindAccessKeys(ctx context.Context, userName string) ([]*rdsbackup
 
 // UpdateAccessKeyStatus activates or deactivates a user's key.
 func (db *DB) UpdateAccessKeyStatus(ctx context.Context, userName, id string, status rdsbackup.AccessKeyStatus) error {
-	if status != rdsbackup.KeyActive && status != rdsbackup.KeyInactive {
-		return rdsbackup.InvalidParameter("Status", `must be "Active" or "Inactive"`)
+	if err := rdsbackup.ValidateAccessKeyStatus(status); err != nil {
+		return err
 	}
 	return db.update(ctx, func(tx *sql.Tx) error {
 		if userName != "" {
@@ -202,7 +190,7 @@ func (db *DB) UpdateAccessKeyStatus(ctx context.Context, userName, id string, st
 			return fmt.Errorf("update access key: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityNotExistAccessKey, "The access key %s does not exist for user %s.", rdsbackup.QuoteValue(id), rdsbackup.QuoteValue(userName))
+			return rdsbackup.ErrUserKeyNotFound(id, userName)
 		}
 		return nil
 	})
@@ -221,7 +209,7 @@ func (db *DB) DeleteAccessKey(ctx context.Context, userName, id string) error {
 			return fmt.Errorf("delete access key: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityNotExistAccessKey, "The access key %s does not exist for user %s.", rdsbackup.QuoteValue(id), rdsbackup.QuoteValue(userName))
+			return rdsbackup.ErrUserKeyNotFound(id, userName)
 		}
 		return nil
 	})
@@ -234,7 +222,7 @@ func (db *DB) scanAccessKey(row scanner, withSecret bool) (*rdsbackup.AccessKey,
 	if err := row.Scan(&k.ID, &k.UserName, &sealed, &k.Status, &created); err != nil {
 		return nil, err
 	}
-	k.CreatedAt = fromUnix(created)
+	k.CreatedAt = columns.FromUnix(created)
 	if withSecret {
 		var err error
 		if k.Secret, err = db.open(sealed); err != nil {
@@ -244,11 +232,13 @@ func (db *DB) scanAccessKey(row scanner, withSecret bool) (*rdsbackup.AccessKey,
 	return &k, nil
 }
 
-const policyColumns = `p.name, p.type, p.description, p.document, p.default_version, p.created_at, p.updated_at,
-	(SELECT COUNT(*) FROM user_policies up WHERE up.policy_name = p.name AND up.policy_type = p.type)`
+const policyColumns = columns.PolicyColumns
 
 // CreatePolicy stores a policy. The document must already be validated.
 func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
+	if err := rdsbackup.ValidatePolicyName(p.Name); err != nil {
+		return err
+	}
 	now := db.now()
 	p.CreatedAt, p.UpdatedAt = now, now
 	if p.DefaultVersion == "" {
@@ -259,10 +249,10 @@ func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM policies WHERE name = ? AND type = ?`, p.Name, string(p.Type)).Scan(&n); err != nil {
 			return fmt.Errorf("create policy: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityAlreadyExistsPol, "The policy %s already exists.", rdsbackup.QuoteValue(p.Name))
+			return rdsbackup.ErrPolicyExists(p.Name)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO policies (name, type, description, document, default_version, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)`,
-			p.Name, string(p.Type), p.Description, p.Document, p.DefaultVersion, unix(now), unix(now))
+			p.Name, string(p.Type), p.Description, p.Document, p.DefaultVersion, columns.Unix(now), columns.Unix(now))
 		if err != nil {
 			return fmt.Errorf("create policy %s: %w", p.Name, err)
 		}
@@ -272,9 +262,9 @@ func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
 
 // FindPolicy returns one policy.
 func (db *DB) FindPolicy(ctx context.Context, name string, typ rdsbackup.PolicyType) (*rdsbackup.Policy, error) {
-	p, err := scanPolicy(db.read.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM policies p WHERE p.name = ? AND p.type = ?`, name, string(typ)), false)
+	p, err := columns.ScanPolicy(db.read.QueryRowContext(ctx, `SELECT `+policyColumns+` FROM policies p WHERE p.name = ? AND p.type = ?`, name, string(typ)).Scan, false)
 	if errors.Is(err, sql.ErrNoRows) {
-		return nil, rdsbackup.Errorf(rdsbackup.EEntityNotExistPolicy, "The policy %s of type %s does not exist.", rdsbackup.QuoteValue(name), typ)
+		return nil, rdsbackup.ErrPolicyNotFound(name, typ)
 	} else if err != nil {
 		return nil, fmt.Errorf("find policy %s: %w", name, err)
 	}
@@ -290,7 +280,7 @@ func (db *DB) FindPolicies(ctx context.Context, typ rdsbackup.PolicyType) ([]*rd
 	defer rows.Close()
 	var out []*rdsbackup.Policy
 	for rows.Next() {
-		p, err := scanPolicy(rows, false)
+		p, err := columns.ScanPolicy(rows.Scan, false)
 		if err != nil {
 			return nil, fmt.Errorf("find policies: %w", err)
 		}
@@ -306,12 +296,12 @@ func (db *DB) DeletePolicy(ctx context.Context, name string) error {
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM policies WHERE name = ? AND type = ?`, name, string(rdsbackup.PolicyCustom)).Scan(&n); err != nil {
 			return fmt.Errorf("delete policy: %w", err)
 		} else if n == 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityNotExistPolicy, "The policy %s of type Custom does not exist.", rdsbackup.QuoteValue(name))
+			return rdsbackup.ErrPolicyNotFound(name, rdsbackup.PolicyCustom)
 		}
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_policies WHERE policy_name = ? AND policy_type = ?`, name, string(rdsbackup.PolicyCustom)).Scan(&n); err != nil {
 			return fmt.Errorf("delete policy: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EDeleteConflictPolicyUser, "The policy %s is still attached to %d user(s); detach it first.", rdsbackup.QuoteValue(name), n)
+			return rdsbackup.ErrPolicyInUse(name, n)
 		}
 		_, err := tx.ExecContext(ctx, `DELETE FROM policies WHERE name = ? AND type = ?`, name, string(rdsbackup.PolicyCustom))
 		return err
@@ -328,10 +318,10 @@ func (db *DB) AttachPolicy(ctx context.Context, policyName string, typ rdsbackup
 		if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM user_policies WHERE user_name = ? AND policy_name = ? AND policy_type = ?`, userName, policyName, string(typ)).Scan(&n); err != nil {
 			return fmt.Errorf("attach policy: %w", err)
 		} else if n > 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityAlreadyAttached, "The policy %s is already attached to user %s.", rdsbackup.QuoteValue(policyName), rdsbackup.QuoteValue(userName))
+			return rdsbackup.ErrPolicyAttached(policyName, userName)
 		}
 		_, err := tx.ExecContext(ctx, `INSERT INTO user_policies (user_name, policy_name, policy_type, attached_at) VALUES (?, ?, ?, ?)`,
-			userName, policyName, string(typ), unix(db.now()))
+			userName, policyName, string(typ), columns.Unix(db.now()))
 		return err
 	})
 }
@@ -347,7 +337,7 @@ func (db *DB) DetachPolicy(ctx context.Context, policyName string, typ rdsbackup
 			return fmt.Errorf("detach policy: %w", err)
 		}
 		if n, _ := res.RowsAffected(); n == 0 {
-			return rdsbackup.Errorf(rdsbackup.EEntityNotAttached, "The policy %s is not attached to user %s.", rdsbackup.QuoteValue(policyName), rdsbackup.QuoteValue(userName))
+			return rdsbackup.ErrPolicyNotAttached(policyName, userName)
 		}
 		return nil
 	})
@@ -361,7 +351,7 @@ func policyAndUserExist(ctx context.Context, tx *sql.Tx, policyName string, typ 
 	if err := tx.QueryRowContext(ctx, `SELECT COUNT(*) FROM policies WHERE name = ? AND type = ?`, policyName, string(typ)).Scan(&n); err != nil {
 		return fmt.Errorf("find policy: %w", err)
 	} else if n == 0 {
-		return rdsbackup.Errorf(rdsbackup.EEntityNotExistPolicy, "The policy %s of type %s does not exist.", rdsbackup.QuoteValue(policyName), typ)
+		return rdsbackup.ErrPolicyNotFound(policyName, typ)
 	}
 	return nil
 }
@@ -382,25 +372,11 @@ func (db *DB) FindUserPolicies(ctx context.Context, userName string) ([]*rdsback
 	defer rows.Close()
 	var out []*rdsbackup.Policy
 	for rows.Next() {
-		p, err := scanPolicy(rows, true)
+		p, err := columns.ScanPolicy(rows.Scan, true)
 		if err != nil {
 			return nil, fmt.Errorf("find user policies: %w", err)
 		}
 		out = append(out, p)
 	}
 	return out, rows.Err()
-}
-
-func scanPolicy(row scanner, withAttach bool) (*rdsbackup.Policy, error) {
-	var p rdsbackup.Policy
-	var created, updated, attached int64
-	dest := []any{&p.Name, &p.Type, &p.Description, &p.Document, &p.DefaultVersion, &created, &updated, &p.AttachmentCount}
-	if withAttach {
-		dest = append(dest, &attached)
-	}
-	if err := row.Scan(dest...); err != nil {
-		return nil, err
-	}
-	p.CreatedAt, p.UpdatedAt, p.AttachedAt = fromUnix(created), fromUnix(updated), fromUnix(attached)
-	return &p, nil
 }

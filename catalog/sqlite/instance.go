@@ -7,21 +7,17 @@ import (
 	"fmt"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.InstanceService = (*DB)(nil)
 
 const instanceColumns = `id, engine, engine_version, dsn, description, created_at, updated_at`
 
-// FindInstance returns the registered instance with that id.
+// FindInstance returns the registered instance with that id. Its DSN is
+// opened through a cache keyed by the sealed bytes (every DescribeBackups
+// looks its instance up), which another process's writes cannot make stale.
 func (db *DB) FindInstance(ctx context.Context, id string) (*rdsbackup.Instance, error) {
-	db.instMu.RLock()
-	cached, ok := db.instances[id]
-	gen := db.instGen
-	db.instMu.RUnlock()
-	if ok {
-		return &cached, nil
-	}
 	s, err := db.stmt(ctx, `SELECT `+instanceColumns+` FROM instances WHERE id = ?`)
 	if err != nil {
 		return nil, fmt.Errorf("find instance: %w", err)
@@ -32,24 +28,7 @@ func (db *DB) FindInstance(ctx context.Context, id string) (*rdsbackup.Instance,
 	} else if err != nil {
 		return nil, fmt.Errorf("find instance %s: %w", id, err)
 	}
-	db.instMu.Lock()
-	if db.instGen == gen { // no write since the read began: inst is current
-		if db.instances == nil {
-			db.instances = map[string]rdsbackup.Instance{}
-		}
-		db.instances[id] = *inst
-	}
-	db.instMu.Unlock()
 	return inst, nil
-}
-
-// forgetInstances empties the FindInstance cache; writers of instances call
-// it after their transaction, committed or not.
-func (db *DB) forgetInstances() {
-	db.instMu.Lock()
-	db.instances = nil
-	db.instGen++
-	db.instMu.Unlock()
 }
 
 // FindInstances returns a page of instances in id order and the total count.
@@ -79,8 +58,7 @@ func (db *DB) FindInstances(ctx context.Context, offset, limit int) ([]*rdsbacku
 
 // SyncInstances makes the registered instances equal to instances.
 func (db *DB) SyncInstances(ctx context.Context, instances []*rdsbackup.Instance) error {
-	defer db.forgetInstances()
-	now := unix(db.now())
+	now := columns.Unix(db.now())
 	return db.update(ctx, func(tx *sql.Tx) error {
 		keep := map[string]bool{}
 		for _, inst := range instances {
@@ -127,9 +105,8 @@ func (db *DB) SyncInstances(ctx context.Context, instances []*rdsbackup.Instance
 
 // SetEngineVersion records the version read from the server.
 func (db *DB) SetEngineVersion(ctx context.Context, id, version string) error {
-	defer db.forgetInstances()
 	return db.update(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `UPDATE instances SET engine_version = ?, updated_at = ? WHERE id = ?`, version, unix(db.now()), id)
+		res, err := tx.ExecContext(ctx, `UPDATE instances SET engine_version = ?, updated_at = ? WHERE id = ?`, version, columns.Unix(db.now()), id)
 		if err != nil {
 			return fmt.Errorf("set engine version of %s: %w", id, err)
 		}
@@ -150,9 +127,9 @@ func (db *DB) scanInstance(row scanner) (*rdsbackup.Instance, error) {
 		return nil, err
 	}
 	var err error
-	if inst.DSN, err = db.open(dsn); err != nil {
-		return nil, err
+	if inst.DSN, err = db.dsns.Open(dsn); err != nil {
+		return nil, fmt.Errorf("open secret: %w", err)
 	}
-	inst.CreatedAt, inst.UpdatedAt = fromUnix(created), fromUnix(updated)
+	inst.CreatedAt, inst.UpdatedAt = columns.FromUnix(created), columns.FromUnix(updated)
 	return &inst, nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.JobService = (*DB)(nil)
@@ -34,8 +35,8 @@ func (db *DB) CreateJob(ctx context.Context, job *rdsbackup.Job) error {
 				COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'jobs'), 0),
 				COALESCE((SELECT last FROM backup_set_ids), 0)),
 				?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			job.InstanceID, string(job.Status), string(job.Mode), string(job.Method), job.Strategy, joinList(job.Databases),
-			job.Progress, job.BackupSetID, job.Error, unix(now), unix(now), unix(job.Window))
+			job.InstanceID, string(job.Status), string(job.Mode), string(job.Method), job.Strategy, columns.JoinList(job.Databases),
+			job.Progress, job.BackupSetID, job.Error, columns.Unix(now), columns.Unix(now), columns.Unix(job.Window))
 		if err != nil {
 			return fmt.Errorf("create job: %w", err)
 		}
@@ -49,7 +50,7 @@ func (db *DB) UpdateJob(ctx context.Context, job *rdsbackup.Job) error {
 	job.UpdatedAt = db.now()
 	return db.update(ctx, func(tx *sql.Tx) error {
 		res, err := tx.ExecContext(ctx, `UPDATE jobs SET status = ?, progress = ?, backup_set_id = ?, error = ?, updated_at = ? WHERE id = ?`,
-			string(job.Status), job.Progress, job.BackupSetID, job.Error, unix(job.UpdatedAt), job.ID)
+			string(job.Status), job.Progress, job.BackupSetID, job.Error, columns.Unix(job.UpdatedAt), job.ID)
 		if err != nil {
 			return fmt.Errorf("update job %d: %w", job.ID, err)
 		}
@@ -101,8 +102,8 @@ func (db *DB) FindJobs(ctx context.Context, f rdsbackup.JobFilter) ([]*rdsbackup
 			&j.BackupSetID, &j.Error, &created, &updated, &window); err != nil {
 			return nil, fmt.Errorf("find jobs: %w", err)
 		}
-		j.Databases = splitList(dbs)
-		j.CreatedAt, j.UpdatedAt, j.Window = fromUnix(created), fromUnix(updated), fromUnix(window)
+		j.Databases = columns.SplitList(dbs)
+		j.CreatedAt, j.UpdatedAt, j.Window = columns.FromUnix(created), columns.FromUnix(updated), columns.FromUnix(window)
 		jobs = append(jobs, &j)
 	}
 	return jobs, rows.Err()

@@ -9,18 +9,16 @@ import (
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
 )
 
 var _ rdsbackup.PolicyService = (*DB)(nil)
 
-const policyRowColumns = `instance_id, window_minute, days, retention_days, method, enable_backup_log,
-	log_backup_retention_period, local_log_retention_hours, local_log_retention_space, high_space_usage_protection,
-	log_backup_local_retention_number, log_backup_frequency, compress_type, backup_interval, category,
-	released_keep_policy, since, source, config_hash`
+const policyRowColumns = columns.BackupPolicyColumns
 
 // FindBackupPolicy returns an instance's stored policy.
 func (db *DB) FindBackupPolicy(ctx context.Context, instanceID string) (*rdsbackup.BackupPolicy, error) {
-	p, err := scanBackupPolicy(db.read.QueryRowContext(ctx, `SELECT `+policyRowColumns+` FROM backup_policies WHERE instance_id = ?`, instanceID))
+	p, err := columns.ScanBackupPolicy(db.read.QueryRowContext(ctx, `SELECT `+policyRowColumns+` FROM backup_policies WHERE instance_id = ?`, instanceID).Scan, true)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, rdsbackup.Errorf(rdsbackup.ENOTFOUND, "no backup policy stored for %s", rdsbackup.QuoteValue(instanceID))
 	} else if err != nil {
@@ -38,7 +36,7 @@ func (db *DB) FindBackupPolicies(ctx context.Context) ([]*rdsbackup.BackupPolicy
 	defer rows.Close()
 	var out []*rdsbackup.BackupPolicy
 	for rows.Next() {
-		p, err := scanBackupPolicy(rows)
+		p, err := columns.ScanBackupPolicy(rows.Scan, true)
 		if err != nil {
 			return nil, fmt.Errorf("find backup policies: %w", err)
 		}
@@ -76,34 +74,17 @@ func putBackupPolicy(ctx context.Context, tx *sql.Tx, p *rdsbackup.BackupPolicy,
 		p.InstanceID, p.Window, string(days), p.RetentionDays, string(p.Method), boolInt(p.EnableBackupLog),
 		p.LogBackupRetentionPeriod, p.LocalLogRetentionHours, p.LocalLogRetentionSpace, p.HighSpaceUsageProtection,
 		p.LogBackupLocalRetentionNumber, p.LogBackupFrequency, p.CompressType, p.BackupInterval, p.Category,
-		p.ReleasedKeepPolicy, unix(p.Since), p.Source, p.ConfigHash, unix(now)); err != nil {
+		p.ReleasedKeepPolicy, columns.Unix(p.Since), p.Source, p.ConfigHash, columns.Unix(now)); err != nil {
 		return fmt.Errorf("store backup policy of %s: %w", p.InstanceID, err)
 	}
-	if _, err := tx.ExecContext(ctx, `UPDATE backup_sets SET expect_expire_time = end_time + ?
-		WHERE instance_id = ? AND mode = ? AND end_time > 0`,
+	// Only the sets whose expiry changes, so that storing an unchanged
+	// retention writes no page.
+	if _, err := tx.ExecContext(ctx, `UPDATE backup_sets SET expect_expire_time = end_time + ?1
+		WHERE instance_id = ?2 AND mode = ?3 AND end_time > 0 AND expect_expire_time <> end_time + ?1`,
 		int64(p.RetentionDays)*int64(24*time.Hour/time.Second), p.InstanceID, string(rdsbackup.BackupAutomated)); err != nil {
 		return fmt.Errorf("recompute expiry of %s: %w", p.InstanceID, err)
 	}
 	return nil
-}
-
-func scanBackupPolicy(row scanner) (*rdsbackup.BackupPolicy, error) {
-	var p rdsbackup.BackupPolicy
-	var days string
-	var enableLog int
-	var since int64
-	if err := row.Scan(&p.InstanceID, &p.Window, &days, &p.RetentionDays, &p.Method, &enableLog,
-		&p.LogBackupRetentionPeriod, &p.LocalLogRetentionHours, &p.LocalLogRetentionSpace, &p.HighSpaceUsageProtection,
-		&p.LogBackupLocalRetentionNumber, &p.LogBackupFrequency, &p.CompressType, &p.BackupInterval, &p.Category,
-		&p.ReleasedKeepPolicy, &since, &p.Source, &p.ConfigHash); err != nil {
-		return nil, err
-	}
-	if err := json.Unmarshal([]byte(days), &p.Days); err != nil {
-		return nil, fmt.Errorf("policy days of %s: %w", p.InstanceID, err)
-	}
-	p.EnableBackupLog = enableLog == 1
-	p.Since = fromUnix(since)
-	return &p, nil
 }
 
 // FindLastWindows returns, per instance, the start of the latest schedule
@@ -121,7 +102,7 @@ func (db *DB) FindLastWindows(ctx context.Context) (map[string]time.Time, error)
 		if err := rows.Scan(&id, &w); err != nil {
 			return nil, err
 		}
-		out[id] = fromUnix(w)
+		out[id] = columns.FromUnix(w)
 	}
 	return out, rows.Err()
 }
@@ -171,7 +152,7 @@ func (db *DB) FindDeletingBackupSets(ctx context.Context) ([]*rdsbackup.BackupSe
 func (db *DB) collectSets(ctx context.Context, rows *sql.Rows) ([]*rdsbackup.BackupSet, error) {
 	defer rows.Close()
 	var sets []*rdsbackup.BackupSet
-	scan := newSetScan()
+	scan := columns.NewSetRow(true)
 	for rows.Next() {
 		set, err := scanBackupSet(rows, scan)
 		if err != nil {

@@ -49,10 +49,20 @@ func openTemp(tb testing.TB) (*sqlite.DB, string) {
 }
 
 func TestConformance(t *testing.T) {
-	catalogtest.Run(t, func(t *testing.T) catalogtest.Catalog {
-		db, _ := openTemp(t)
-		return db
-	})
+	catalogtest.Run(t, catalogtest.Harness{New: func(t *testing.T) func(key []byte) (catalogtest.Catalog, error) {
+		path := filepath.Join(t.TempDir(), "catalog.db")
+		return func(key []byte) (catalogtest.Catalog, error) {
+			box, err := aesgcm.New(key)
+			if err != nil {
+				return nil, err
+			}
+			db := sqlite.NewDB(path, box)
+			if err := db.Open(); err != nil {
+				return nil, err
+			}
+			return db, nil
+		}
+	}})
 }
 
 func must(t *testing.T, err error, what string) {
@@ -474,32 +484,6 @@ func BenchmarkFindBackupSets(b *testing.B) {
 				}
 			}
 		})
-	}
-}
-
-// FindInstance is cached: what callers do to its answers, and the engine
-// version recorded later, must not be hidden by the cache.
-func TestFindInstanceCache(t *testing.T) {
-	db, _ := openTemp(t)
-	ctx := t.Context()
-	inst := &rdsbackup.Instance{ID: "rm-a", Engine: rdsbackup.EngineMariaDB, DSN: "u:p@tcp(127.0.0.1:3306)/", Description: "orders"}
-	if err := db.SyncInstances(ctx, []*rdsbackup.Instance{inst}); err != nil {
-		t.Fatal(err)
-	}
-	got, err := db.FindInstance(ctx, "rm-a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got.Description, got.DSN = "changed by a caller", "x"
-	if err := db.SetEngineVersion(ctx, "rm-a", "10.11"); err != nil {
-		t.Fatal(err)
-	}
-	for range 2 { // the second answer comes from the cache
-		got, err = db.FindInstance(ctx, "rm-a")
-		if err != nil || got.EngineVersion != "10.11" || got.Description != "orders" || got.DSN != inst.DSN {
-			t.Fatalf("FindInstance = %+v, %v", got, err)
-		}
-		got.Description = "changed again"
 	}
 }
 

@@ -9,15 +9,22 @@ import (
 	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/api"
 	"github.com/rdsbackup/rdsbackup/backup"
-	"github.com/rdsbackup/rdsbackup/catalog/sqlite"
 	"github.com/rdsbackup/rdsbackup/scheduler"
 )
+
+// automationCatalog is what the automation needs of the catalog.
+type automationCatalog interface {
+	FindInstance(ctx context.Context, id string) (*rdsbackup.Instance, error)
+	FindLastWindows(ctx context.Context) (map[string]time.Time, error)
+	FindBackupPolicy(ctx context.Context, instanceID string) (*rdsbackup.BackupPolicy, error)
+	PutBackupPolicies(ctx context.Context, ps []*rdsbackup.BackupPolicy) error
+}
 
 // automation joins the scheduler (which knows only times), the runner and
 // the catalog: it takes each instance's automated backups and sweeps
 // expired sets.
 type automation struct {
-	db      *sqlite.DB
+	db      automationCatalog
 	runner  *backup.Runner
 	deleter *backup.Deleter
 	sched   *scheduler.Scheduler
@@ -29,7 +36,7 @@ type automation struct {
 
 var _ api.Scheduling = (*automation)(nil)
 
-func newAutomation(db *sqlite.DB, runner *backup.Runner, deleter *backup.Deleter, cfg *Config, now func() time.Time, logger *slog.Logger) *automation {
+func newAutomation(db automationCatalog, runner *backup.Runner, deleter *backup.Deleter, cfg *Config, now func() time.Time, logger *slog.Logger) *automation {
 	a := &automation{db: db, runner: runner, deleter: deleter, logger: logger, policies: map[string]*rdsbackup.BackupPolicy{}}
 	a.sched = scheduler.New(a.start)
 	a.sched.Now = now

@@ -4,10 +4,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
-
-	"github.com/rdsbackup/rdsbackup/aesgcm"
-	"github.com/rdsbackup/rdsbackup/catalog/sqlite"
 )
 
 // configFromFlags parses a subcommand's flags (--config only) and returns
@@ -29,22 +25,4 @@ func (m *Main) configFromFlags(name string, args []string) (*Config, error) {
 		return DefaultConfig(), nil
 	}
 	return ReadConfigFile(*configPath, m.Getenv)
-}
-
-// openCatalog opens the data directory's catalog under the master key and
-// returns both.
-func (m *Main) openCatalog(cfg *Config, logger *slog.Logger) (*sqlite.DB, []byte, error) {
-	key, err := m.masterKey(cfg, logger)
-	if err != nil {
-		return nil, nil, err
-	}
-	box, err := aesgcm.New(key)
-	if err != nil {
-		return nil, nil, err
-	}
-	db := sqlite.NewDB(cfg.Path("catalog.db"), box)
-	if err := db.Open(); err != nil {
-		return nil, nil, fmt.Errorf("open catalog: %w", err)
-	}
-	return db, key, nil
 }

@@ -40,6 +40,7 @@ type Config struct {
 	Auth      AuthConfig       `yaml:"auth"`
 	Metrics   MetricsConfig    `yaml:"metrics"`
 	TLS       TLSConfig        `yaml:"tls"`
+	Catalog   CatalogConfig    `yaml:"catalog"`
 }
 
 // MetricsConfig sets the Prometheus endpoint.
@@ -47,7 +48,47 @@ type MetricsConfig struct {
 	// Listen is the host:port of a listener of its own that serves GET
 	// /metrics, without authentication: bind it where only the monitoring
 	// system reaches. Empty (the default): no metrics endpoint.
-	Listen string `yaml:"listen"`
+	Listen  string        `yaml:"listen"`
+	Catalog CatalogConfig `yaml:"catalog"`
+}
+
+// Catalog types.
+const (
+	CatalogSQLite   = "sqlite"
+	CatalogPostgres = "postgres"
+)
+
+// CatalogConfig chooses where the catalog lives: the embedded SQLite file
+// dataDir/catalog.db (the default, one node), or a PostgreSQL database that
+// several nodes share.
+type CatalogConfig struct {
+	Type string `yaml:"type"` // sqlite (default) or postgres
+	// DSN is the PostgreSQL connection string (URL or key=value), usually
+	// ${CATALOG_DSN}; a password left out of it is read by pgx from
+	// PGPASSWORD or ~/.pgpass. Not used with sqlite.
+	DSN string `yaml:"dsn"`
+}
+
+func (c *CatalogConfig) validate() error {
+	switch c.Type {
+	case "":
+		c.Type = CatalogSQLite
+		fallthrough
+	case CatalogSQLite:
+		if c.DSN != "" {
+			return fmt.Errorf("config: catalog.dsn is for type postgres; the sqlite catalog is dataDir/catalog.db")
+		}
+	case CatalogPostgres:
+		if c.DSN == "" {
+			return fmt.Errorf("config: catalog.dsn: missing (type postgres needs a connection string, e.g. ${CATALOG_DSN})")
+		}
+		if _, err := pgconn.ParseConfig(c.DSN); err != nil {
+			return fmt.Errorf("config: catalog.dsn: not a valid PostgreSQL connection string: %v", redact(err.Error(), c.DSN))
+		}
+	default:
+		return fmt.Errorf("config: catalog.type %q: use sqlite or postgres", c.Type)
+	}
+	return nil
 }
 
 // AuthConfig sets request authentication.
@@ -222,6 +263,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.TLS.validate(); err != nil {
+		return err
+	}
+	if err := c.Catalog.validate(); err != nil {
 		return err
 	}
 	if c.Auth.MaxNonces == 0 {

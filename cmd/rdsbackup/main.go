@@ -73,6 +73,7 @@ Usage:
   rdsbackup serve [--config FILE]            start the service (without --config: built-in defaults)
   rdsbackup restore (--url URL | --file F)   restore a backup set into a server (see restore -h)
   rdsbackup rebuild-catalog [--config FILE]  rebuild the catalog's backup sets from the manifests in storage
+  rdsbackup catalog copy --from F --to DSN   move a SQLite catalog into PostgreSQL, verified (see catalog -h)
   rdsbackup demo [--dir DIR] [--listen ADDR] try it: throwaway MariaDB and PostgreSQL, backed up, served
   rdsbackup version                          print the version
 
@@ -96,6 +97,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.restore(ctx, args[1:])
 	case "rebuild-catalog":
 		err = m.rebuildCatalog(ctx, args[1:])
+	case "catalog":
+		err = m.catalogCommand(ctx, args[1:])
 	case "demo":
 		err = m.demo(ctx, args[1:])
 	case "version":

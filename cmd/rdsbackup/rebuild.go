@@ -16,7 +16,7 @@ func (m *Main) rebuildCatalog(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	db, _, err := m.openCatalog(cfg, m.logger())
+	db, _, err := m.openCatalog(ctx, cfg, m.logger())
 	if err != nil {
 		return err
 	}

@@ -21,7 +21,6 @@ import (
 	"github.com/rdsbackup/rdsbackup/aesgcm"
 	"github.com/rdsbackup/rdsbackup/api"
 	"github.com/rdsbackup/rdsbackup/backup"
-	"github.com/rdsbackup/rdsbackup/catalog/sqlite"
 	"github.com/rdsbackup/rdsbackup/engine/childproc"
 	"github.com/rdsbackup/rdsbackup/metrics"
 	"github.com/rdsbackup/rdsbackup/rpc"
@@ -52,12 +51,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("create data directory: %w", err)
 	}
 	warnOpenDataDir(cfg.DataDir, logger)
-	db, masterKey, err := m.openCatalog(cfg, logger)
+	db, masterKey, err := m.openCatalog(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	accountID, err := accountID(cfg)
+	accountID, err := accountID(ctx, cfg, db)
 	if err != nil {
 		return err
 	}
@@ -266,26 +265,38 @@ func linkKey(masterKey []byte) []byte {
 	return h.Sum(nil)
 }
 
-// accountID returns the configured account id, or one generated on first
-// start and kept in the data directory so resource names stay stable.
-func accountID(cfg *Config) (string, error) {
+// accountID returns the configured account id, or else the one the
+// catalog keeps (setting "account_id"), so that every node sharing a
+// catalog names resources alike. A catalog without one takes the data
+// directory's account-id file, which older versions wrote, or a new id; the
+// file is kept in step for them.
+func accountID(ctx context.Context, cfg *Config, settings rdsbackup.SettingService) (string, error) {
 	if cfg.AccountID != "" {
 		return cfg.AccountID, nil
 	}
 	path := cfg.Path("account-id")
+	id := ""
 	buf, err := os.ReadFile(path)
 	if err == nil {
-		id := strings.TrimSpace(string(buf))
+		id = strings.TrimSpace(string(buf))
 		if _, err := strconv.ParseUint(id, 10, 64); err != nil {
 			return "", fmt.Errorf("%s: not an account id", path)
 		}
-		return id, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return "", fmt.Errorf("read account id: %w", err)
 	}
-	id := rdsbackup.GenerateUserID()
-	if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("write account id: %w", err)
+	fromFile := id
+	if id == "" {
+		id = rdsbackup.GenerateUserID()
+	}
+	stored, err := settings.CreateSetting(ctx, "account_id", []byte(id))
+	if err != nil {
+		return "", fmt.Errorf("account id: %w", err)
+	}
+	if id = string(stored); id != fromFile {
+		if err := os.WriteFile(path, []byte(id+"\n"), 0o600); err != nil {
+			return "", fmt.Errorf("write account id: %w", err)
+		}
 	}
 	return id, nil
 }
@@ -293,7 +304,7 @@ func accountID(cfg *Config) (string, error) {
 // ensureRootKey installs the account's root key: the one in the environment
 // when set (replacing a stored key of the same id whose secret differs), or
 // on first start a generated pair, printed once to stdout and never logged.
-func (m *Main) ensureRootKey(ctx context.Context, db *sqlite.DB, logger *slog.Logger) error {
+func (m *Main) ensureRootKey(ctx context.Context, db rdsbackup.IdentityService, logger *slog.Logger) error {
 	id, secret := m.Getenv(envAccessKeyID), m.Getenv(envAccessKeySecret)
 	if (id == "") != (secret == "") {
 		return fmt.Errorf("set both %s and %s, or neither", envAccessKeyID, envAccessKeySecret)
@@ -310,7 +321,13 @@ func (m *Main) ensureRootKey(ctx context.Context, db *sqlite.DB, logger *slog.Lo
 			}
 			fallthrough
 		case rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND:
-			if err := db.CreateAccessKey(ctx, &rdsbackup.AccessKey{ID: id, Secret: secret, Status: rdsbackup.KeyActive}); err != nil {
+			if err := db.CreateAccessKey(ctx, &rdsbackup.AccessKey{ID: id, Secret: secret, Status: rdsbackup.KeyActive}); rdsbackup.ErrorCode(err) == rdsbackup.ECONFLICT {
+				// Another node sharing the catalog stored it first: fine if it
+				// is this key.
+				if k, ferr := db.FindAccessKey(ctx, id); ferr != nil || !k.Root() || subtle.ConstantTimeCompare([]byte(k.Secret), []byte(secret)) != 1 {
+					return fmt.Errorf("store root key: %w", err)
+				}
+			} else if err != nil {
 				return fmt.Errorf("store root key: %w", err)
 			}
 			logger.Info("root access key installed from the environment", "accessKeyId", id)

@@ -1,4 +1,4 @@
-package sqlite
+package columns
 
 import (
 	"strconv"
@@ -6,8 +6,8 @@ import (
 	"github.com/rdsbackup/rdsbackup"
 )
 
-// The artifacts and db_names columns are JSON written by encodeArtifacts and
-// joinList. DescribeBackups reads them for every set of every page, and
+// The artifacts and db_names columns are JSON written by EncodeArtifacts and
+// JoinList. DescribeBackups reads them for every set of every page, and
 // encoding/json took about a fifth of its CPU doing so; these parsers read
 // the exact shapes those encoders write and report false on anything else
 // (an escaped string, a reordered or unknown key, other spacing), in which
@@ -39,7 +39,7 @@ func parseStringList(s string) ([]string, bool) {
 	}
 }
 
-// parseArtifacts parses the storedArtifact array encodeArtifacts writes:
+// parseArtifacts parses the storedArtifact array EncodeArtifacts writes:
 // `[{"db":"…","kind":"…","off":N,"len":N,"crc":"…"},…]`, kind omitted when
 // empty.
 func parseArtifacts(s string) ([]rdsbackup.Artifact, bool) {

@@ -1,4 +1,4 @@
-package sqlite
+package columns
 
 import (
 	"encoding/json"
@@ -38,12 +38,12 @@ func TestArtifactsFastPathAgreesWithEncodingJSON(t *testing.T) {
 				as[j].Kind = []string{rdsbackup.PartDatabase, rdsbackup.PartGlobals, rdsbackup.PartPhysical}[r.IntN(3)]
 			}
 		}
-		col := encodeArtifacts(as)
+		col := EncodeArtifacts(as)
 		var want []storedArtifact
 		if err := json.Unmarshal([]byte(col), &want); err != nil {
 			t.Fatal(err)
 		}
-		got, err := decodeArtifacts(col)
+		got, err := DecodeArtifacts(col)
 		if err != nil {
 			t.Fatalf("case %d: decode %s: %v", i, col, err)
 		}
@@ -66,7 +66,7 @@ func TestArtifactsFastPathAgreesWithEncodingJSON(t *testing.T) {
 	if fast < 100 {
 		t.Fatalf("only %d of 5000 columns took the fast path", fast)
 	}
-	if _, ok := parseArtifacts(encodeArtifacts([]rdsbackup.Artifact{{Database: "sales", Kind: "database", Offset: 0, Length: 10, Checksum: "123"}})); !ok {
+	if _, ok := parseArtifacts(EncodeArtifacts([]rdsbackup.Artifact{{Database: "sales", Kind: "database", Offset: 0, Length: 10, Checksum: "123"}})); !ok {
 		t.Fatal("a plain artifact did not take the fast path")
 	}
 }
@@ -78,13 +78,13 @@ func TestStringListFastPathAgreesWithEncodingJSON(t *testing.T) {
 		for j := range names {
 			names[j] = randomName(r)
 		}
-		col := joinList(names)
+		col := JoinList(names)
 		var want []string
 		if err := json.Unmarshal([]byte(col), &want); err != nil {
 			t.Fatal(err)
 		}
-		if got := splitList(col); !reflect.DeepEqual(got, want) {
-			t.Fatalf("case %d: splitList(%s) = %q, want %q", i, col, got, want)
+		if got := SplitList(col); !reflect.DeepEqual(got, want) {
+			t.Fatalf("case %d: SplitList(%s) = %q, want %q", i, col, got, want)
 		}
 	}
 	if got, ok := parseStringList(`["a","b"]`); !ok || !reflect.DeepEqual(got, []string{"a", "b"}) {
@@ -116,11 +116,11 @@ func TestFastPathsRefuseOtherShapes(t *testing.T) {
 			t.Errorf("parseArtifacts(%q) took the fast path", col)
 		}
 	}
-	if _, err := decodeArtifacts(`[{"db":`); err == nil {
-		t.Error("decodeArtifacts accepted a truncated column")
+	if _, err := DecodeArtifacts(`[{"db":`); err == nil {
+		t.Error("DecodeArtifacts accepted a truncated column")
 	}
 	// Reordered keys are valid JSON: the fallback still reads them.
-	got, err := decodeArtifacts(`[{"len":2,"db":"a","crc":"3","off":1}]`)
+	got, err := DecodeArtifacts(`[{"len":2,"db":"a","crc":"3","off":1}]`)
 	if err != nil || len(got) != 1 || got[0] != (rdsbackup.Artifact{Database: "a", Offset: 1, Length: 2, Checksum: "3"}) {
 		t.Errorf("fallback: %+v, %v", got, err)
 	}

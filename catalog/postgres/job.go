@@ -1,0 +1,151 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/columns"
+)
+
+var _ rdsbackup.JobService = (*DB)(nil)
+
+const jobColumns = `id, instance_id, status, mode, method, strategy, databases, progress, backup_set_id, error, created_at, updated_at, window_start`
+
+// nextIDs takes n new ids, above every id a job or a set has had, and
+// returns the first. The counter row stays locked until tx ends, so ids are
+// given in commit order and never twice.
+func nextIDs(ctx context.Context, tx pgx.Tx, n int) (int64, error) {
+	var last int64
+	if err := tx.QueryRow(ctx, `UPDATE backup_ids SET last = last + $1 RETURNING last`, n).Scan(&last); err != nil {
+		return 0, fmt.Errorf("take an id: %w", err)
+	}
+	return last - int64(n) + 1, nil
+}
+
+// raiseLastID makes id the highest id given when it is above it; below, it
+// neither writes nor locks the counter.
+func raiseLastID(ctx context.Context, tx pgx.Tx, id int64) error {
+	if _, err := tx.Exec(ctx, `UPDATE backup_ids SET last = $1 WHERE last < $1`, id); err != nil {
+		return fmt.Errorf("raise the highest id to %d: %w", id, err)
+	}
+	return nil
+}
+
+// CreateJob stores a new job and assigns its id. A second job for the same
+// instance and window is refused by the unique index jobs_by_window,
+// whichever node inserts it.
+func (db *DB) CreateJob(ctx context.Context, job *rdsbackup.Job) error {
+	now := db.now()
+	err := db.tx(ctx, func(tx pgx.Tx) error {
+		id, err := nextIDs(ctx, tx, 1)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+			id, job.InstanceID, string(job.Status), string(job.Mode), string(job.Method), job.Strategy, columns.JoinList(job.Databases),
+			job.Progress, job.BackupSetID, job.Error, columns.Unix(now), columns.Unix(now), columns.Unix(job.Window)); err != nil {
+			if code, constraint := pgCode(err); code == uniqueViolation && constraint == "jobs_by_window" {
+				return rdsbackup.Errorf(rdsbackup.ECONFLICT, "instance %s already has a job for the window starting %s", job.InstanceID, job.Window.UTC().Format(time.RFC3339))
+			}
+			return fmt.Errorf("create job: %w", err)
+		}
+		job.ID = id
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	job.CreatedAt, job.UpdatedAt = now, now
+	return nil
+}
+
+// UpdateJob stores a job's progress and outcome.
+func (db *DB) UpdateJob(ctx context.Context, job *rdsbackup.Job) error {
+	job.UpdatedAt = db.now()
+	tag, err := db.pool.Exec(ctx, `UPDATE jobs SET status = $1, progress = $2, backup_set_id = $3, error = $4, updated_at = $5 WHERE id = $6`,
+		string(job.Status), job.Progress, job.BackupSetID, job.Error, columns.Unix(job.UpdatedAt), job.ID)
+	if err != nil {
+		return fmt.Errorf("update job %d: %w", job.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "job %d not found", job.ID)
+	}
+	return nil
+}
+
+// FindJobs returns matching jobs, newest first.
+func (db *DB) FindJobs(ctx context.Context, f rdsbackup.JobFilter) ([]*rdsbackup.Job, error) {
+	var where []string
+	var args []any
+	arg := func(v any) string { args = append(args, v); return "$" + strconv.Itoa(len(args)) }
+	if f.InstanceID != "" {
+		where = append(where, "instance_id = "+arg(f.InstanceID))
+	}
+	if f.ID != nil {
+		where = append(where, "id = "+arg(*f.ID))
+	}
+	if f.Mode != nil {
+		where = append(where, "mode = "+arg(string(*f.Mode)))
+	}
+	if len(f.Statuses) > 0 {
+		st := make([]string, len(f.Statuses))
+		for i, s := range f.Statuses {
+			st[i] = string(s)
+		}
+		where = append(where, "status = ANY("+arg(st)+"::text[])")
+	}
+	q := `SELECT ` + jobColumns + ` FROM jobs`
+	if len(where) > 0 {
+		q += " WHERE " + strings.Join(where, " AND ")
+	}
+	q += " ORDER BY id DESC"
+	if f.Limit > 0 {
+		q += " LIMIT " + arg(f.Limit)
+	}
+	rows, err := db.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("find jobs: %w", err)
+	}
+	defer rows.Close()
+	var jobs []*rdsbackup.Job
+	for rows.Next() {
+		var j rdsbackup.Job
+		var status, mode, method, dbs string
+		var created, updated, window int64
+		if err := rows.Scan(&j.ID, &j.InstanceID, &status, &mode, &method, &j.Strategy, &dbs, &j.Progress,
+			&j.BackupSetID, &j.Error, &created, &updated, &window); err != nil {
+			return nil, fmt.Errorf("find jobs: %w", err)
+		}
+		j.Status, j.Mode, j.Method = rdsbackup.JobStatus(status), rdsbackup.BackupMode(mode), rdsbackup.BackupMethod(method)
+		j.Databases = columns.SplitList(dbs)
+		j.CreatedAt, j.UpdatedAt, j.Window = columns.FromUnix(created), columns.FromUnix(updated), columns.FromUnix(window)
+		jobs = append(jobs, &j)
+	}
+	return jobs, rows.Err()
+}
+
+// FindLastWindows returns, per instance, the start of the latest schedule
+// window a job was created for.
+func (db *DB) FindLastWindows(ctx context.Context) (map[string]time.Time, error) {
+	rows, err := db.pool.Query(ctx, `SELECT instance_id, MAX(window_start) FROM jobs WHERE window_start > 0 GROUP BY instance_id`)
+	if err != nil {
+		return nil, fmt.Errorf("find last windows: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]time.Time{}
+	for rows.Next() {
+		var id string
+		var w int64
+		if err := rows.Scan(&id, &w); err != nil {
+			return nil, err
+		}
+		out[id] = columns.FromUnix(w)
+	}
+	return out, rows.Err()
+}
