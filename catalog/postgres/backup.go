@@ -251,7 +251,7 @@ func (db *DB) UpdateBackupSet(ctx context.Context, set *rdsbackup.BackupSet) err
 	for i, c := range cols[1:] {
 		assign = append(assign, strings.TrimSpace(c)+" = $"+strconv.Itoa(i+2))
 	}
-	tag, err := db.pool.Exec(ctx, `UPDATE backup_sets SET `+strings.Join(assign, ", ")+` WHERE id = $1`, backupValues(set)...)
+	tag, err := db.exec(ctx, `UPDATE backup_sets SET `+strings.Join(assign, ", ")+` WHERE id = $1`, backupValues(set)...)
 	if err != nil {
 		return fmt.Errorf("update backup set %d: %w", set.ID, err)
 	}
@@ -263,7 +263,7 @@ func (db *DB) UpdateBackupSet(ctx context.Context, set *rdsbackup.BackupSet) err
 
 // DeleteBackupSet removes a set's row.
 func (db *DB) DeleteBackupSet(ctx context.Context, id int64) error {
-	tag, err := db.pool.Exec(ctx, `DELETE FROM backup_sets WHERE id = $1`, id)
+	tag, err := db.exec(ctx, `DELETE FROM backup_sets WHERE id = $1`, id)
 	if err != nil {
 		return fmt.Errorf("delete backup set %d: %w", id, err)
 	}

@@ -151,8 +151,23 @@ func (db *DB) tx(ctx context.Context, fn func(tx pgx.Tx) error) error {
 			time.Sleep(time.Duration(try*try) * 10 * time.Millisecond)
 			continue
 		}
-		return err
+		return diskFull(err)
 	}
+}
+
+// exec runs one statement outside a transaction, classified as tx's are.
+func (db *DB) exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	tag, err := db.pool.Exec(ctx, sql, args...)
+	return tag, diskFull(err)
+}
+
+// diskFull classifies err as rdsbackup.ENOSPACE when PostgreSQL could not
+// write for want of space (SQLSTATE 53100, disk_full).
+func diskFull(err error) error {
+	if code, _ := pgCode(err); code == "53100" {
+		return rdsbackup.NoSpace("catalog", err)
+	}
+	return err
 }
 
 // pgCode returns the SQLSTATE of err and the constraint it names.

@@ -22,7 +22,7 @@ func (db *DB) CreateUser(ctx context.Context, u *rdsbackup.User) error {
 		return err
 	}
 	now := db.now()
-	_, err := db.pool.Exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
+	_, err := db.exec(ctx, `INSERT INTO users (`+userColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`,
 		u.Name, u.ID, u.DisplayName, u.Email, u.MobilePhone, u.Comments, columns.Unix(now), columns.Unix(now))
 	if code, constraint := pgCode(err); code == uniqueViolation && constraint == "users_pkey" {
 		return rdsbackup.ErrUserExists(u.Name)
@@ -200,7 +200,7 @@ func (db *DB) UpdateAccessKeyStatus(ctx context.Context, userName, id string, st
 			return err
 		}
 	}
-	tag, err := db.pool.Exec(ctx, `UPDATE access_keys SET status = $1 WHERE id = $2 AND user_name = $3`, string(status), id, userName)
+	tag, err := db.exec(ctx, `UPDATE access_keys SET status = $1 WHERE id = $2 AND user_name = $3`, string(status), id, userName)
 	if err != nil {
 		return fmt.Errorf("update access key: %w", err)
 	}
@@ -217,7 +217,7 @@ func (db *DB) DeleteAccessKey(ctx context.Context, userName, id string) error {
 			return err
 		}
 	}
-	tag, err := db.pool.Exec(ctx, `DELETE FROM access_keys WHERE id = $1 AND user_name = $2`, id, userName)
+	tag, err := db.exec(ctx, `DELETE FROM access_keys WHERE id = $1 AND user_name = $2`, id, userName)
 	if err != nil {
 		return fmt.Errorf("delete access key: %w", err)
 	}
@@ -257,7 +257,7 @@ func (db *DB) CreatePolicy(ctx context.Context, p *rdsbackup.Policy) error {
 	if p.DefaultVersion == "" {
 		p.DefaultVersion = "v1"
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO policies (name, type, description, document, default_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
+	_, err := db.exec(ctx, `INSERT INTO policies (name, type, description, document, default_version, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
 		p.Name, string(p.Type), p.Description, p.Document, p.DefaultVersion, columns.Unix(now), columns.Unix(now))
 	if code, _ := pgCode(err); code == uniqueViolation {
 		return rdsbackup.ErrPolicyExists(p.Name)
@@ -341,7 +341,7 @@ func (db *DB) AttachPolicy(ctx context.Context, policyName string, typ rdsbackup
 	if err := policyExists(ctx, db, policyName, typ); err != nil {
 		return err
 	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO user_policies (user_name, policy_name, policy_type, attached_at) VALUES ($1, $2, $3, $4)`,
+	_, err := db.exec(ctx, `INSERT INTO user_policies (user_name, policy_name, policy_type, attached_at) VALUES ($1, $2, $3, $4)`,
 		userName, policyName, string(typ), columns.Unix(db.now()))
 	switch code, _ := pgCode(err); {
 	case err == nil:
@@ -367,7 +367,7 @@ func (db *DB) DetachPolicy(ctx context.Context, policyName string, typ rdsbackup
 	if err := policyExists(ctx, db, policyName, typ); err != nil {
 		return err
 	}
-	tag, err := db.pool.Exec(ctx, `DELETE FROM user_policies WHERE user_name = $1 AND policy_name = $2 AND policy_type = $3`, userName, policyName, string(typ))
+	tag, err := db.exec(ctx, `DELETE FROM user_policies WHERE user_name = $1 AND policy_name = $2 AND policy_type = $3`, userName, policyName, string(typ))
 	if err != nil {
 		return fmt.Errorf("detach policy: %w", err)
 	}

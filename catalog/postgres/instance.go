@@ -89,7 +89,7 @@ func (db *DB) SyncInstances(ctx context.Context, instances []*rdsbackup.Instance
 
 // SetEngineVersion records the version read from the server.
 func (db *DB) SetEngineVersion(ctx context.Context, id, version string) error {
-	tag, err := db.pool.Exec(ctx, `UPDATE instances SET engine_version = $1, updated_at = $2 WHERE id = $3`, version, columns.Unix(db.now()), id)
+	tag, err := db.exec(ctx, `UPDATE instances SET engine_version = $1, updated_at = $2 WHERE id = $3`, version, columns.Unix(db.now()), id)
 	if err != nil {
 		return fmt.Errorf("set engine version of %s: %w", id, err)
 	}

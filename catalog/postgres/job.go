@@ -68,7 +68,7 @@ func (db *DB) CreateJob(ctx context.Context, job *rdsbackup.Job) error {
 // UpdateJob stores a job's progress and outcome.
 func (db *DB) UpdateJob(ctx context.Context, job *rdsbackup.Job) error {
 	job.UpdatedAt = db.now()
-	tag, err := db.pool.Exec(ctx, `UPDATE jobs SET status = $1, progress = $2, backup_set_id = $3, error = $4, updated_at = $5 WHERE id = $6`,
+	tag, err := db.exec(ctx, `UPDATE jobs SET status = $1, progress = $2, backup_set_id = $3, error = $4, updated_at = $5 WHERE id = $6`,
 		string(job.Status), job.Progress, job.BackupSetID, job.Error, columns.Unix(job.UpdatedAt), job.ID)
 	if err != nil {
 		return fmt.Errorf("update job %d: %w", job.ID, err)

@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -14,6 +17,8 @@ import (
 	"github.com/rdsbackup/rdsbackup/catalog/catalogtest"
 	"github.com/rdsbackup/rdsbackup/catalog/postgres"
 	"github.com/rdsbackup/rdsbackup/engine/enginetest"
+	"github.com/rdsbackup/rdsbackup/engine/localserver"
+	"github.com/rdsbackup/rdsbackup/internal/disktest"
 )
 
 // The tests run against a real PostgreSQL server that TestMain's
@@ -133,5 +138,69 @@ func TestManyInstancesFitTheLockTable(t *testing.T) {
 	}
 	if err := c.PutBackupPolicies(t.Context(), ps); err != nil {
 		t.Fatalf("store 10,000 policies: %v", err)
+	}
+}
+
+// A write that finds the disk under the catalog's tables full is
+// InsufficientStorage, as on SQLite: the catalog's tables live in a
+// tablespace on a small tmpfs, which the test fills.
+func TestDiskFull(t *testing.T) {
+	srv := enginetest.SharedPostgres(t)
+	parent, err := os.MkdirTemp(localserver.TempDir(), "pg-diskfull-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(parent) })
+	disk := filepath.Join(parent, "disk")
+	if err := os.Mkdir(disk, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(parent, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	disktest.MountAt(t, disk, 8<<20)
+	if os.Geteuid() == 0 { // the server runs as postgres, which must own the tablespace
+		u, err := user.Lookup("postgres")
+		if err != nil {
+			t.Fatal(err)
+		}
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		if err := os.Chown(disk, uid, gid); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Cleanups run last first: the catalog closes, its database goes, then
+	// the tablespace (which must be empty), then the disk.
+	admin := srv.DB(t, "postgres")
+	space := fmt.Sprintf("small_%d", schemaSeq.Add(1))
+	if _, err := admin.ExecContext(t.Context(), "CREATE TABLESPACE "+space+" LOCATION '"+disk+"'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := admin.ExecContext(context.Background(), "DROP TABLESPACE "+space); err != nil {
+			t.Errorf("drop tablespace: %v", err)
+		}
+	})
+	name := srv.NewDatabase(t)
+	c := catalogtest.Open(t, opener(srv.URL(name)+"&default_tablespace="+space))
+	ctx := t.Context()
+	inst := &rdsbackup.Instance{ID: "rm-full", Engine: rdsbackup.EngineMariaDB, DSN: "root:pw@tcp(127.0.0.1:1)/"}
+	if err := c.SyncInstances(ctx, []*rdsbackup.Instance{inst}); err != nil {
+		t.Fatal(err)
+	}
+	free := disktest.Fill(t, disk)
+	var werr error
+	for i := 0; i < 10000 && werr == nil; i++ { // until a table must grow
+		werr = c.CreateJob(ctx, &rdsbackup.Job{InstanceID: inst.ID, Status: rdsbackup.JobNoStart,
+			Mode: rdsbackup.BackupManual, Method: rdsbackup.MethodLogical, Strategy: "instance"})
+	}
+	if code := rdsbackup.ErrorCode(werr); code != rdsbackup.ENOSPACE {
+		t.Fatalf("write to a full disk: code %q (%v), want %s", code, werr, rdsbackup.ENOSPACE)
+	}
+	free()
+	if err := c.CreateJob(ctx, &rdsbackup.Job{InstanceID: inst.ID, Status: rdsbackup.JobNoStart,
+		Mode: rdsbackup.BackupManual, Method: rdsbackup.MethodLogical, Strategy: "instance"}); err != nil {
+		t.Fatalf("write after freeing the disk: %v", err)
 	}
 }

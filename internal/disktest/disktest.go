@@ -19,7 +19,14 @@ import (
 // to the test (mode 0700), and unmounts it when the test ends.
 func Mount(t testing.TB, size int64) string {
 	t.Helper()
-	dir := t.TempDir()
+	return MountAt(t, t.TempDir(), size)
+}
+
+// MountAt mounts a tmpfs of size bytes on dir, an existing empty directory
+// (for a disk that another user, such as a server's, must reach), and
+// unmounts it when the test ends. The mount's root is mode 0700.
+func MountAt(t testing.TB, dir string, size int64) string {
+	t.Helper()
 	opts := "size=" + strconv.FormatInt(size, 10) + ",mode=0700"
 	if err := syscall.Mount("tmpfs", dir, "tmpfs", syscall.MS_NOSUID|syscall.MS_NODEV, opts); err != nil {
 		if os.Getenv("CI") == "true" {

@@ -18,6 +18,9 @@ func Mount(t testing.TB, size int64) string {
 	return ""
 }
 
+// MountAt: see Mount.
+func MountAt(t testing.TB, dir string, size int64) string { return Mount(t, size) }
+
 // Fill is not reached where Mount skips.
 func Fill(t testing.TB, dir string) func() {
 	t.Fatal("disktest: Fill needs Linux")
