@@ -1,0 +1,539 @@
+package postgres_test
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"hash/crc64"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/engine/enginetest"
+	"github.com/rdsbackup/rdsbackup/engine/postgres"
+)
+
+const segSize = 16 << 20
+
+// walStore keeps copies of the files StreamWAL delivers, as the object
+// store would, and records gaps and errors.
+type walStore struct {
+	t     *testing.T
+	dir   string
+	mu    sync.Mutex
+	files []postgres.WALFile
+	gaps  []string
+	errs  []error
+	fail  atomic.Bool // OnFile fails while set
+}
+
+func (s *walStore) onFile(ctx context.Context, f postgres.WALFile) error {
+	if s.fail.Load() {
+		return errors.New("store unavailable")
+	}
+	b, err := os.ReadFile(f.Path)
+	if err != nil {
+		return err
+	}
+	if int64(len(b)) != f.Size || crc64.Checksum(b, crc64.MakeTable(crc64.ECMA)) != f.CRC64 {
+		s.t.Errorf("%s: size/CRC %d/%d do not match the file's bytes", f.Name, f.Size, f.CRC64)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, f.Name), b, 0o600); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, g := range s.files {
+		if g.Name == f.Name {
+			s.t.Errorf("%s delivered twice", f.Name)
+		}
+	}
+	s.files = append(s.files, f)
+	return nil
+}
+
+func (s *walStore) open(ctx context.Context, f postgres.WALFile) (io.ReadCloser, error) {
+	return os.Open(filepath.Join(s.dir, f.Name))
+}
+
+func (s *walStore) list() []postgres.WALFile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.files)
+}
+
+func (s *walStore) errors() []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.errs)
+}
+
+// waitFor waits until segment name (or a later one) is delivered.
+func (s *walStore) waitFor(t *testing.T, name string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		for _, f := range s.list() {
+			if !f.History && f.Name[8:] >= name[8:] {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("segment %s not delivered within a minute; have %v; errors %v", name, names(s.list()), s.errors())
+}
+
+func names(fs []postgres.WALFile) []string {
+	var out []string
+	for _, f := range fs {
+		out = append(out, f.Name)
+	}
+	return out
+}
+
+// streamWAL runs StreamWAL into a new spool until the test ends or stop is
+// called.
+func streamWAL(t *testing.T, e *testEngine, in *rdsbackup.Instance, synchronous bool) (store *walStore, spool string, stop func()) {
+	t.Helper()
+	store = &walStore{t: t, dir: t.TempDir()}
+	spool = filepath.Join(t.TempDir(), "spool")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- e.StreamWAL(ctx, in, postgres.WALStreamOptions{
+			SpoolDir:     spool,
+			Synchronous:  synchronous,
+			OnFile:       store.onFile,
+			OnGap:        func(last, next string) { store.mu.Lock(); store.gaps = append(store.gaps, last+".."+next); store.mu.Unlock() },
+			OnError:      func(err error) { store.mu.Lock(); store.errs = append(store.errs, err); store.mu.Unlock() },
+			PollInterval: 100 * time.Millisecond,
+			RetryMin:     100 * time.Millisecond,
+			RetryMax:     time.Second,
+		})
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Errorf("StreamWAL returned %v, want context.Canceled", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	// Streaming has begun once the slot is in use.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		select {
+		case err := <-done:
+			t.Fatalf("StreamWAL returned at once: %v", err)
+		default:
+		}
+		st, err := e.Slot(context.Background(), in)
+		if err == nil && st.Active {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the slot is not in use after 30 s: %+v, %v; errors %v", st, err, store.errors())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return store, spool, stop
+}
+
+// switchWAL ends the current segment and returns its name.
+func switchWAL(t *testing.T, db *sql.DB) string {
+	t.Helper()
+	var name string
+	if err := db.QueryRow(`SELECT pg_walfile_name(pg_switch_wal())`).Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+func serverNow(t *testing.T, db *sql.DB) time.Time {
+	t.Helper()
+	var now time.Time
+	if err := db.QueryRow(`SELECT clock_timestamp()`).Scan(&now); err != nil {
+		t.Fatal(err)
+	}
+	return now
+}
+
+func ids(t *testing.T, url, table string) []int {
+	t.Helper()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	rows, err := db.Query(`SELECT id FROM ` + table + ` ORDER BY id`)
+	if err != nil {
+		t.Fatalf("read %s: %v", table, err)
+	}
+	defer rows.Close()
+	var out []int
+	for rows.Next() {
+		var id int
+		rows.Scan(&id)
+		out = append(out, id)
+	}
+	return out
+}
+
+func tableExists(t *testing.T, url, table string) bool {
+	t.Helper()
+	db, err := sql.Open("pgx", url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var ok bool
+	if err := db.QueryRow(`SELECT to_regclass($1) IS NOT NULL`, table).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
+}
+
+func seq(from, to int) []int {
+	var out []int
+	for i := from; i <= to; i++ {
+		out = append(out, i)
+	}
+	return out
+}
+
+// checkContiguous checks that the segments delivered follow each other.
+func checkContiguous(t *testing.T, files []postgres.WALFile) {
+	t.Helper()
+	var prev string
+	for _, f := range files {
+		if f.History {
+			continue
+		}
+		if f.Size != segSize {
+			t.Errorf("%s: size %d", f.Name, f.Size)
+		}
+		if f.EndLSN-f.StartLSN != segSize || postgres.SegmentOf(f.Timeline, f.StartLSN, segSize) != f.Name {
+			t.Errorf("%s: LSNs %v-%v", f.Name, f.StartLSN, f.EndLSN)
+		}
+		if prev != "" {
+			var tli, log, seg, ptli, plog, pseg uint64
+			fmt.Sscanf(f.Name, "%08X%08X%08X", &tli, &log, &seg)
+			fmt.Sscanf(prev, "%08X%08X%08X", &ptli, &plog, &pseg)
+			if tli != ptli || log*256+seg != plog*256+pseg+1 {
+				t.Errorf("segment %s follows %s: a gap or a duplicate", f.Name, prev)
+			}
+		}
+		prev = f.Name
+	}
+}
+
+// TestWALStreamAndRestoreToTime streams WAL while rows are written,
+// takes a physical backup, notes a time T, writes more rows and drops a
+// table, and restores to T, to the end, and to times the WAL does not
+// reach.
+func TestWALStreamAndRestoreToTime(t *testing.T) {
+	const pw = "wal pw:@/%'\"$ x"
+	srv := enginetest.StartPostgres(t, enginetest.PostgresOptions{Password: pw})
+	e := newEngine(t)
+	ctx := ctxT(t, 4*time.Minute)
+	in := inst(srv.URL("postgres"))
+	store, spool, stop := streamWAL(t, e, in, true)
+	if fi, err := os.Stat(spool); err != nil || fi.Mode().Perm() != 0o700 {
+		t.Errorf("spool mode %v, %v; want 0700", fi.Mode(), err)
+	}
+
+	db := srv.NewDatabase(t)
+	sdb := srv.DB(t, db)
+	exec1(t, sdb, `CREATE TABLE items (id int PRIMARY KEY, note text, data bytea)`,
+		`CREATE TABLE doomed (id int)`, `INSERT INTO doomed VALUES (1)`,
+		`INSERT INTO items VALUES (1, NULL, '\x00ff'), (2, 'ünïcödé ☃', NULL)`)
+	sink := newSink(t)
+	res, err := e.Backup(ctx, in, rdsbackup.BackupRequest{Method: rdsbackup.MethodPhysical}, sink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 3; i <= 6; i++ {
+		exec1(t, sdb, fmt.Sprintf(`INSERT INTO items VALUES (%d, 'before', NULL)`, i))
+	}
+	mid := switchWAL(t, sdb)
+	time.Sleep(1100 * time.Millisecond)
+	target := serverNow(t, sdb)
+	time.Sleep(1100 * time.Millisecond)
+	for i := 7; i <= 9; i++ {
+		exec1(t, sdb, fmt.Sprintf(`INSERT INTO items VALUES (%d, 'after', NULL)`, i))
+	}
+	exec1(t, sdb, `DROP TABLE doomed`)
+	last := switchWAL(t, sdb)
+	store.waitFor(t, last)
+	stop()
+	files := store.list()
+	t.Logf("delivered %v", names(files))
+	checkContiguous(t, files)
+	if errs := store.errors(); len(errs) > 0 || len(store.gaps) > 0 {
+		t.Errorf("errors %v, gaps %v", errs, store.gaps)
+	}
+
+	// Time spans: the segment ending at mid holds the commits before the
+	// target, the last one those after.
+	var midFile, lastFile postgres.WALFile
+	for _, f := range files {
+		switch f.Name {
+		case mid:
+			midFile = f
+		case last:
+			lastFile = f
+		}
+		if !f.History && (f.BeginTime.After(f.EndTime) || f.BeginTime.IsZero()) {
+			t.Errorf("%s: span %v–%v", f.Name, f.BeginTime, f.EndTime)
+		}
+	}
+	if !midFile.HasCommits || !midFile.EndTime.Before(target) || !lastFile.HasCommits || !lastFile.BeginTime.After(target) {
+		t.Errorf("spans: %s %v–%v (commits %v), %s %v–%v (commits %v); target %v", mid, midFile.BeginTime, midFile.EndTime, midFile.HasCommits,
+			last, lastFile.BeginTime, lastFile.EndTime, lastFile.HasCommits, target)
+	}
+
+	base := time.Unix(res.ConsistentTime, 0)
+	t.Run("to T", func(t *testing.T) {
+		r, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: target, Files: files, Open: store.open, BaseConsistentTime: base})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Stop()
+		if !strings.Contains(r.StoppedAt, "recovery stopping before commit") {
+			t.Errorf("StoppedAt = %q", r.StoppedAt)
+		}
+		u := r.URL("postgres", db)
+		if got := ids(t, u, "items"); !slices.Equal(got, seq(1, 6)) {
+			t.Errorf("restored to T: ids %v, want 1..6", got)
+		}
+		if !tableExists(t, u, "doomed") {
+			t.Error("restored to T: the table dropped after T is missing")
+		}
+		var note, data *string
+		rdb, _ := sql.Open("pgx", u)
+		defer rdb.Close()
+		if err := rdb.QueryRow(`SELECT (SELECT note FROM items WHERE id = 2), (SELECT encode(data, 'hex') FROM items WHERE id = 1)`).Scan(&note, &data); err != nil ||
+			note == nil || *note != "ünïcödé ☃" || data == nil || *data != "00ff" {
+			t.Errorf("restored values %v %v, %v", note, data, err)
+		}
+		// The server opened read-write, on a new timeline.
+		var inRecovery bool
+		if err := rdb.QueryRow(`SELECT pg_is_in_recovery()`).Scan(&inRecovery); err != nil || inRecovery {
+			t.Errorf("pg_is_in_recovery = %v, %v", inRecovery, err)
+		}
+		r.Stop()
+		if _, err := os.Stat(r.SocketDir); err == nil {
+			t.Error("the recovery's private directory is left")
+		}
+		if _, err := os.Stat(filepath.Join(r.DataDir, "recovery.signal")); err == nil {
+			t.Error("recovery.signal is left")
+		}
+	})
+	t.Run("latest", func(t *testing.T) {
+		r, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Files: files, Open: store.open})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Stop()
+		u := r.URL("postgres", db)
+		if got := ids(t, u, "items"); !slices.Equal(got, seq(1, 9)) {
+			t.Errorf("restored to the end: ids %v, want 1..9", got)
+		}
+		if tableExists(t, u, "doomed") {
+			t.Error("restored to the end: the dropped table is there")
+		}
+		if r.LastTransaction.IsZero() || r.LastTransaction.Before(target) {
+			t.Errorf("LastTransaction = %v", r.LastTransaction)
+		}
+	})
+	// Without the last segment the WAL held ends before T+1s.
+	short := files[:len(files)-1]
+	for len(short) > 0 && short[len(short)-1].Name[8:] >= last[8:] {
+		short = short[:len(short)-1]
+	}
+	t.Run("beyond the WAL", func(t *testing.T) {
+		_, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: target.Add(time.Second), Files: short, Open: store.open})
+		var re *postgres.RecoveryError
+		if !errors.As(err, &re) || re.Reason != "wal-ends-before-target" || !strings.Contains(err.Error(), "ends before the target time") {
+			t.Fatalf("error %v, want the WAL to end before the target", err)
+		}
+		t.Log(err)
+	})
+	t.Run("PostgreSQL finds the WAL short", func(t *testing.T) {
+		// The files claim a commit after the target that is not in them:
+		// only PostgreSQL can tell.
+		lying := slices.Clone(short)
+		lying[len(lying)-1].EndTime = target.Add(time.Hour)
+		lying[len(lying)-1].HasCommits = true
+		_, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: target.Add(time.Second), Files: lying, Open: store.open})
+		var re *postgres.RecoveryError
+		if !errors.As(err, &re) || re.Reason != "wal-ends-before-target" || !strings.Contains(re.Log, "recovery ended before configured recovery target was reached") {
+			t.Fatalf("error %v, want PostgreSQL's report that the WAL ends before the target", err)
+		}
+		t.Log(err)
+	})
+	t.Run("before the backup", func(t *testing.T) {
+		_, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: base.Add(-time.Hour), Files: files, Open: store.open, BaseConsistentTime: base})
+		var re *postgres.RecoveryError
+		if !errors.As(err, &re) || re.Reason != "target-before-backup" {
+			t.Fatalf("error %v, want target-before-backup", err)
+		}
+	})
+	e.checkArgv(t, pw)
+}
+
+// TestWALStreamResumes kills pg_receivewal twice while rows are written and
+// fails the store for a while: every segment is delivered once, in order,
+// and a restore to the end has every row.
+func TestWALStreamResumes(t *testing.T) {
+	srv := enginetest.StartPostgres(t, enginetest.PostgresOptions{Password: "resume"})
+	e := newEngine(t)
+	ctx := ctxT(t, 4*time.Minute)
+	in := inst(srv.URL("postgres"))
+	store, _, stop := streamWAL(t, e, in, false)
+	db := srv.NewDatabase(t)
+	sdb := srv.DB(t, db)
+	exec1(t, sdb, `CREATE TABLE items (id int PRIMARY KEY)`)
+	sink := newSink(t)
+	if _, err := e.Backup(ctx, in, rdsbackup.BackupRequest{Method: rdsbackup.MethodPhysical}, sink); err != nil {
+		t.Fatal(err)
+	}
+	const rows = 600
+	var lastSeg string
+	for i := 1; i <= rows; i++ {
+		exec1(t, sdb, fmt.Sprintf(`INSERT INTO items VALUES (%d)`, i))
+		switch i {
+		case 100, 300:
+			pids := children("pg_receivewal")
+			if len(pids) != 1 {
+				t.Fatalf("pg_receivewal processes: %v", pids)
+			}
+			syscall.Kill(pids[0], syscall.SIGKILL)
+		case 200:
+			store.fail.Store(true)
+		case 400:
+			store.fail.Store(false)
+		}
+		if i%150 == 0 {
+			lastSeg = switchWAL(t, sdb)
+		}
+	}
+	store.waitFor(t, lastSeg)
+	stop()
+	files := store.list()
+	t.Logf("delivered %v; errors %v", names(files), store.errors())
+	checkContiguous(t, files)
+	if len(store.gaps) > 0 {
+		t.Errorf("gaps %v", store.gaps)
+	}
+	killed, failed := 0, 0
+	for _, err := range store.errors() {
+		switch {
+		case strings.Contains(err.Error(), "signal: killed"):
+			killed++
+		case strings.Contains(err.Error(), "store unavailable"):
+			failed++
+		}
+	}
+	if killed != 2 || failed == 0 {
+		t.Errorf("saw %d kills and %d store failures, want 2 and some", killed, failed)
+	}
+	r, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Files: files, Open: store.open})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Stop()
+	if got := ids(t, r.URL("postgres", db), "items"); !slices.Equal(got, seq(1, rows-rows%150)) && !slices.Equal(got, seq(1, rows)) {
+		t.Errorf("restored %d rows (%v…), want all up to the last switch", len(got), got[:min(len(got), 5)])
+	}
+}
+
+func TestLogBackupPreconditions(t *testing.T) {
+	ctx := ctxT(t, 2*time.Minute)
+	e := newEngine(t)
+	t.Run("wal_level minimal", func(t *testing.T) {
+		srv := enginetest.StartPostgres(t, enginetest.PostgresOptions{Settings: map[string]string{"wal_level": "minimal", "max_wal_senders": "0"}})
+		err := e.CheckLogBackup(ctx, inst(srv.URL("postgres")))
+		var le *postgres.LogBackupUnavailableError
+		if !errors.As(err, &le) || le.Setting != "wal_level" || le.Have != "minimal" || !strings.Contains(err.Error(), "wal_level") {
+			t.Fatalf("error %v, want one naming wal_level", err)
+		}
+		err = e.StreamWAL(ctx, inst(srv.URL("postgres")), postgres.WALStreamOptions{SpoolDir: t.TempDir(), OnFile: func(context.Context, postgres.WALFile) error { return nil }})
+		if !errors.As(err, &le) {
+			t.Errorf("StreamWAL: %v, want the same refusal", err)
+		}
+	})
+	srv := enginetest.SharedPostgres(t)
+	admin := srv.DB(t, "postgres")
+	role := "norepl_" + strings.ToLower(fmt.Sprint(time.Now().UnixNano()%100000))
+	exec1(t, admin, `CREATE ROLE `+role+` LOGIN PASSWORD 'norepl pw'`)
+	t.Cleanup(func() { admin.Exec(`DROP ROLE ` + role) })
+	pu, _ := url.Parse(srv.URL("postgres"))
+	pu.User = url.UserPassword(role, "norepl pw")
+	u := pu.String()
+	t.Run("no REPLICATION", func(t *testing.T) {
+		err := e.CheckLogBackup(ctx, inst(u))
+		var le *postgres.LogBackupUnavailableError
+		if !errors.As(err, &le) || le.Setting != "REPLICATION" || !strings.Contains(err.Error(), "REPLICATION") {
+			t.Fatalf("error %v, want one naming REPLICATION", err)
+		}
+	})
+	t.Run("REPLICATION", func(t *testing.T) {
+		exec1(t, admin, `ALTER ROLE `+role+` REPLICATION`)
+		if err := e.CheckLogBackup(ctx, inst(u)); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestWALSlot checks the slot's name, that streaming keeps WAL on the
+// server while it is stopped, and that DropSlot frees it.
+func TestWALSlot(t *testing.T) {
+	for id, want := range map[string]string{
+		"pg-test": "rdsbackup_pg_test_", "plain_1": "rdsbackup_plain_1", "UPPER": "rdsbackup_upper_",
+		strings.Repeat("x", 80): "rdsbackup_xxxx",
+	} {
+		got := postgres.SlotName(id)
+		if !strings.HasPrefix(got, want) || len(got) > 63 {
+			t.Errorf("SlotName(%q) = %q, want %q…", id, got, want)
+		}
+	}
+	if postgres.SlotName("a-b") == postgres.SlotName("a_b") || postgres.SlotName("a-b") != postgres.SlotName("a-b") {
+		t.Error("slot names collide or are not stable")
+	}
+
+	srv := enginetest.StartPostgres(t, enginetest.PostgresOptions{})
+	e := newEngine(t)
+	ctx := ctxT(t, 2*time.Minute)
+	in := inst(srv.URL("postgres"))
+	_, _, stop := streamWAL(t, e, in, false)
+	stop()
+	sdb := srv.DB(t, "postgres")
+	switchWAL(t, sdb)
+	exec1(t, sdb, `CREATE TABLE filler AS SELECT g FROM generate_series(1, 100000) g`)
+	st, err := e.Slot(ctx, in)
+	if err != nil || !st.Exists || st.RetainedBytes < 1<<20 || st.WALStatus == "" {
+		t.Fatalf("slot after streaming stopped: %+v, %v; want it to hold WAL back", st, err)
+	}
+	if err := e.DropSlot(ctx, in, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := e.Slot(ctx, in); err != nil || st.Exists {
+		t.Errorf("slot after DropSlot: %+v, %v", st, err)
+	}
+	if err := e.DropSlot(ctx, in, time.Second); err != nil {
+		t.Errorf("dropping a missing slot: %v", err)
+	}
+}
