@@ -111,10 +111,14 @@ func streamWAL(t *testing.T, e *testEngine, in *rdsbackup.Instance, synchronous 
 	done := make(chan error, 1)
 	go func() {
 		done <- e.StreamWAL(ctx, in, postgres.WALStreamOptions{
-			SpoolDir:     spool,
-			Synchronous:  synchronous,
-			OnFile:       store.onFile,
-			OnGap:        func(last, next string) { store.mu.Lock(); store.gaps = append(store.gaps, last+".."+next); store.mu.Unlock() },
+			SpoolDir:    spool,
+			Synchronous: synchronous,
+			OnFile:      store.onFile,
+			OnGap: func(last, next string) {
+				store.mu.Lock()
+				store.gaps = append(store.gaps, last+".."+next)
+				store.mu.Unlock()
+			},
 			OnError:      func(err error) { store.mu.Lock(); store.errs = append(store.errs, err); store.mu.Unlock() },
 			PollInterval: 100 * time.Millisecond,
 			RetryMin:     100 * time.Millisecond,
@@ -412,18 +416,25 @@ func TestWALStreamResumes(t *testing.T) {
 	}
 	const rows = 600
 	var lastSeg string
+	killedPid := 0
 	for i := 1; i <= rows; i++ {
 		exec1(t, sdb, fmt.Sprintf(`INSERT INTO items VALUES (%d)`, i))
 		switch i {
 		case 100, 300:
-			pids := children("pg_receivewal")
-			if len(pids) != 1 {
-				t.Fatalf("pg_receivewal processes: %v", pids)
-			}
-			syscall.Kill(pids[0], syscall.SIGKILL)
+			pid := receiver(t, killedPid)
+			syscall.Kill(pid, syscall.SIGKILL)
+			killedPid = pid
 		case 200:
 			store.fail.Store(true)
 		case 400:
+			// The segment switched at 300 was refused at least once.
+			for deadline := time.Now().Add(30 * time.Second); !slices.ContainsFunc(store.errors(), func(err error) bool {
+				return strings.Contains(err.Error(), "store unavailable")
+			}); time.Sleep(50 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("no delivery was refused while the store failed")
+				}
+			}
 			store.fail.Store(false)
 		}
 		if i%150 == 0 {
@@ -457,6 +468,22 @@ func TestWALStreamResumes(t *testing.T) {
 	defer r.Stop()
 	if got := ids(t, r.URL("postgres", db), "items"); !slices.Equal(got, seq(1, rows-rows%150)) && !slices.Equal(got, seq(1, rows)) {
 		t.Errorf("restored %d rows (%v…), want all up to the last switch", len(got), got[:min(len(got), 5)])
+	}
+}
+
+// receiver waits for the pg_receivewal child that is not old.
+func receiver(t *testing.T, old int) int {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		pids := children("pg_receivewal")
+		if len(pids) == 1 && pids[0] != old {
+			return pids[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("pg_receivewal processes: %v (the one killed: %d)", pids, old)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

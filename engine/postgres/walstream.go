@@ -153,6 +153,9 @@ type streamer struct {
 	waldump string // pg_waldump of the server's major version
 	s       *session
 	state   spoolState
+	// described keeps the description of a file OnFile refused, so that
+	// offering it again does not run pg_waldump again.
+	described map[string]WALFile
 }
 
 // setup reads the server's segment size and version, finds the tools and
@@ -420,7 +423,13 @@ func (st *streamer) deliver(ctx context.Context) {
 
 // offer describes a file and hands it to OnFile.
 func (st *streamer) offer(ctx context.Context, name string) bool {
-	f, err := st.e.describeWALFile(ctx, st.waldump, st.o.SpoolDir, name, st.segSize, st.o.Now())
+	f, ok := st.described[name]
+	var err error
+	if !ok {
+		if f, err = st.e.describeWALFile(ctx, st.waldump, st.o.SpoolDir, name, st.segSize, st.o.Now()); err == nil {
+			st.described = map[string]WALFile{name: f}
+		}
+	}
 	if err == nil {
 		err = st.o.OnFile(ctx, f)
 	}
@@ -428,6 +437,7 @@ func (st *streamer) offer(ctx context.Context, name string) bool {
 		st.fail(fmt.Errorf("deliver WAL file %s: %w", name, err))
 		return false
 	}
+	delete(st.described, name)
 	return true
 }
 
