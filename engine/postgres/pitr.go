@@ -3,6 +3,7 @@ package postgres
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -450,6 +451,9 @@ func copyWALFile(ctx context.Context, open func(context.Context, WALFile) (io.Re
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
+	if err == nil && segmentNameRE.MatchString(f.Name) {
+		err = padSegment(dst)
+	}
 	if err == nil {
 		err = chown(dst)
 	}
@@ -457,4 +461,38 @@ func copyWALFile(ctx context.Context, open func(context.Context, WALFile) (io.Re
 		return fmt.Errorf("copy WAL file %s: %w", f.Name, err)
 	}
 	return nil
+}
+
+// padSegment extends a segment stored before it was complete to the
+// segment size its first page gives (xlp_seg_size of the long page
+// header), with zeroes, which PostgreSQL reads as the end of the WAL: it
+// refuses archived segments of another size.
+func padSegment(path string) error {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	var hdr [40]byte
+	if _, err := io.ReadFull(f, hdr[:]); err != nil {
+		return fmt.Errorf("read the first page header: %w", err)
+	}
+	if binary.LittleEndian.Uint16(hdr[2:4])&0x0002 == 0 { // XLP_LONG_HEADER
+		return errors.New("the segment does not start with a long page header")
+	}
+	size := int64(binary.LittleEndian.Uint32(hdr[32:36]))
+	if size < 1<<20 || size > 1<<30 || size&(size-1) != 0 {
+		return fmt.Errorf("the segment's page header gives an invalid segment size %d", size)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	switch {
+	case fi.Size() == size:
+		return nil
+	case fi.Size() > size:
+		return fmt.Errorf("the segment has %d bytes, more than the segment size %d", fi.Size(), size)
+	}
+	return f.Truncate(size)
 }

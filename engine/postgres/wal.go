@@ -36,6 +36,11 @@ type WALFile struct {
 	HasCommits         bool
 	// ReceivedAt is when the streamer saw the file complete.
 	ReceivedAt time.Time
+	// HostID is the server's system identifier.
+	HostID string
+	// Partial marks a copy of the segment being written: Size bytes of
+	// it, up to EndLSN.
+	Partial bool
 }
 
 // LSN is a PostgreSQL WAL position.
@@ -125,7 +130,7 @@ var commitRE = regexp.MustCompile(`desc: (?:COMMIT|ABORT|COMMIT_PREPARED|ABORT_P
 // waldumpEndRE matches how pg_waldump ends on a segment given alone: the
 // zeroes after a switch or at the end of the WAL, or a record continued in
 // the next segment, which is not in the directory (or only as .partial).
-var waldumpEndRE = regexp.MustCompile(`invalid record length|could not find file|could not read file|could not open file|contrecord|invalid magic number|unexpected pageaddr|invalid resource manager ID|record with incorrect prev-link|out of memory while trying to decode a record|error in WAL record`)
+var waldumpEndRE = regexp.MustCompile(`invalid record length|could not find file|could not read file|could not read from file|could not open file|contrecord|invalid magic number|unexpected pageaddr|invalid resource manager ID|record with incorrect prev-link|out of memory while trying to decode a record|error in WAL record`)
 
 // commitSpan runs pg_waldump, bounded to the one segment, (of the server's own major version: WAL
 // formats differ between versions) on one segment in dir and returns the

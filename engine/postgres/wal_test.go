@@ -32,9 +32,11 @@ type walStore struct {
 	dir   string
 	mu    sync.Mutex
 	files []postgres.WALFile
-	gaps  []string
+	gaps  []postgres.WALGap
 	errs  []error
 	fail  atomic.Bool // OnFile fails while set
+	// partial is the newest copy of the segment being written.
+	partial postgres.WALFile
 }
 
 func (s *walStore) onFile(ctx context.Context, f postgres.WALFile) error {
@@ -48,13 +50,14 @@ func (s *walStore) onFile(ctx context.Context, f postgres.WALFile) error {
 	if int64(len(b)) != f.Size || crc64.Checksum(b, crc64.MakeTable(crc64.ECMA)) != f.CRC64 {
 		s.t.Errorf("%s: size/CRC %d/%d do not match the file's bytes", f.Name, f.Size, f.CRC64)
 	}
-	if err := os.WriteFile(filepath.Join(s.dir, f.Name), b, 0o600); err != nil {
+	// The sink takes the file out of the spool.
+	if err := os.Rename(f.Path, filepath.Join(s.dir, f.Name)); err != nil {
 		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, g := range s.files {
-		if g.Name == f.Name {
+		if g.Name == f.Name && !f.History {
 			s.t.Errorf("%s delivered twice", f.Name)
 		}
 	}
@@ -62,7 +65,39 @@ func (s *walStore) onFile(ctx context.Context, f postgres.WALFile) error {
 	return nil
 }
 
+// onPartial keeps the newest copy of the segment being written.
+func (s *walStore) onPartial(ctx context.Context, f postgres.WALFile) error {
+	b, err := os.ReadFile(f.Path)
+	if err != nil {
+		return err
+	}
+	if int64(len(b)) != f.Size || !f.Partial {
+		s.t.Errorf("partial %s: %d bytes, Size %d, Partial %v", f.Name, len(b), f.Size, f.Partial)
+	}
+	if err := os.WriteFile(filepath.Join(s.dir, "partial-"+f.Name), b, 0o600); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.partial = f
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *walStore) lastSegment() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.files) - 1; i >= 0; i-- {
+		if !s.files[i].History {
+			return s.files[i].Name
+		}
+	}
+	return ""
+}
+
 func (s *walStore) open(ctx context.Context, f postgres.WALFile) (io.ReadCloser, error) {
+	if f.Partial {
+		return os.Open(filepath.Join(s.dir, "partial-"+f.Name))
+	}
 	return os.Open(filepath.Join(s.dir, f.Name))
 }
 
@@ -101,58 +136,69 @@ func names(fs []postgres.WALFile) []string {
 	return out
 }
 
-// streamWAL runs StreamWAL into a new spool until the test ends or stop is
-// called.
+// streamWAL runs StreamWAL into a new spool, again after each return as
+// the service's supervisor does, until the test ends or stop is called.
 func streamWAL(t *testing.T, e *testEngine, in *rdsbackup.Instance, synchronous bool) (store *walStore, spool string, stop func()) {
 	t.Helper()
 	store = &walStore{t: t, dir: t.TempDir()}
 	spool = filepath.Join(t.TempDir(), "spool")
+	return store, spool, superviseWAL(t, e, in, store, spool, synchronous)
+}
+
+func superviseWAL(t *testing.T, e *testEngine, in *rdsbackup.Instance, store *walStore, spool string, synchronous bool) (stop func()) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
+	done := make(chan struct{})
 	go func() {
-		done <- e.StreamWAL(ctx, in, postgres.WALStreamOptions{
-			SpoolDir:    spool,
-			Synchronous: synchronous,
-			OnFile:      store.onFile,
-			OnGap: func(last, next string) {
+		defer close(done)
+		for ctx.Err() == nil {
+			err := e.StreamWAL(ctx, in, postgres.WALStreamOptions{
+				SpoolDir:    spool,
+				Resume:      store.lastSegment(),
+				Synchronous: synchronous,
+				OnFile:      store.onFile,
+				OnPartial:   store.onPartial,
+				OnGap: func(ctx context.Context, g postgres.WALGap) error {
+					store.mu.Lock()
+					store.gaps = append(store.gaps, g)
+					store.mu.Unlock()
+					return nil
+				},
+				PollInterval:    50 * time.Millisecond,
+				PartialInterval: 100 * time.Millisecond,
+			})
+			if err != nil {
 				store.mu.Lock()
-				store.gaps = append(store.gaps, last+".."+next)
+				store.errs = append(store.errs, err)
 				store.mu.Unlock()
-			},
-			OnError:      func(err error) { store.mu.Lock(); store.errs = append(store.errs, err); store.mu.Unlock() },
-			PollInterval: 100 * time.Millisecond,
-			RetryMin:     100 * time.Millisecond,
-			RetryMax:     time.Second,
-		})
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
 	}()
 	var once sync.Once
 	stop = func() {
 		once.Do(func() {
 			cancel()
-			if err := <-done; !errors.Is(err, context.Canceled) {
-				t.Errorf("StreamWAL returned %v, want context.Canceled", err)
-			}
+			<-done
 		})
 	}
 	t.Cleanup(stop)
 	// Streaming has begun once the slot is in use.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		select {
-		case err := <-done:
-			t.Fatalf("StreamWAL returned at once: %v", err)
-		default:
-		}
-		st, err := e.Slot(context.Background(), in)
+		st, err := e.Slot(context.Background(), in, "")
 		if err == nil && st.Active {
 			break
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the slot is not in use after 30 s: %+v, %v; errors %v", st, err, store.errors())
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
-	return store, spool, stop
+	return stop
 }
 
 // switchWAL ends the current segment and returns its name.
@@ -281,7 +327,26 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 	exec1(t, sdb, `DROP TABLE doomed`)
 	last := switchWAL(t, sdb)
 	store.waitFor(t, last)
+	// Rows in the segment being written reach the store as a partial copy.
+	exec1(t, sdb, `INSERT INTO items VALUES (10, 'partial', NULL)`, `INSERT INTO items VALUES (11, 'partial', NULL)`)
+	var lsnText string
+	if err := sdb.QueryRow(`SELECT pg_current_wal_lsn()::text`).Scan(&lsnText); err != nil {
+		t.Fatal(err)
+	}
+	endLSN, _ := postgres.ParseLSN(lsnText)
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		store.mu.Lock()
+		p := store.partial
+		store.mu.Unlock()
+		if p.Partial && p.EndLSN >= endLSN {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no partial copy up to %v: %+v", endLSN, p)
+		}
+	}
 	stop()
+	partial := store.partial
 	files := store.list()
 	t.Logf("delivered %v", names(files))
 	checkContiguous(t, files)
@@ -360,6 +425,19 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 		}
 		if r.LastTransaction.IsZero() || r.LastTransaction.Before(target) {
 			t.Errorf("LastTransaction = %v", r.LastTransaction)
+		}
+	})
+	t.Run("latest with the partial segment", func(t *testing.T) {
+		if !partial.HasCommits || partial.EndTime.Before(lastFile.EndTime) {
+			t.Errorf("partial span %v–%v, commits %v", partial.BeginTime, partial.EndTime, partial.HasCommits)
+		}
+		r, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Files: append(slices.Clone(files), partial), Open: store.open})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer r.Stop()
+		if got := ids(t, r.URL("postgres", db), "items"); !slices.Equal(got, seq(1, 11)) {
+			t.Errorf("restored with the partial segment: ids %v, want 1..11", got)
 		}
 	})
 	// Without the last segment the WAL held ends before T+1s.
@@ -550,17 +628,17 @@ func TestWALSlot(t *testing.T) {
 	sdb := srv.DB(t, "postgres")
 	switchWAL(t, sdb)
 	exec1(t, sdb, `CREATE TABLE filler AS SELECT g FROM generate_series(1, 100000) g`)
-	st, err := e.Slot(ctx, in)
+	st, err := e.Slot(ctx, in, "")
 	if err != nil || !st.Exists || st.RetainedBytes < 1<<20 || st.WALStatus == "" {
 		t.Fatalf("slot after streaming stopped: %+v, %v; want it to hold WAL back", st, err)
 	}
-	if err := e.DropSlot(ctx, in, 10*time.Second); err != nil {
+	if err := e.DropSlot(ctx, in, "", 10*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	if st, err := e.Slot(ctx, in); err != nil || st.Exists {
+	if st, err := e.Slot(ctx, in, ""); err != nil || st.Exists {
 		t.Errorf("slot after DropSlot: %+v, %v", st, err)
 	}
-	if err := e.DropSlot(ctx, in, time.Second); err != nil {
+	if err := e.DropSlot(ctx, in, "", time.Second); err != nil {
 		t.Errorf("dropping a missing slot: %v", err)
 	}
 }

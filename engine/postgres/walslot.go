@@ -147,9 +147,13 @@ type SlotStatus struct {
 	WALStatus string
 }
 
-// Slot reads the state of the instance's slot, to be watched: a slot whose
-// RetainedBytes grows is filling the server's disk.
-func (e *Engine) Slot(ctx context.Context, inst *rdsbackup.Instance) (SlotStatus, error) {
+// Slot reads the state of the instance's slot (SlotName(inst.ID) when
+// slot is empty), to be watched: a slot whose RetainedBytes grows is
+// filling the server's disk.
+func (e *Engine) Slot(ctx context.Context, inst *rdsbackup.Instance, slot string) (SlotStatus, error) {
+	if slot == "" {
+		slot = SlotName(inst.ID)
+	}
 	c, err := connect(ctx, inst.DSN, "")
 	if err != nil {
 		return SlotStatus{}, err
@@ -161,12 +165,12 @@ func (e *Engine) Slot(ctx context.Context, inst *rdsbackup.Instance) (SlotStatus
 	var walStatus *string
 	err = c.QueryRow(ctx, `SELECT active, restart_lsn::text,
 		(pg_catalog.pg_current_wal_lsn() - restart_lsn)::bigint, wal_status
-		FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, SlotName(inst.ID)).Scan(&st.Active, &restart, &retained, &walStatus)
+		FROM pg_catalog.pg_replication_slots WHERE slot_name = $1`, slot).Scan(&st.Active, &restart, &retained, &walStatus)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return st, nil
 	}
 	if err != nil {
-		return st, c.redact.err(fmt.Errorf("read replication slot %s: %w", SlotName(inst.ID), err))
+		return st, c.redact.err(fmt.Errorf("read replication slot %s: %w", slot, err))
 	}
 	st.Exists = true
 	if restart != nil {
@@ -181,18 +185,25 @@ func (e *Engine) Slot(ctx context.Context, inst *rdsbackup.Instance) (SlotStatus
 	return st, nil
 }
 
-// DropSlot drops the instance's replication slot, so that the server stops
+// DropSlot drops the instance's replication slot (SlotName(inst.ID) when
+// slot is empty), so that the server stops
 // keeping WAL for rdsbackup: call it when log backup is turned off, after
 // the streamer has stopped. A slot that does not exist is not an error; one
 // still in use is waited for up to wait (the server notices a stopped
 // pg_receivewal within moments), then the error says who holds it.
-func (e *Engine) DropSlot(ctx context.Context, inst *rdsbackup.Instance, wait time.Duration) error {
+func (e *Engine) DropSlot(ctx context.Context, inst *rdsbackup.Instance, slot string, wait time.Duration) error {
+	if slot == "" {
+		slot = SlotName(inst.ID)
+	}
+	return e.dropSlot(ctx, inst, slot, wait)
+}
+
+func (e *Engine) dropSlot(ctx context.Context, inst *rdsbackup.Instance, name string, wait time.Duration) error {
 	c, err := connect(ctx, inst.DSN, "")
 	if err != nil {
 		return err
 	}
 	defer c.close()
-	name := SlotName(inst.ID)
 	deadline := time.Now().Add(wait)
 	for {
 		var pid *int

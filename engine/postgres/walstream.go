@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -22,72 +23,90 @@ import (
 // WALStreamOptions configure StreamWAL.
 type WALStreamOptions struct {
 	// SpoolDir is the instance's private spool directory (created with
-	// mode 0700): pg_receivewal writes there, and it must survive restarts
-	// of rdsbackup, since pg_receivewal resumes from what it finds there.
+	// mode 0700). It survives restarts; every file in it is the
+	// streamer's.
 	SpoolDir string
+	// Slot is the physical replication slot to stream through, created
+	// (reserving WAL from then on) when missing; empty means
+	// SlotName(inst.ID).
+	Slot string
+	// Resume is the name of the last segment stored complete ("" when
+	// none): the stream goes on with the segment after it.
+	Resume string
 	// Synchronous runs pg_receivewal --synchronous: WAL is flushed and
 	// acknowledged at once rather than when a segment is complete, for a
 	// smaller loss on a crash of the machine, at the cost of more fsyncs.
 	Synchronous bool
 	// OnFile is called, in WAL order and one at a time, for each file once
-	// it is complete (segments, and timeline history files). It reads
-	// f.Path before returning; the file may be removed afterwards. When it
-	// fails, the file stays in the spool and is offered again at the next
-	// poll; later files wait for it.
+	// it is complete (segments, and timeline history files). It takes the
+	// file: it moves f.Path out of the spool, or is done with it, before
+	// it returns; the streamer removes what is left. When it fails,
+	// StreamWAL returns its error and the file is offered again by the
+	// next run.
 	OnFile func(ctx context.Context, f WALFile) error
-	// OnGap, when set, is called when the next complete segment does not
-	// follow the last one delivered: the WAL between them is lost (the slot
-	// was dropped or invalidated on the server). It is called before OnFile
-	// for next.
-	OnGap func(last, next string)
-	// OnError, when set, receives each failure of pg_receivewal (it is
-	// restarted after a pause) and of OnFile.
-	OnError func(err error)
+	// OnPartial, when set, is offered the segment being written, at most
+	// every PartialInterval and when it grew: f.Path is a private copy of
+	// its first f.Size bytes (the WAL received so far), valid until
+	// OnPartial returns.
+	OnPartial func(ctx context.Context, f WALFile) error
+	// PartialInterval spaces the OnPartial calls; 0 means 10 s.
+	PartialInterval time.Duration
+	// OnGap is called when the server no longer has the WAL after Resume
+	// (the slot was dropped or invalidated, max_slot_wal_keep_size): that
+	// WAL is lost. StreamWAL then returns an error; the next run starts
+	// from where the server is now.
+	OnGap func(ctx context.Context, g WALGap) error
 	// PollInterval is how often the spool is looked at for complete files;
 	// 0 means 500 ms.
 	PollInterval time.Duration
-	// RetryMin and RetryMax bound the pause before pg_receivewal is started
-	// again: it doubles from RetryMin after each quick failure; 0 means
-	// 1 s and 30 s.
-	RetryMin, RetryMax time.Duration
 	// Now is the clock for the time span of segments without a
 	// transaction; nil means time.Now.
 	Now func() time.Time
 }
 
-// stateFile, in the spool, records what was delivered, so that files
-// pg_receivewal streams again after a restart are not delivered twice.
-const stateFile = "rdsbackup-delivered.json"
-
-type spoolState struct {
-	Segment string   `json:"segment,omitempty"` // the last segment delivered
-	History []string `json:"history,omitempty"` // history files delivered
+// WALGap is WAL lost between After (the last segment stored; "" when
+// none) and the next segment the stream delivers.
+type WALGap struct {
+	After  string
+	Reason string
 }
 
-// StreamWAL streams the instance's WAL into o.SpoolDir with pg_receivewal
-// through the replication slot SlotName(inst.ID), which it creates when it
-// does not exist, and calls o.OnFile for each complete file. It runs until
-// ctx is done (and then returns ctx's error), restarting pg_receivewal when
-// it exits; it returns early only when the server cannot stream at all
-// (a *LogBackupUnavailableError from CheckLogBackup) or the spool cannot
-// be used.
+// stateFile, in the spool, remembers that the gap after a Resume segment
+// was reported, so that the next runs do not try to resume there again.
+const stateFile = "rdsbackup-state.json"
+
+type spoolState struct {
+	LostAfter string `json:"lost_after,omitempty"`
+	Lost      bool   `json:"lost,omitempty"`
+}
+
+// StreamWAL runs pg_receivewal once: it streams the instance's WAL into
+// o.SpoolDir through the replication slot, and calls o.OnFile for each
+// complete file. It returns nil when ctx is done, or the error that ended
+// the stream (pg_receivewal exited: the server went away, …, or OnFile
+// failed); the caller starts it again, with backoff, from the last segment
+// it stored. A server that cannot stream at all gives a
+// *LogBackupUnavailableError (see CheckLogBackup).
 //
-// pg_receivewal resumes from the spool: the newest delivered segment is
-// kept there (older ones are removed once delivered), so after a restart it
-// continues with the segment after it, or re-streams the .partial one. The
-// slot keeps the server from removing WAL in between.
+// pg_receivewal decides where to start from the files in its directory:
+// after the newest complete segment, or at the start of a .partial one.
+// Since OnFile takes the complete files away, the spool gets a sparse
+// placeholder named o.Resume (no data, the size of a segment) before
+// pg_receivewal starts, so it continues right after it; a .partial segment
+// after it is streamed again from its start. The slot keeps the server
+// from removing that WAL meanwhile.
 func (e *Engine) StreamWAL(ctx context.Context, inst *rdsbackup.Instance, o WALStreamOptions) error {
 	if o.OnFile == nil || o.SpoolDir == "" {
 		return errors.New("StreamWAL needs a SpoolDir and an OnFile callback")
 	}
+	if o.Slot == "" {
+		o.Slot = SlotName(inst.ID)
+	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 500 * time.Millisecond
 	}
-	if o.RetryMin <= 0 {
-		o.RetryMin = time.Second
-	}
-	if o.RetryMax <= 0 {
-		o.RetryMax = 30 * time.Second
+	if o.PartialInterval <= 0 {
+		o.PartialInterval = 10 * time.Second
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -102,7 +121,7 @@ func (e *Engine) StreamWAL(ctx context.Context, inst *rdsbackup.Instance, o WALS
 	if err := os.Chmod(o.SpoolDir, 0o700); err != nil {
 		return err
 	}
-	st := &streamer{e: e, inst: inst, o: o, log: log, slot: SlotName(inst.ID)}
+	st := &streamer{e: e, inst: inst, o: o, log: log, slot: o.Slot, last: o.Resume}
 	if err := st.load(); err != nil {
 		return err
 	}
@@ -110,36 +129,17 @@ func (e *Engine) StreamWAL(ctx context.Context, inst *rdsbackup.Instance, o WALS
 		return err
 	}
 	defer st.s.close()
-
-	pause := o.RetryMin
-	for {
-		began := time.Now()
-		err := st.runOnce(ctx)
-		st.deliver(ctx)
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if err != nil {
-			log.Warn("pg_receivewal stopped; restarting it", "err", err, "in", pause)
-			if o.OnError != nil {
-				o.OnError(err)
-			}
-			if st.slotLost(err) {
-				st.resetAfterLoss(ctx)
-			}
-		}
-		if time.Since(began) > time.Minute {
-			pause = o.RetryMin
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(pause):
-		}
-		if pause *= 2; pause > o.RetryMax {
-			pause = o.RetryMax
-		}
+	if err := st.prepare(); err != nil {
+		return err
 	}
+	err := st.run(ctx)
+	if ctx.Err() != nil {
+		return nil
+	}
+	if st.slotLost(err) {
+		return st.lost(ctx, err)
+	}
+	return err
 }
 
 type streamer struct {
@@ -153,8 +153,13 @@ type streamer struct {
 	waldump string // pg_waldump of the server's major version
 	s       *session
 	state   spoolState
-	// described keeps the description of a file OnFile refused, so that
-	// offering it again does not run pg_waldump again.
+	last    string // the last segment delivered (or Resume)
+	hostID  string
+	// partial is the segment being written as last offered, and when.
+	partialName string
+	partialSize int64
+	partialAt   time.Time
+	// described keeps the description of a file OnFile refused.
 	described map[string]WALFile
 }
 
@@ -232,22 +237,21 @@ func (e *Engine) createSlot(ctx context.Context, c *conn, name string) error {
 	return nil
 }
 
-// runOnce runs pg_receivewal until it exits or ctx is done, delivering
-// complete files meanwhile.
-func (st *streamer) runOnce(ctx context.Context) error {
+// run runs pg_receivewal until it exits or ctx is done, delivering
+// complete files meanwhile; a delivery that fails ends it.
+func (st *streamer) run(ctx context.Context) error {
 	c, err := connect(ctx, st.inst.DSN, "")
 	if err != nil {
 		return err
 	}
-	err = st.e.createSlot(ctx, c, st.slot) // dropped by someone meanwhile
-	c.close()
-	if err != nil {
-		return err
-	}
+	defer c.close()
+	st.hostID = c.info(ctx, st.log).HostID
 	args := []string{"--directory=" + st.o.SpoolDir, "--slot=" + st.slot, "--no-loop", "--no-password", "--status-interval=1"}
 	if st.o.Synchronous {
 		args = append(args, "--synchronous")
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	child, err := st.e.start(ctx, st.s, st.receive, "", args, startOptions{})
 	if err != nil {
 		return err
@@ -259,12 +263,29 @@ func (st *streamer) runOnce(ctx context.Context) error {
 	for {
 		select {
 		case err := <-done:
+			// What it completed before exiting is delivered first.
+			if derr := st.deliver(ctx); derr != nil {
+				return derr
+			}
 			if err == nil {
 				err = errors.New("pg_receivewal exited")
 			}
 			return err
 		case <-tick.C:
-			st.deliver(ctx)
+			err := st.deliver(ctx)
+			if err == nil && st.o.OnPartial != nil {
+				// Not worth ending the stream for: the segment is
+				// delivered whole once complete.
+				if perr := st.offerPartial(ctx, c); perr != nil && ctx.Err() == nil {
+					st.log.Warn("offering the WAL segment being written", "err", perr)
+					st.partialAt = st.o.Now()
+				}
+			}
+			if err != nil {
+				cancel()
+				<-done
+				return err
+			}
 		}
 	}
 }
@@ -278,23 +299,100 @@ func (st *streamer) slotLost(err error) bool {
 	return errors.As(err, &te) && slotLostRE.MatchString(te.Stderr)
 }
 
-// resetAfterLoss starts the stream afresh when the server lost WAL that was
-// not received: the slot is made again and the spool emptied of what
-// pg_receivewal would resume from. The next segment does not follow the
-// last delivered one, and OnGap says so.
-func (st *streamer) resetAfterLoss(ctx context.Context) {
-	st.log.Warn("the server removed WAL that was not received: the log backup has a gap; starting the stream again from the server's current WAL", "slot", st.slot)
-	if err := st.e.DropSlot(ctx, st.inst, 10*time.Second); err != nil {
-		st.log.Warn("drop the lost replication slot", "err", err)
+// lost handles a server that no longer has the WAL the stream needs: the
+// gap after the last segment delivered is reported, the slot made again
+// (reserving WAL from now) and the spool emptied of what pg_receivewal
+// would resume from, so that the next run starts where the server is.
+func (st *streamer) lost(ctx context.Context, err error) error {
+	var te *ToolError
+	errors.As(err, &te)
+	reason := "the server removed WAL before it was received (replication slot " + st.slot + " lost or invalidated): " + strings.TrimSpace(te.Stderr)
+	st.log.Warn("the log backup has a gap; the stream starts again from the server's current WAL", "after", st.last, "reason", reason)
+	if st.o.OnGap != nil {
+		if gerr := st.o.OnGap(ctx, WALGap{After: st.last, Reason: reason}); gerr != nil {
+			return fmt.Errorf("record the gap after %s: %w", st.last, gerr)
+		}
+	}
+	st.state = spoolState{LostAfter: st.last, Lost: true}
+	if serr := st.save(); serr != nil {
+		return serr
+	}
+	if derr := st.e.dropSlot(ctx, st.inst, st.slot, 10*time.Second); derr != nil {
+		return derr
+	}
+	c, cerr := connect(ctx, st.inst.DSN, "")
+	if cerr != nil {
+		return cerr
+	}
+	defer c.close()
+	if cerr := st.e.createSlot(ctx, c, st.slot); cerr != nil {
+		return cerr
 	}
 	entries, _ := os.ReadDir(st.o.SpoolDir)
 	for _, ent := range entries {
-		// Complete segments not yet delivered stay: deliver goes on with
-		// them.
-		if n := ent.Name(); strings.HasSuffix(n, ".partial") || n == st.state.Segment {
+		if n := ent.Name(); strings.HasSuffix(n, ".partial") || segmentNameRE.MatchString(n) {
 			os.Remove(filepath.Join(st.o.SpoolDir, n))
 		}
 	}
+	return fmt.Errorf("WAL after %s was lost on the server (gap recorded): %w", st.last, err)
+}
+
+// prepare readies the spool for pg_receivewal: segments delivered already
+// are removed, and a placeholder for Resume makes it continue after it.
+func (st *streamer) prepare() error {
+	resume, hasResume := parseWALName(st.o.Resume, st.segSize)
+	if st.o.Resume != "" && !hasResume {
+		return fmt.Errorf("cannot resume after %q: not a WAL segment name", st.o.Resume)
+	}
+	if hasResume && resume.history {
+		return fmt.Errorf("cannot resume after %q: not a WAL segment", st.o.Resume)
+	}
+	if st.state.Lost && st.state.LostAfter == st.o.Resume {
+		// The gap after Resume is known: start where the server is.
+		hasResume = false
+	}
+	ahead := false // a file to resume from after Resume
+	entries, err := os.ReadDir(st.o.SpoolDir)
+	if err != nil {
+		return err
+	}
+	for _, ent := range entries {
+		n := strings.TrimSuffix(ent.Name(), ".partial")
+		wn, ok := parseWALName(n, st.segSize)
+		if !ok || wn.history {
+			continue
+		}
+		if n != ent.Name() {
+			// pg_receivewal zero-fills a new segment before writing to it;
+			// killed meanwhile, it leaves a short file it then refuses.
+			// It streams a partial segment again from its start anyway.
+			if fi, err := ent.Info(); err == nil && fi.Size() != 0 && fi.Size() != st.segSize {
+				st.log.Warn("removing a WAL segment left half zero-filled", "file", ent.Name(), "size", fi.Size())
+				os.Remove(filepath.Join(st.o.SpoolDir, ent.Name()))
+				continue
+			}
+		}
+		if hasResume && !after(wn, resume) {
+			os.Remove(filepath.Join(st.o.SpoolDir, ent.Name()))
+			continue
+		}
+		ahead = true
+	}
+	if hasResume && !ahead {
+		// Sparse: a name and a size for pg_receivewal, no data.
+		f, err := os.OpenFile(filepath.Join(st.o.SpoolDir, st.o.Resume), os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return fmt.Errorf("make the resume placeholder: %w", err)
+		}
+		err = f.Truncate(st.segSize)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("make the resume placeholder: %w", err)
+		}
+	}
+	return nil
 }
 
 // load reads the spool's state file.
@@ -346,14 +444,13 @@ func writeFileDurably(path string, b []byte) error {
 	return d.Sync()
 }
 
-// deliver offers the complete files of the spool not yet delivered to
-// OnFile, history files first, then segments in WAL order; it stops at the
-// first failure.
-func (st *streamer) deliver(ctx context.Context) {
+// deliver offers the complete files of the spool after the last one
+// delivered to OnFile, history files first, then segments in WAL order; it
+// stops at the first failure.
+func (st *streamer) deliver(ctx context.Context) error {
 	entries, err := os.ReadDir(st.o.SpoolDir)
 	if err != nil {
-		st.fail(fmt.Errorf("read the WAL spool: %w", err))
-		return
+		return fmt.Errorf("read the WAL spool: %w", err)
 	}
 	var hist []string
 	var segs []walName
@@ -365,9 +462,7 @@ func (st *streamer) deliver(ctx context.Context) {
 			continue
 		}
 		if wn.history {
-			if !contains(st.state.History, n) {
-				hist = append(hist, n)
-			}
+			hist = append(hist, n)
 			continue
 		}
 		segs = append(segs, wn)
@@ -375,54 +470,39 @@ func (st *streamer) deliver(ctx context.Context) {
 	}
 	sort.Strings(hist)
 	for _, n := range hist {
-		if !st.offer(ctx, n) {
-			return
-		}
-		st.state.History = append(st.state.History, n)
-		if err := st.save(); err != nil {
-			st.fail(fmt.Errorf("record the delivery of %s: %w", n, err))
-			return
+		if err := st.offer(ctx, n); err != nil {
+			return err
 		}
 	}
-	sort.Slice(segs, func(i, j int) bool {
-		if segs[i].segno != segs[j].segno {
-			return segs[i].segno < segs[j].segno
-		}
-		return segs[i].tli < segs[j].tli
-	})
-	last, hasLast := parseWALName(st.state.Segment, st.segSize)
+	sort.Slice(segs, func(i, j int) bool { return after(segs[j], segs[i]) })
+	last, hasLast := parseWALName(st.last, st.segSize)
 	for _, wn := range segs {
 		n := names[wn]
-		if hasLast && n != st.state.Segment && !after(wn, last) {
-			// Streamed again after a restart: delivered already.
-			os.Remove(filepath.Join(st.o.SpoolDir, n))
+		if hasLast && !after(wn, last) {
+			// The placeholder, or streamed again: delivered already. The
+			// placeholder stays until pg_receivewal is started again.
+			if n != st.o.Resume {
+				os.Remove(filepath.Join(st.o.SpoolDir, n))
+			}
 			continue
 		}
-		if n == st.state.Segment {
-			continue
+		if err := st.offer(ctx, n); err != nil {
+			return err
 		}
-		if hasLast && !follows(wn, last) && st.o.OnGap != nil {
-			st.o.OnGap(st.state.Segment, n)
-		}
-		if !st.offer(ctx, n) {
-			return
-		}
-		prev := st.state.Segment
-		st.state.Segment, last, hasLast = n, wn, true
-		if err := st.save(); err != nil {
-			st.fail(fmt.Errorf("record the delivery of %s: %w", n, err))
-			return
-		}
-		// The newest delivered segment stays, for pg_receivewal to resume
-		// after.
-		if prev != "" {
-			os.Remove(filepath.Join(st.o.SpoolDir, prev))
+		st.last, last, hasLast = n, wn, true
+		if st.state.Lost {
+			st.state = spoolState{}
+			if err := st.save(); err != nil {
+				return err
+			}
 		}
 	}
+	return nil
 }
 
-// offer describes a file and hands it to OnFile.
-func (st *streamer) offer(ctx context.Context, name string) bool {
+// offer describes a file, hands it to OnFile and removes what is left of
+// it.
+func (st *streamer) offer(ctx context.Context, name string) error {
 	f, ok := st.described[name]
 	var err error
 	if !ok {
@@ -430,22 +510,101 @@ func (st *streamer) offer(ctx context.Context, name string) bool {
 			st.described = map[string]WALFile{name: f}
 		}
 	}
-	if err == nil {
-		err = st.o.OnFile(ctx, f)
-	}
 	if err != nil {
-		st.fail(fmt.Errorf("deliver WAL file %s: %w", name, err))
-		return false
+		return fmt.Errorf("read WAL file %s: %w", name, err)
+	}
+	f.HostID = st.hostID
+	if err := st.o.OnFile(ctx, f); err != nil {
+		return fmt.Errorf("deliver WAL file %s: %w", name, err)
 	}
 	delete(st.described, name)
-	return true
+	os.Remove(f.Path)
+	return nil
 }
 
-func (st *streamer) fail(err error) {
-	st.log.Warn("WAL spool", "err", err)
-	if st.o.OnError != nil {
-		st.o.OnError(err)
+// offerPartial offers a copy of the segment being written, up to what the
+// server says pg_receivewal has written, when it grew and PartialInterval
+// has passed.
+func (st *streamer) offerPartial(ctx context.Context, c *conn) error {
+	name, path, ok := PartialWAL(st.o.SpoolDir)
+	if !ok || (name == st.partialName && st.o.Now().Sub(st.partialAt) < st.o.PartialInterval) {
+		return nil
 	}
+	wn, ok := parseWALName(name, st.segSize)
+	if !ok {
+		return nil
+	}
+	var written *string
+	err := c.QueryRow(ctx, `SELECT r.write_lsn::text FROM pg_catalog.pg_stat_replication r
+		JOIN pg_catalog.pg_replication_slots s ON s.active_pid = r.pid WHERE s.slot_name = $1`, st.slot).Scan(&written)
+	if err != nil || written == nil {
+		return nil // not streaming yet
+	}
+	lsn, err := ParseLSN(*written)
+	if err != nil {
+		return err
+	}
+	start := LSN(wn.segno * uint64(st.segSize))
+	if lsn <= start || lsn > start+LSN(st.segSize) {
+		return nil
+	}
+	size := int64(lsn - start)
+	if name == st.partialName && size == st.partialSize {
+		return nil
+	}
+	snap, err := os.MkdirTemp(st.o.SpoolDir, ".partial-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(snap)
+	// Two copies: the prefix for the sink, and one zero-filled to the
+	// segment size for pg_waldump, which reads whole pages.
+	padded := filepath.Join(snap, "padded")
+	if err := os.Mkdir(padded, 0o700); err != nil {
+		return err
+	}
+	for _, p := range []string{filepath.Join(snap, name), filepath.Join(padded, name)} {
+		if err := copyPrefix(path, p, size); err != nil {
+			return fmt.Errorf("copy the partial segment %s: %w", name, err)
+		}
+	}
+	if err := os.Truncate(filepath.Join(padded, name), st.segSize); err != nil {
+		return err
+	}
+	f, err := st.e.describeWALFile(ctx, st.waldump, padded, name, st.segSize, st.o.Now())
+	if err != nil {
+		return fmt.Errorf("read the partial segment %s: %w", name, err)
+	}
+	f.Path = filepath.Join(snap, name)
+	if f.Size, f.CRC64, err = fileSizeCRC(f.Path); err != nil {
+		return err
+	}
+	f.HostID = st.hostID
+	f.Partial = true
+	f.EndLSN = lsn
+	if err := st.o.OnPartial(ctx, f); err != nil {
+		return fmt.Errorf("deliver the partial segment %s: %w", name, err)
+	}
+	st.partialName, st.partialSize, st.partialAt = name, size, st.o.Now()
+	return nil
+}
+
+// copyPrefix copies the first n bytes of src to a new file dst.
+func copyPrefix(src, dst string, n int64) error {
+	in, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = io.CopyN(out, in, n)
+	if cerr := out.Close(); err == nil {
+		err = cerr
+	}
+	return err
 }
 
 // after reports whether segment a comes after b in the stream.
@@ -461,15 +620,6 @@ func follows(a, b walName) bool {
 		return a.segno == b.segno+1
 	}
 	return a.tli > b.tli && a.segno <= b.segno+1
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // PartialWAL returns the segment pg_receivewal is writing in the spool
