@@ -64,6 +64,13 @@ const (
 	ENoSuchKey        = "NoSuchKey"
 	EInvalidRange     = "InvalidRange"
 
+	// Point-in-time recovery (docs/pitr.md).
+	// EInvalidRestoreTime: RestoreTime is not yyyy-MM-ddTHH:mm:ssZ.
+	EInvalidRestoreTime = "InvalidRestoreTime.Format"
+	// EPITRNotCovered: no recovery window holds the restore time (outside
+	// the window, in a gap, log backup off); the message names the windows.
+	EPITRNotCovered = "InvalidRestoreTime.NotCovered"
+
 	// RAM.
 	EEntityNotExistUser       = "EntityNotExist.User"
 	EEntityNotExistPolicy     = "EntityNotExist.Policy"

@@ -52,6 +52,9 @@ var statusByCode = map[string]int{
 
 	rdsbackup.EBackupNotDeletable: http.StatusForbidden,
 
+	rdsbackup.EInvalidRestoreTime: http.StatusBadRequest,
+	rdsbackup.EPITRNotCovered:     http.StatusBadRequest,
+
 	rdsbackup.EMethodNotAllowed: http.StatusMethodNotAllowed,
 	rdsbackup.ENoSuchKey:        http.StatusNotFound,
 	rdsbackup.EInvalidRange:     http.StatusRequestedRangeNotSatisfiable,

@@ -65,6 +65,8 @@ var wantStatus = map[string]int{
 	rdsbackup.EMethodNotAllowed:         405,
 	rdsbackup.ENoSuchKey:                404,
 	rdsbackup.EInvalidRange:             416,
+	rdsbackup.EInvalidRestoreTime:       400,
+	rdsbackup.EPITRNotCovered:           400,
 }
 
 func TestHTTPStatus(t *testing.T) {
