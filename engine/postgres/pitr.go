@@ -12,6 +12,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -297,64 +298,78 @@ func (e *Engine) RestoreToTime(ctx context.Context, base io.Reader, dataDir stri
 		}
 		args = append(args, "-c", "config_file="+conf)
 	}
+	targetArgs := args
 	if !toEnd {
-		args = append(args, "-c", "recovery_target_time="+o.Target.UTC().Format("2006-01-02 15:04:05.999999")+"+00")
-	}
-	logPath := filepath.Join(work, "postgres.log")
-	logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	defer logFile.Close()
-	cmd := childproc.Command(context.Background(), server, args...)
-	cmd.Dir = dataDir
-	cmd.Env = childproc.Env("LC_MESSAGES=C")
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if asOwner {
-		runAs(cmd, uid, gid)
+		targetArgs = append(slices.Clone(args), "-c", "recovery_target_time="+o.Target.UTC().Format("2006-01-02 15:04:05.999999")+"+00")
 	}
 	log := e.logger().With("dir", dataDir)
 	log.Info("recovering to a time", "target", o.Target, "to_end", toEnd, "wal_files", n, "from", startSeg, "to", lastSeg)
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start postgres on the restored data directory: %w", err)
-	}
-	r := &RecoveredServer{DataDir: dataDir, SocketDir: work, Port: port, cmd: cmd, exited: make(chan struct{}), workDir: work}
-	go func() { cmd.Wait(); close(r.exited) }()
-	fail := func(err error) (*RecoveredServer, error) {
-		r.Stop()
-		return nil, err
-	}
-
 	waitCtx := ctx
 	if o.StartTimeout > 0 {
 		var cancel context.CancelFunc
 		waitCtx, cancel = context.WithTimeout(ctx, o.StartTimeout)
 		defer cancel()
 	}
-	var out string
-	for {
-		b, _ := os.ReadFile(logPath)
-		out = string(b)
-		if strings.Contains(out, "database system is ready to accept connections") {
-			break
+	launch := func(args []string, logName string) (*RecoveredServer, string, error) {
+		logPath := filepath.Join(work, logName)
+		logFile, err := os.OpenFile(logPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, "", err
 		}
-		select {
-		case <-r.exited:
+		defer logFile.Close()
+		cmd := childproc.Command(context.Background(), server, args...)
+		cmd.Dir = dataDir
+		cmd.Env = childproc.Env("LC_MESSAGES=C")
+		cmd.Stdout, cmd.Stderr = logFile, logFile
+		if asOwner {
+			runAs(cmd, uid, gid)
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, "", fmt.Errorf("start postgres on the restored data directory: %w", err)
+		}
+		r := &RecoveredServer{DataDir: dataDir, SocketDir: work, Port: port, cmd: cmd, exited: make(chan struct{}), workDir: work}
+		go func() { cmd.Wait(); close(r.exited) }()
+		for {
 			b, _ := os.ReadFile(logPath)
-			return fail(recoveryFailure(string(b), o.Target))
-		case <-waitCtx.Done():
-			return fail(fmt.Errorf("recovery of %s did not finish: %w\n%s", dataDir, waitCtx.Err(), lastLines(out, 20)))
-		case <-time.After(100 * time.Millisecond):
+			out := string(b)
+			if strings.Contains(out, "database system is ready to accept connections") {
+				return r, out, nil
+			}
+			select {
+			case <-r.exited:
+				b, _ := os.ReadFile(logPath)
+				return nil, string(b), recoveryFailure(string(b), o.Target)
+			case <-waitCtx.Done():
+				r.Stop()
+				return nil, out, fmt.Errorf("recovery of %s did not finish: %w\n%s", dataDir, waitCtx.Err(), lastLines(out, 20))
+			case <-time.After(100 * time.Millisecond):
+			}
 		}
+	}
+	r, out, err := launch(targetArgs, "postgres.log")
+	var re *RecoveryError
+	if errors.As(err, &re) && re.Reason == "wal-ends-before-target" && !o.Until.IsZero() && !o.Target.After(o.Until) && lastRestored(out) == lastSeg {
+		// Every file was replayed and none has a commit after the target,
+		// which the caller says the files reach: the same restore as
+		// replaying them all. The server stopped in recovery and goes on
+		// from its last restart point.
+		log.Info("no commit after the target in the WAL given; replaying all of it", "last_transaction", re.LastTransaction)
+		toEnd = true
+		r, out, err = launch(args, "postgres-to-end.log")
+	}
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*RecoveredServer, error) {
+		r.Stop()
+		return nil, err
 	}
 	r.Log = out
 	r.LastTransaction = lastTransaction(out)
 	if toEnd {
-		restored := restoredRE.FindAllStringSubmatch(out, -1)
-		if len(restored) == 0 || restored[len(restored)-1][1] != lastSeg {
-			got := "none"
-			if len(restored) > 0 {
-				got = restored[len(restored)-1][1]
+		if got := lastRestored(out); got != lastSeg {
+			if got == "" {
+				got = "none"
 			}
 			return fail(&RecoveryError{Reason: "failed", Log: lastLines(out, 20), LastTransaction: r.LastTransaction,
 				msg: fmt.Sprintf("recovery ended at WAL file %s, before the last one given (%s): the WAL has a gap or is damaged", got, lastSeg)})
@@ -392,6 +407,15 @@ func recoveryFailure(out string, target time.Time) error {
 		re.msg = "postgres stopped during recovery: " + re.Log
 	}
 	return re
+}
+
+// lastRestored is the last segment the server says it restored.
+func lastRestored(out string) string {
+	all := restoredRE.FindAllStringSubmatch(out, -1)
+	if len(all) == 0 {
+		return ""
+	}
+	return all[len(all)-1][1]
 }
 
 func lastTransaction(out string) time.Time {

@@ -23,6 +23,9 @@ type WALFile struct {
 	Path     string // where it is in the spool, while the callback runs
 	History  bool   // a timeline history file, not a segment
 	Timeline uint32
+	// Seq is the segment number (the LSN divided by the segment size,
+	// timeline left out); 0 for a history file.
+	Seq int64
 	// StartLSN and EndLSN bound the WAL the segment holds, [StartLSN,
 	// EndLSN); zero for a history file.
 	StartLSN, EndLSN LSN
@@ -136,11 +139,15 @@ var waldumpEndRE = regexp.MustCompile(`invalid record length|could not find file
 // formats differ between versions) on one segment in dir and returns the
 // earliest and latest commit/abort timestamps in it. ok is false when the
 // segment holds none.
-func (e *Engine) commitSpan(ctx context.Context, waldump, dir, name string) (begin, end time.Time, ok bool, err error) {
+func (e *Engine) commitSpan(ctx context.Context, waldump, dir, name string, until LSN) (begin, end time.Time, ok bool, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
 	s := &session{env: append(childEnv(nil, nil), "TZ=UTC")}
-	c, err := e.start(ctx, s, waldump, "of "+name, []string{"--path=" + dir, "--rmgr=Transaction", name, name}, startOptions{stdout: true})
+	args := []string{"--path=" + dir, "--rmgr=Transaction"}
+	if until != 0 {
+		args = append(args, "--end="+until.String())
+	}
+	c, err := e.start(ctx, s, waldump, "of "+name, append(args, name, name), startOptions{stdout: true})
 	if err != nil {
 		return begin, end, false, err
 	}
@@ -187,6 +194,9 @@ func (e *Engine) describeWALFile(ctx context.Context, waldump, dir, name string,
 		return WALFile{}, fmt.Errorf("%s is not a WAL file name", name)
 	}
 	f := WALFile{Name: name, Path: filepath.Join(dir, name), History: wn.history, Timeline: wn.tli, ReceivedAt: now}
+	if !wn.history {
+		f.Seq = int64(wn.segno)
+	}
 	var err error
 	if f.Size, f.CRC64, err = fileSizeCRC(f.Path); err != nil {
 		return f, err
@@ -197,7 +207,7 @@ func (e *Engine) describeWALFile(ctx context.Context, waldump, dir, name string,
 	}
 	f.StartLSN = LSN(wn.segno * uint64(segSize))
 	f.EndLSN = f.StartLSN + LSN(segSize)
-	begin, end, ok, err := e.commitSpan(ctx, waldump, dir, name)
+	begin, end, ok, err := e.commitSpan(ctx, waldump, dir, name, 0)
 	if err != nil {
 		return f, err
 	}

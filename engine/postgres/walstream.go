@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc64"
 	"io"
 	"io/fs"
 	"log/slog"
@@ -45,9 +46,9 @@ type WALStreamOptions struct {
 	// next run.
 	OnFile func(ctx context.Context, f WALFile) error
 	// OnPartial, when set, is offered the segment being written, at most
-	// every PartialInterval and when it grew: f.Path is a private copy of
-	// its first f.Size bytes (the WAL received so far), valid until
-	// OnPartial returns.
+	// every PartialInterval and when it grew: its first f.Size bytes (up
+	// to f.EndLSN, what pg_receivewal has written) are the WAL received so
+	// far; it reads no further, and only while it runs. f.CRC64 is theirs.
 	OnPartial func(ctx context.Context, f WALFile) error
 	// PartialInterval spaces the OnPartial calls; 0 means 10 s.
 	PartialInterval time.Duration
@@ -552,32 +553,32 @@ func (st *streamer) offerPartial(ctx context.Context, c *conn) error {
 	if name == st.partialName && size == st.partialSize {
 		return nil
 	}
+	// pg_waldump wants the segment's own name: a link to the file being
+	// written, read up to what was written.
 	snap, err := os.MkdirTemp(st.o.SpoolDir, ".partial-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(snap)
-	// Two copies: the prefix for the sink, and one zero-filled to the
-	// segment size for pg_waldump, which reads whole pages.
-	padded := filepath.Join(snap, "padded")
-	if err := os.Mkdir(padded, 0o700); err != nil {
+	abs, err := filepath.Abs(path)
+	if err != nil {
 		return err
 	}
-	for _, p := range []string{filepath.Join(snap, name), filepath.Join(padded, name)} {
-		if err := copyPrefix(path, p, size); err != nil {
-			return fmt.Errorf("copy the partial segment %s: %w", name, err)
-		}
-	}
-	if err := os.Truncate(filepath.Join(padded, name), st.segSize); err != nil {
+	if err := os.Symlink(abs, filepath.Join(snap, name)); err != nil {
 		return err
 	}
-	f, err := st.e.describeWALFile(ctx, st.waldump, padded, name, st.segSize, st.o.Now())
+	f := WALFile{Name: name, Path: path, Timeline: wn.tli, Seq: int64(wn.segno), StartLSN: start, ReceivedAt: st.o.Now()}
+	if f.Size, f.CRC64, err = prefixSizeCRC(path, size); err != nil {
+		return fmt.Errorf("read the partial segment %s: %w", name, err)
+	}
+	begin, end, ok, err := st.e.commitSpan(ctx, st.waldump, snap, name, lsn)
 	if err != nil {
 		return fmt.Errorf("read the partial segment %s: %w", name, err)
 	}
-	f.Path = filepath.Join(snap, name)
-	if f.Size, f.CRC64, err = fileSizeCRC(f.Path); err != nil {
-		return err
+	if ok {
+		f.BeginTime, f.EndTime, f.HasCommits = begin, end, true
+	} else {
+		f.BeginTime, f.EndTime = f.ReceivedAt, f.ReceivedAt
 	}
 	f.HostID = st.hostID
 	f.Partial = true
@@ -589,22 +590,16 @@ func (st *streamer) offerPartial(ctx context.Context, c *conn) error {
 	return nil
 }
 
-// copyPrefix copies the first n bytes of src to a new file dst.
-func copyPrefix(src, dst string, n int64) error {
-	in, err := os.Open(src)
+// prefixSizeCRC reads the CRC64 of the first n bytes of a file.
+func prefixSizeCRC(path string, n int64) (int64, uint64, error) {
+	f, err := os.Open(path)
 	if err != nil {
-		return err
+		return 0, 0, err
 	}
-	defer in.Close()
-	out, err := os.OpenFile(dst, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if err != nil {
-		return err
-	}
-	_, err = io.CopyN(out, in, n)
-	if cerr := out.Close(); err == nil {
-		err = cerr
-	}
-	return err
+	defer f.Close()
+	h := crc64.New(crcTable)
+	m, err := io.CopyN(h, f, n)
+	return m, h.Sum64(), err
 }
 
 // after reports whether segment a comes after b in the stream.
