@@ -20,7 +20,7 @@ import (
 	"github.com/rdsbackup/rdsbackup/engine/childproc"
 )
 
-// PITROptions say what RestoreToTime replays.
+// PITROptions say what RecoverToTime replays.
 type PITROptions struct {
 	// Target is the time to recover to: every transaction committed at or
 	// before it is there, none after. Zero: replay every file given (the
@@ -66,7 +66,7 @@ type RecoveryError struct {
 
 func (e *RecoveryError) Error() string { return e.msg }
 
-// RecoveredServer is the server RestoreToTime left running on the restored
+// RecoveredServer is the server RecoverToTime left running on the restored
 // data directory, reachable only through a socket in a private directory
 // (no TCP), where every local connection is trusted (the data directory's
 // own pg_hba.conf is not used while it runs).
@@ -122,7 +122,7 @@ var (
 	restoredRE         = regexp.MustCompile(`restored log file "([0-9A-F]{24})" from archive`)
 )
 
-// RestoreToTime restores a physical backup (the tar of the "instance"
+// RecoverToTime restores a physical backup (the tar of the "instance"
 // part, as RestorePhysical) into dataDir and replays WAL on it up to
 // o.Target, with the postgres server of the backup's major version (as the
 // owner of dataDir when running as root). The WAL files are copied first
@@ -136,9 +136,9 @@ var (
 // The server is left running for the caller to read from (for instance to
 // copy databases into another instance); Stop it when done. On error
 // nothing is left running, and dataDir holds what was restored so far.
-func (e *Engine) RestoreToTime(ctx context.Context, base io.Reader, dataDir string, o PITROptions) (*RecoveredServer, error) {
+func (e *Engine) RecoverToTime(ctx context.Context, base io.Reader, dataDir string, o PITROptions) (*RecoveredServer, error) {
 	if o.Open == nil {
-		return nil, errors.New("RestoreToTime needs an Open function for the WAL files")
+		return nil, errors.New("RecoverToTime needs an Open function for the WAL files")
 	}
 	if !o.Target.IsZero() && o.Target.Before(o.BaseConsistentTime) {
 		return nil, &RecoveryError{Reason: "target-before-backup",

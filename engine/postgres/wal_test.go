@@ -379,7 +379,7 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 
 	base := time.Unix(res.ConsistentTime, 0)
 	t.Run("to T", func(t *testing.T) {
-		r, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: target, Files: files, Open: store.open, BaseConsistentTime: base})
+		r, err := e.RecoverToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: target, Files: files, Open: store.open, BaseConsistentTime: base})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -415,7 +415,7 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 		}
 	})
 	t.Run("latest", func(t *testing.T) {
-		r, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Files: files, Open: store.open})
+		r, err := e.RecoverToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Files: files, Open: store.open})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -439,7 +439,7 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 			unknown[i].HasCommits = false
 		}
 		after := lastFile.EndTime.Add(500 * time.Millisecond)
-		r, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: after, Until: after.Add(time.Second), Files: unknown, Open: store.open})
+		r, err := e.RecoverToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: after, Until: after.Add(time.Second), Files: unknown, Open: store.open})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -452,7 +452,7 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 		if !partial.HasCommits || partial.EndTime.Before(lastFile.EndTime) {
 			t.Errorf("partial span %v–%v, commits %v", partial.BeginTime, partial.EndTime, partial.HasCommits)
 		}
-		r, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Files: append(slices.Clone(files), partial), Open: store.open})
+		r, err := e.RecoverToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Files: append(slices.Clone(files), partial), Open: store.open})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -467,7 +467,7 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 		short = short[:len(short)-1]
 	}
 	t.Run("beyond the WAL", func(t *testing.T) {
-		_, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: target.Add(time.Second), Files: short, Open: store.open})
+		_, err := e.RecoverToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: target.Add(time.Second), Files: short, Open: store.open})
 		var re *postgres.RecoveryError
 		if !errors.As(err, &re) || re.Reason != "wal-ends-before-target" || !strings.Contains(err.Error(), "ends before the target time") {
 			t.Fatalf("error %v, want the WAL to end before the target", err)
@@ -480,7 +480,7 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 		lying := slices.Clone(short)
 		lying[len(lying)-1].EndTime = target.Add(time.Hour)
 		lying[len(lying)-1].HasCommits = true
-		_, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: target.Add(time.Second), Files: lying, Open: store.open})
+		_, err := e.RecoverToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: target.Add(time.Second), Files: lying, Open: store.open})
 		var re *postgres.RecoveryError
 		if !errors.As(err, &re) || re.Reason != "wal-ends-before-target" || !strings.Contains(re.Log, "recovery ended before configured recovery target was reached") {
 			t.Fatalf("error %v, want PostgreSQL's report that the WAL ends before the target", err)
@@ -488,7 +488,7 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 		t.Log(err)
 	})
 	t.Run("before the backup", func(t *testing.T) {
-		_, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: base.Add(-time.Hour), Files: files, Open: store.open, BaseConsistentTime: base})
+		_, err := e.RecoverToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: base.Add(-time.Hour), Files: files, Open: store.open, BaseConsistentTime: base})
 		var re *postgres.RecoveryError
 		if !errors.As(err, &re) || re.Reason != "target-before-backup" {
 			t.Fatalf("error %v, want target-before-backup", err)
@@ -560,7 +560,7 @@ func TestWALStreamResumes(t *testing.T) {
 	if killed != 2 || failed == 0 {
 		t.Errorf("saw %d kills and %d store failures, want 2 and some", killed, failed)
 	}
-	r, err := e.RestoreToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Files: files, Open: store.open})
+	r, err := e.RecoverToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Files: files, Open: store.open})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -661,5 +661,162 @@ func TestWALSlot(t *testing.T) {
 	}
 	if err := e.DropSlot(ctx, in, "", time.Second); err != nil {
 		t.Errorf("dropping a missing slot: %v", err)
+	}
+}
+
+// portSink is a LogSink that keeps complete files, as the service's
+// uploader would.
+type portSink struct {
+	dir   string
+	mu    sync.Mutex
+	files []*rdsbackup.LogFile
+	gaps  []rdsbackup.LogGap
+}
+
+func (s *portSink) CompleteLog(ctx context.Context, f rdsbackup.SpooledLog) error {
+	if err := os.Rename(f.Path, filepath.Join(s.dir, f.Name)); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.files = append(s.files, &rdsbackup.LogFile{Name: f.Name, Kind: f.Kind, Seq: f.Seq, BeginTime: f.BeginTime, EndTime: f.EndTime,
+		Start: f.Start, End: f.End, RawSize: f.RawSize, HostID: f.HostID, Status: rdsbackup.LogCompleted})
+	return nil
+}
+
+func (s *portSink) PartialLog(ctx context.Context, f rdsbackup.SpooledLog) error { return nil }
+
+func (s *portSink) Gap(ctx context.Context, g rdsbackup.LogGap) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.gaps = append(s.gaps, g)
+	return nil
+}
+
+func (s *portSink) last() *rdsbackup.LogFile {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for i := len(s.files) - 1; i >= 0; i-- {
+		if s.files[i].Kind == rdsbackup.LogKindLog {
+			return s.files[i]
+		}
+	}
+	return nil
+}
+
+// untilNextSecond sleeps until 100 ms after the next whole second.
+func untilNextSecond() {
+	now := time.Now()
+	time.Sleep(now.Truncate(time.Second).Add(time.Second + 100*time.Millisecond).Sub(now))
+}
+
+// TestPointInTimeThroughPorts streams through StreamLogs and restores
+// through RestoreToTime, to a whole second, into an instance under new
+// names and into a data directory.
+func TestPointInTimeThroughPorts(t *testing.T) {
+	srv := enginetest.StartPostgres(t, enginetest.PostgresOptions{Password: "ports pw"})
+	e := newEngine(t)
+	ctx := ctxT(t, 3*time.Minute)
+	in := inst(srv.URL("postgres"))
+	if err := e.CheckLogSource(ctx, in); err != nil {
+		t.Fatal(err)
+	}
+	sink := &portSink{dir: t.TempDir()}
+	spec := rdsbackup.StreamSpec{SpoolDir: filepath.Join(t.TempDir(), "spool"), Slot: postgres.SlotName(in.ID)}
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for sctx.Err() == nil {
+			spec := spec
+			spec.Resume = sink.last()
+			if err := e.StreamLogs(sctx, in, spec, sink); err != nil {
+				t.Logf("StreamLogs: %v", err)
+			}
+			select {
+			case <-sctx.Done():
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	defer func() { cancel(); <-done }()
+
+	db := srv.NewDatabase(t)
+	sdb := srv.DB(t, db)
+	exec1(t, sdb, `CREATE TABLE items (id int PRIMARY KEY, v text)`)
+	parts := newSink(t)
+	res, err := e.Backup(ctx, in, rdsbackup.BackupRequest{Method: rdsbackup.MethodPhysical}, parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	untilNextSecond()
+	exec1(t, sdb, `INSERT INTO items VALUES (1, NULL)`)
+	untilNextSecond()
+	exec1(t, sdb, `INSERT INTO items VALUES (2, 'ü')`)
+	target := serverNow(t, sdb).Truncate(time.Second)
+	untilNextSecond()
+	exec1(t, sdb, `INSERT INTO items VALUES (3, 'after')`)
+	last := switchWAL(t, sdb)
+	for deadline := time.Now().Add(60 * time.Second); sink.last() == nil || sink.last().Name < last; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s not delivered", last)
+		}
+	}
+	cancel()
+	<-done
+	if len(sink.gaps) > 0 {
+		t.Errorf("gaps %+v", sink.gaps)
+	}
+	set := &rdsbackup.BackupSet{ID: 7, Method: rdsbackup.MethodPhysical, EndTime: time.Unix(res.ConsistentTime, 0),
+		Artifacts: []rdsbackup.Artifact{{Kind: rdsbackup.PartPhysical}}}
+	req := rdsbackup.PointInTimeRequest{
+		Source: in, Target: in, WorkDir: t.TempDir(), Set: set, Time: target, Logs: sink.files,
+		Databases: map[string]string{db: db + "_at_t"},
+		OpenPart:  func(ctx context.Context, a rdsbackup.Artifact) (io.ReadCloser, error) { return parts.open(t, 0), nil },
+		OpenLog: func(ctx context.Context, f *rdsbackup.LogFile) (io.ReadCloser, error) {
+			return os.Open(filepath.Join(sink.dir, f.Name))
+		},
+	}
+	t.Cleanup(func() { srv.DB(t, "postgres").Exec(`DROP DATABASE IF EXISTS "` + db + `_at_t"`) })
+	var percents []int
+	if err := e.RestoreToTime(ctx, req, func(p int) { percents = append(percents, p) }); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(t, srv.URL(db+"_at_t"), "items"); !slices.Equal(got, []int{1, 2}) {
+		t.Errorf("restored to %v under a new name: ids %v, want 1, 2", target, got)
+	}
+	if len(percents) == 0 || percents[len(percents)-1] != 100 {
+		t.Errorf("progress %v", percents)
+	}
+	// The name exists now: refused before anything is written.
+	req.WorkDir = t.TempDir()
+	err = e.RestoreToTime(ctx, req, nil)
+	var re *rdsbackup.Error
+	if !errors.As(err, &re) || re.Code != rdsbackup.ECONFLICT {
+		t.Errorf("restore onto an existing name: %v, want ECONFLICT", err)
+	}
+	// A logical set cannot be rolled forward.
+	logical := *set
+	logical.Method, logical.Artifacts = rdsbackup.MethodLogical, []rdsbackup.Artifact{{Kind: rdsbackup.PartDatabase, Database: db}}
+	req.Set, req.Databases = &logical, map[string]string{db: db + "_x"}
+	if err := e.RestoreToTime(ctx, req, nil); !errors.As(err, &re) || re.Code != rdsbackup.EUnsupportedMethod || !strings.Contains(err.Error(), "physical") {
+		t.Errorf("restore of a logical set to a time: %v", err)
+	}
+
+	// Into a data directory, as the CLI does; then start it.
+	req = rdsbackup.PointInTimeRequest{Source: in, DataDir: postgresDir(t), Set: set, Time: target, Logs: sink.files, OpenPart: req.OpenPart, OpenLog: req.OpenLog}
+	if err := e.RestoreToTime(ctx, req, nil); err != nil {
+		t.Fatal(err)
+	}
+	u := startOn(t, srv, req.DataDir)
+	if got := ids(t, strings.Replace(u, "/postgres?", "/"+db+"?", 1), "items"); !slices.Equal(got, []int{1, 2}) {
+		t.Errorf("restored into a data directory: ids %v, want 1, 2", got)
+	}
+	// Log backup turned off: the slot goes.
+	if err := e.DropLogSource(ctx, in, spec); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := e.Slot(ctx, in, spec.Slot); err != nil || st.Exists {
+		t.Errorf("slot after DropLogSource: %+v, %v", st, err)
 	}
 }
