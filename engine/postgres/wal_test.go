@@ -767,6 +767,20 @@ func TestPointInTimeThroughPorts(t *testing.T) {
 	if len(sink.gaps) > 0 {
 		t.Errorf("gaps %+v", sink.gaps)
 	}
+	// The set records where in the WAL it starts: a segment the stream
+	// delivered.
+	pos, ok := res.LogPositions["instance"]
+	lsn, err := postgres.ParseLSN(pos.LSN)
+	if !ok || err != nil || pos.Timeline != 1 || pos.File != postgres.SegmentOf(1, lsn, segSize) || pos.Offset != int64(lsn)%segSize ||
+		!slices.ContainsFunc(sink.files, func(f *rdsbackup.LogFile) bool { return f.Name == pos.File && f.Seq == int64(lsn)/segSize }) {
+		t.Errorf("set log position %+v (%v); delivered %v", pos, err, sink.files)
+	}
+	for _, f := range sink.files {
+		if f.Kind == rdsbackup.LogKindLog && (f.End.Offset != segSize || f.Start.File != f.Name || f.RawSize != segSize ||
+			f.BeginTime.Nanosecond() != 0 || f.EndTime.Nanosecond() != 0) {
+			t.Errorf("log file %+v", f)
+		}
+	}
 	set := &rdsbackup.BackupSet{ID: 7, Method: rdsbackup.MethodPhysical, EndTime: time.Unix(res.ConsistentTime, 0),
 		Artifacts: []rdsbackup.Artifact{{Kind: rdsbackup.PartPhysical}}}
 	req := rdsbackup.PointInTimeRequest{

@@ -172,11 +172,7 @@ func (st *streamer) setup(ctx context.Context) error {
 		return err
 	}
 	defer c.close()
-	var size, unit string
-	if err := c.QueryRow(ctx, `SELECT setting, coalesce(unit, '') FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size'`).Scan(&size, &unit); err != nil {
-		return c.redact.err(fmt.Errorf("read wal_segment_size: %w", err))
-	}
-	if st.segSize, err = settingBytes(size, unit); err != nil {
+	if st.segSize, err = c.walSegmentSize(ctx); err != nil {
 		return err
 	}
 	if st.receive, err = st.e.findTool(ctx, "pg_receivewal", c.version, false); err != nil {
@@ -190,6 +186,15 @@ func (st *streamer) setup(ctx context.Context) error {
 	}
 	st.s, err = st.e.newSession(c.params)
 	return err
+}
+
+// walSegmentSize reads the server's WAL segment size.
+func (c *conn) walSegmentSize(ctx context.Context) (int64, error) {
+	var size, unit string
+	if err := c.QueryRow(ctx, `SELECT setting, coalesce(unit, '') FROM pg_catalog.pg_settings WHERE name = 'wal_segment_size'`).Scan(&size, &unit); err != nil {
+		return 0, c.redact.err(fmt.Errorf("read wal_segment_size: %w", err))
+	}
+	return settingBytes(size, unit)
 }
 
 // settingBytes converts a pg_settings value in unit to bytes.
