@@ -600,6 +600,10 @@ func TestLogBackupPreconditions(t *testing.T) {
 		if !errors.As(err, &le) {
 			t.Errorf("StreamWAL: %v, want the same refusal", err)
 		}
+		var re *rdsbackup.Error
+		if err := e.CheckLogSource(ctx, inst(srv.URL("postgres"))); !errors.As(err, &re) || re.Code != rdsbackup.EINVALID || !strings.Contains(err.Error(), "wal_level") {
+			t.Errorf("CheckLogSource: %v, want EINVALID naming wal_level", err)
+		}
 	})
 	srv := enginetest.SharedPostgres(t)
 	admin := srv.DB(t, "postgres")
@@ -650,7 +654,7 @@ func TestWALSlot(t *testing.T) {
 	switchWAL(t, sdb)
 	exec1(t, sdb, `CREATE TABLE filler AS SELECT g FROM generate_series(1, 100000) g`)
 	st, err := e.Slot(ctx, in, "")
-	if err != nil || !st.Exists || st.RetainedBytes < 1<<20 || st.WALStatus == "" {
+	if err != nil || !st.Exists || st.Active || st.RetainedBytes < 1<<20 || st.WALStatus == "" {
 		t.Fatalf("slot after streaming stopped: %+v, %v; want it to hold WAL back", st, err)
 	}
 	if err := e.DropSlot(ctx, in, "", 10*time.Second); err != nil {
@@ -661,6 +665,22 @@ func TestWALSlot(t *testing.T) {
 	}
 	if err := e.DropSlot(ctx, in, "", time.Second); err != nil {
 		t.Errorf("dropping a missing slot: %v", err)
+	}
+
+	// Without a replication entry in pg_hba.conf the stream cannot start.
+	if err := os.WriteFile(filepath.Join(srv.DataDir, "pg_hba.conf"), []byte("local all all trust\nhost all all 127.0.0.1/32 trust\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	exec1(t, sdb, `SELECT pg_reload_conf()`)
+	time.Sleep(200 * time.Millisecond)
+	err = e.CheckLogBackup(ctx, in)
+	var le *postgres.LogBackupUnavailableError
+	if !errors.As(err, &le) || le.Setting != "pg_hba.conf replication entry" {
+		t.Errorf("without a replication entry: %v", err)
+	}
+	var re *rdsbackup.Error
+	if err := e.CheckLogSource(ctx, in); !errors.As(err, &re) || re.Code != rdsbackup.EINVALID || !strings.Contains(err.Error(), "pg_hba.conf") {
+		t.Errorf("CheckLogSource without a replication entry: %v", err)
 	}
 }
 
@@ -832,5 +852,63 @@ func TestPointInTimeThroughPorts(t *testing.T) {
 	}
 	if st, err := e.Slot(ctx, in, spec.Slot); err != nil || st.Exists {
 		t.Errorf("slot after DropLogSource: %+v, %v", st, err)
+	}
+}
+
+// TestWALSlotLost lets the server invalidate the slot while the stream is
+// stopped (max_slot_wal_keep_size): the next run reports the gap after the
+// last stored segment and the stream goes on from the server's WAL.
+func TestWALSlotLost(t *testing.T) {
+	srv := enginetest.StartPostgres(t, enginetest.PostgresOptions{Settings: map[string]string{"max_slot_wal_keep_size": "32MB", "wal_keep_size": "0"}})
+	e := newEngine(t)
+	ctx := ctxT(t, 2*time.Minute)
+	in := inst(srv.URL("postgres"))
+	store, spool, stop := streamWAL(t, e, in, false)
+	sdb := srv.DB(t, "postgres")
+	exec1(t, sdb, `CREATE TABLE items (id int)`)
+	before := switchWAL(t, sdb)
+	store.waitFor(t, before)
+	stop()
+	lastBefore := store.lastSegment()
+
+	for i := 0; i < 6; i++ {
+		exec1(t, sdb, fmt.Sprintf(`INSERT INTO items VALUES (%d)`, i))
+		switchWAL(t, sdb)
+	}
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		exec1(t, sdb, `CHECKPOINT`)
+		st, err := e.Slot(ctx, in, "")
+		if err == nil && st.WALStatus == "lost" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the slot was not invalidated: %+v, %v", st, err)
+		}
+	}
+
+	superviseWAL(t, e, in, store, spool, false)
+	exec1(t, sdb, `INSERT INTO items VALUES (100)`)
+	after := switchWAL(t, sdb)
+	store.waitFor(t, after)
+	store.mu.Lock()
+	gaps := slices.Clone(store.gaps)
+	store.mu.Unlock()
+	if len(gaps) != 1 || gaps[0].After != lastBefore || !strings.Contains(gaps[0].Reason, "removed WAL") {
+		t.Fatalf("gaps %+v, want one after %s", gaps, lastBefore)
+	}
+	t.Logf("gap: %+v; errors %v", gaps[0], store.errors())
+	files := store.list()
+	var next string
+	for _, f := range files {
+		if !f.History && f.Name > lastBefore {
+			next = f.Name
+			break
+		}
+	}
+	if next == "" || next[8:] <= postgres.SegmentOf(1, postgres.LSN((files[0].Seq+2)*segSize), segSize)[8:] {
+		t.Errorf("after the gap the stream went on at %q (last before: %s); delivered %v", next, lastBefore, names(files))
+	}
+	if st, err := e.Slot(ctx, in, ""); err != nil || !st.Exists || st.WALStatus == "lost" {
+		t.Errorf("slot after the gap: %+v, %v", st, err)
 	}
 }
