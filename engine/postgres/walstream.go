@@ -612,16 +612,6 @@ func after(a, b walName) bool {
 	return a.segno > b.segno || (a.segno == b.segno && a.tli > b.tli)
 }
 
-// follows reports whether segment a continues the stream right after b: the
-// next segment on the same timeline, or the first of a newer timeline,
-// which starts within the segment where the old one ended.
-func follows(a, b walName) bool {
-	if a.tli == b.tli {
-		return a.segno == b.segno+1
-	}
-	return a.tli > b.tli && a.segno <= b.segno+1
-}
-
 // PartialWAL returns the segment pg_receivewal is writing in the spool
 // (name without ".partial", and its path), for uploading the end of the
 // stream before the segment is complete. Its bytes after the last record
