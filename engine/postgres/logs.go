@@ -152,7 +152,7 @@ func (e *Engine) RestoreToTime(ctx context.Context, req rdsbackup.PointInTimeReq
 		}
 	}
 
-	o := PITROptions{BaseConsistentTime: req.Set.EndTime}
+	o := PITROptions{BaseConsistentTime: req.Set.EndTime, Progress: func(done, total int) { progress(5 + 60*done/total) }}
 	if !req.Time.IsZero() {
 		o.Target = req.Time.UTC().Truncate(time.Second).Add(time.Second - time.Microsecond)
 	}

@@ -47,6 +47,8 @@ type PITROptions struct {
 	Open func(ctx context.Context, f WALFile) (io.ReadCloser, error)
 	// StartTimeout bounds the recovery; 0 means no bound but ctx's.
 	StartTimeout time.Duration
+	// Progress, when set, is told how many of the files were copied.
+	Progress func(done, total int)
 }
 
 // RecoveryError is a time restore that did not reach its target.
@@ -218,7 +220,7 @@ func (e *Engine) RecoverToTime(ctx context.Context, base io.Reader, dataDir stri
 	// The files, and the decision to stop at the target or at the end.
 	var lastCommit time.Time
 	var lastSeg string
-	n := 0
+	var todo []WALFile
 	for _, f := range o.Files {
 		isSeg := segmentNameRE.MatchString(f.Name)
 		if !isSeg && !historyNameRE.MatchString(f.Name) {
@@ -227,16 +229,19 @@ func (e *Engine) RecoverToTime(ctx context.Context, base io.Reader, dataDir stri
 		if isSeg && f.Name[8:] < startSeg[8:] {
 			continue // before the base backup
 		}
-		if err := copyWALFile(ctx, o.Open, f, filepath.Join(walDir, f.Name), chown); err != nil {
-			return nil, err
-		}
-		n++
+		todo = append(todo, f)
 		if isSeg {
 			lastSeg = f.Name
 			if f.HasCommits && f.EndTime.After(lastCommit) {
 				lastCommit = f.EndTime
 			}
 		}
+	}
+	n := len(todo)
+	// Fetched a few at a time: the store's latency and the decompression
+	// overlap.
+	if err := copyWALFiles(ctx, o.Open, todo, walDir, chown, o.Progress); err != nil {
+		return nil, err
 	}
 	if lastSeg == "" || lastSeg[8:] < startSeg[8:] {
 		return nil, &RecoveryError{Reason: "wal-ends-before-target",
@@ -458,6 +463,55 @@ func lastLines(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
+}
+
+// fetchers is how many WAL files are fetched at once.
+const fetchers = 4
+
+// copyWALFiles copies files into dir, fetchers at a time.
+func copyWALFiles(ctx context.Context, open func(context.Context, WALFile) (io.ReadCloser, error), files []WALFile, dir string, chown func(string) error, progress func(done, total int)) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		mu    sync.Mutex
+		first error
+		done  int
+		wg    sync.WaitGroup
+	)
+	next := make(chan WALFile)
+	for range min(fetchers, len(files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for f := range next {
+				err := copyWALFile(ctx, open, f, filepath.Join(dir, f.Name), chown)
+				mu.Lock()
+				if err != nil && first == nil {
+					first = err
+					cancel()
+				}
+				done++
+				if err == nil && progress != nil {
+					progress(done, len(files))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+feed:
+	for _, f := range files {
+		select {
+		case next <- f:
+		case <-ctx.Done():
+			break feed
+		}
+	}
+	close(next)
+	wg.Wait()
+	if first == nil && ctx.Err() != nil {
+		first = ctx.Err()
+	}
+	return first
 }
 
 // copyWALFile copies one WAL file into the recovery's directory.

@@ -487,6 +487,22 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 		}
 		t.Log(err)
 	})
+	t.Run("a file cannot be fetched", func(t *testing.T) {
+		failing := func(ctx context.Context, f postgres.WALFile) (io.ReadCloser, error) {
+			if f.Name == mid {
+				return nil, errors.New("object store down")
+			}
+			return store.open(ctx, f)
+		}
+		dir := postgresDir(t)
+		_, err := e.RecoverToTime(ctx, sink.open(t, 0), dir, postgres.PITROptions{Target: target, Files: files, Open: failing})
+		if err == nil || !strings.Contains(err.Error(), "fetch WAL file "+mid) || !strings.Contains(err.Error(), "object store down") {
+			t.Fatalf("error %v, want the fetch failure", err)
+		}
+		if left, _ := filepath.Glob(filepath.Join(filepath.Dir(dir), ".rdsbackup-pitr-*")); len(left) > 0 {
+			t.Errorf("left behind: %v", left)
+		}
+	})
 	t.Run("before the backup", func(t *testing.T) {
 		_, err := e.RecoverToTime(ctx, sink.open(t, 0), postgresDir(t), postgres.PITROptions{Target: base.Add(-time.Hour), Files: files, Open: store.open, BaseConsistentTime: base})
 		var re *postgres.RecoveryError
