@@ -105,7 +105,10 @@ func (e *Engine) DropLogSource(ctx context.Context, inst *rdsbackup.Instance, sp
 // stopped), or into the server of req.Target: there the set is recovered
 // in a temporary server under req.WorkDir, and each database chosen is
 // copied (pg_dump | pg_restore, owned by the target's user) under its new
-// name, after checking that no name exists on the target.
+// name, after checking that no name exists on the target. Without
+// Databases every database of the recovered instance is copied under its
+// own name — the postgres database too, so a target that has one (every
+// PostgreSQL server has) needs Databases naming what to copy and how.
 //
 // Time is in whole seconds; every transaction committed before Time+1s is
 // restored.
@@ -129,7 +132,7 @@ func (e *Engine) RestoreToTime(ctx context.Context, req rdsbackup.PointInTimeReq
 	if req.Target == nil && req.DataDir == "" {
 		return errors.New("a restore to a time needs a target instance or a data directory")
 	}
-	if req.Target == nil && req.Databases != nil {
+	if req.Target == nil && len(req.Databases) > 0 {
 		return rdsbackup.Errorf(rdsbackup.EInvalidCombination, "A restore into a data directory restores the whole instance: databases cannot be chosen.")
 	}
 
@@ -144,8 +147,8 @@ func (e *Engine) RestoreToTime(ctx context.Context, req rdsbackup.PointInTimeReq
 		if targetDBs, err = e.Databases(ctx, req.Target); err != nil {
 			return err
 		}
-		copies = req.Databases
-		if copies != nil {
+		if len(req.Databases) > 0 {
+			copies = req.Databases
 			if err := checkNewNames(copies, targetDBs); err != nil {
 				return err
 			}
