@@ -363,6 +363,10 @@ func (st *streamer) prepare() error {
 		return err
 	}
 	for _, ent := range entries {
+		if strings.HasPrefix(ent.Name(), ".partial-") {
+			os.RemoveAll(filepath.Join(st.o.SpoolDir, ent.Name())) // left by a crash
+			continue
+		}
 		n := strings.TrimSuffix(ent.Name(), ".partial")
 		wn, ok := parseWALName(n, st.segSize)
 		if !ok || wn.history {
@@ -411,7 +415,9 @@ func (st *streamer) load() error {
 		return fmt.Errorf("read the WAL spool's state: %w", err)
 	}
 	if err := json.Unmarshal(b, &st.state); err != nil {
-		return fmt.Errorf("the WAL spool's state %s is damaged: %w", stateFile, err)
+		// It only spares a second report of a gap: not worth stopping for.
+		st.log.Warn("the WAL spool's state is damaged; ignoring it", "file", stateFile, "err", err)
+		st.state = spoolState{}
 	}
 	return nil
 }
