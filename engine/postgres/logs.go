@@ -52,7 +52,7 @@ func (e *Engine) StreamLogs(ctx context.Context, inst *rdsbackup.Instance, spec 
 	var resume *rdsbackup.LogFile
 	if spec.Resume != nil && spec.Resume.Kind == rdsbackup.LogKindLog {
 		resume = spec.Resume
-		o.Resume = resume.Name
+		o.Resume, o.ResumeTime = resume.Name, resume.EndTime
 	}
 	o.OnGap = func(ctx context.Context, g WALGap) error {
 		gap := rdsbackup.LogGap{InstanceID: inst.ID, Reason: g.Reason, DetectedAt: e.now()}

@@ -34,7 +34,10 @@ type WALFile struct {
 	// BeginTime and EndTime are the earliest and latest commit (or abort)
 	// timestamps of transactions in the segment, as pg_waldump reads them:
 	// the times recovery_target_time is compared with. A segment without
-	// any (HasCommits false) gets the time it was received for both.
+	// any (HasCommits false) gets, for both, the last commit time of the
+	// stream before it (or, for the first, when the stream began): no
+	// later segment can hold a commit older than that, whereas the time it
+	// was received can be after commits that follow it.
 	BeginTime, EndTime time.Time
 	HasCommits         bool
 	// ReceivedAt is when the streamer saw the file complete.
@@ -188,7 +191,9 @@ func (e *Engine) commitSpan(ctx context.Context, waldump, dir, name string, unti
 }
 
 // describeWALFile fills in a WALFile for the complete file dir/name.
-func (e *Engine) describeWALFile(ctx context.Context, waldump, dir, name string, segSize int64, now time.Time) (WALFile, error) {
+// A segment without transactions, and a history file, get quiet as their
+// time span.
+func (e *Engine) describeWALFile(ctx context.Context, waldump, dir, name string, segSize int64, now, quiet time.Time) (WALFile, error) {
 	wn, ok := parseWALName(name, segSize)
 	if !ok {
 		return WALFile{}, fmt.Errorf("%s is not a WAL file name", name)
@@ -202,7 +207,7 @@ func (e *Engine) describeWALFile(ctx context.Context, waldump, dir, name string,
 		return f, err
 	}
 	if wn.history {
-		f.BeginTime, f.EndTime = now, now
+		f.BeginTime, f.EndTime = quiet, quiet
 		return f, nil
 	}
 	f.StartLSN = LSN(wn.segno * uint64(segSize))
@@ -214,7 +219,7 @@ func (e *Engine) describeWALFile(ctx context.Context, waldump, dir, name string,
 	if ok {
 		f.BeginTime, f.EndTime, f.HasCommits = begin, end, true
 	} else {
-		f.BeginTime, f.EndTime = now, now
+		f.BeginTime, f.EndTime = quiet, quiet
 	}
 	return f, nil
 }

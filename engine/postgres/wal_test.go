@@ -299,7 +299,9 @@ func checkContiguous(t *testing.T, files []postgres.WALFile) {
 // reach.
 func TestWALStreamAndRestoreToTime(t *testing.T) {
 	const pw = "wal pw:@/%'\"$ x"
-	srv := enginetest.StartPostgres(t, enginetest.PostgresOptions{Password: pw})
+	// No autovacuum: its commits would land in the segment meant to have
+	// none.
+	srv := enginetest.StartPostgres(t, enginetest.PostgresOptions{Password: pw, Settings: map[string]string{"autovacuum": "off"}})
 	e := newEngine(t)
 	ctx := ctxT(t, 4*time.Minute)
 	in := inst(srv.URL("postgres"))
@@ -331,6 +333,11 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 	exec1(t, sdb, `DROP TABLE doomed`)
 	last := switchWAL(t, sdb)
 	store.waitFor(t, last)
+	// A segment without a transaction (a checkpoint only).
+	time.Sleep(1100 * time.Millisecond)
+	exec1(t, sdb, `CHECKPOINT`)
+	quiet := switchWAL(t, sdb)
+	store.waitFor(t, quiet)
 	// Rows in the segment being written reach the store as a partial copy.
 	exec1(t, sdb, `INSERT INTO items VALUES (10, 'partial', NULL)`, `INSERT INTO items VALUES (11, 'partial', NULL)`)
 	var lsnText string
@@ -360,13 +367,15 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 
 	// Time spans: the segment ending at mid holds the commits before the
 	// target, the last one those after.
-	var midFile, lastFile postgres.WALFile
+	var midFile, lastFile, quietFile postgres.WALFile
 	for _, f := range files {
 		switch f.Name {
 		case mid:
 			midFile = f
 		case last:
 			lastFile = f
+		case quiet:
+			quietFile = f
 		}
 		if !f.History && (f.BeginTime.After(f.EndTime) || f.BeginTime.IsZero()) {
 			t.Errorf("%s: span %v–%v", f.Name, f.BeginTime, f.EndTime)
@@ -375,6 +384,11 @@ func TestWALStreamAndRestoreToTime(t *testing.T) {
 	if !midFile.HasCommits || !midFile.EndTime.Before(target) || !lastFile.HasCommits || !lastFile.BeginTime.After(target) {
 		t.Errorf("spans: %s %v–%v (commits %v), %s %v–%v (commits %v); target %v", mid, midFile.BeginTime, midFile.EndTime, midFile.HasCommits,
 			last, lastFile.BeginTime, lastFile.EndTime, lastFile.HasCommits, target)
+	}
+
+	// Its span is the last commit before it, not when it was received.
+	if quietFile.HasCommits || !quietFile.BeginTime.Equal(lastFile.EndTime) || !quietFile.EndTime.Equal(lastFile.EndTime) || !quietFile.ReceivedAt.After(lastFile.EndTime.Add(time.Second)) {
+		t.Errorf("segment without commits %s: %+v; the one before ends at %v", quiet, quietFile, lastFile.EndTime)
 	}
 
 	base := time.Unix(res.ConsistentTime, 0)

@@ -32,8 +32,10 @@ type WALStreamOptions struct {
 	// SlotName(inst.ID).
 	Slot string
 	// Resume is the name of the last segment stored complete ("" when
-	// none): the stream goes on with the segment after it.
-	Resume string
+	// none): the stream goes on with the segment after it. ResumeTime is
+	// its EndTime (see WALFile.BeginTime); zero: when the run begins.
+	Resume     string
+	ResumeTime time.Time
 	// Synchronous runs pg_receivewal --synchronous: WAL is flushed and
 	// acknowledged at once rather than when a segment is complete, for a
 	// smaller loss on a crash of the machine, at the cost of more fsyncs.
@@ -60,8 +62,8 @@ type WALStreamOptions struct {
 	// PollInterval is how often the spool is looked at for complete files;
 	// 0 means 500 ms.
 	PollInterval time.Duration
-	// Now is the clock for the time span of segments without a
-	// transaction; nil means time.Now.
+	// Now is the clock (ReceivedAt, the start of a new stream); nil means
+	// time.Now.
 	Now func() time.Time
 }
 
@@ -122,7 +124,10 @@ func (e *Engine) StreamWAL(ctx context.Context, inst *rdsbackup.Instance, o WALS
 	if err := os.Chmod(o.SpoolDir, 0o700); err != nil {
 		return err
 	}
-	st := &streamer{e: e, inst: inst, o: o, log: log, slot: o.Slot, last: o.Resume}
+	st := &streamer{e: e, inst: inst, o: o, log: log, slot: o.Slot, last: o.Resume, lastTime: o.ResumeTime}
+	if st.lastTime.IsZero() {
+		st.lastTime = o.Now()
+	}
 	if err := st.load(); err != nil {
 		return err
 	}
@@ -156,6 +161,9 @@ type streamer struct {
 	state   spoolState
 	last    string // the last segment delivered (or Resume)
 	hostID  string
+	// lastTime is the last commit time of the stream so far: the time span
+	// of segments without a transaction.
+	lastTime time.Time
 	// partial is the segment being written as last offered, and when.
 	partialName string
 	partialSize int64
@@ -518,7 +526,7 @@ func (st *streamer) offer(ctx context.Context, name string) error {
 	f, ok := st.described[name]
 	var err error
 	if !ok {
-		if f, err = st.e.describeWALFile(ctx, st.waldump, st.o.SpoolDir, name, st.segSize, st.o.Now()); err == nil {
+		if f, err = st.e.describeWALFile(ctx, st.waldump, st.o.SpoolDir, name, st.segSize, st.o.Now(), st.lastTime); err == nil {
 			st.described = map[string]WALFile{name: f}
 		}
 	}
@@ -528,6 +536,9 @@ func (st *streamer) offer(ctx context.Context, name string) error {
 	f.HostID = st.hostID
 	if err := st.o.OnFile(ctx, f); err != nil {
 		return fmt.Errorf("deliver WAL file %s: %w", name, err)
+	}
+	if f.HasCommits && f.EndTime.After(st.lastTime) {
+		st.lastTime = f.EndTime
 	}
 	delete(st.described, name)
 	os.Remove(f.Path)
@@ -589,7 +600,7 @@ func (st *streamer) offerPartial(ctx context.Context, c *conn) error {
 	if ok {
 		f.BeginTime, f.EndTime, f.HasCommits = begin, end, true
 	} else {
-		f.BeginTime, f.EndTime = f.ReceivedAt, f.ReceivedAt
+		f.BeginTime, f.EndTime = st.lastTime, st.lastTime
 	}
 	f.HostID = st.hostID
 	f.Partial = true
