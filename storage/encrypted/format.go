@@ -134,7 +134,7 @@ func parseHeader(b []byte, objKeyHint string) (*header, error) {
 	if len(b) < p+objLen+wrapNonceSize+wrappedSize {
 		return nil, errNeedMore
 	}
-	h := &header{keyID: keyID, objectKey: string(b[p : p+objLen]), raw: b[:p+objLen:p+objLen]}
+	h := &header{keyID: keyID, objectKey: string(b[p : p+objLen]), raw: b[: p+objLen : p+objLen]}
 	p += objLen
 	h.nonce = b[p : p+wrapNonceSize : p+wrapNonceSize]
 	p += wrapNonceSize
