@@ -441,6 +441,10 @@ func (r *reader) Read(p []byte) (int, error) {
 
 func (r *reader) Close() error { return r.closer.Close() }
 
+// IsEncrypted reports whether an object starting with prefix (at least its
+// first 8 bytes) is in the encrypted format.
+func IsEncrypted(prefix []byte) bool { return hasMagic(prefix) }
+
 // Decrypt writes the plaintext of an encrypted object read whole from src
 // (a file downloaded from the bucket) to dst. It reads the object key from
 // the header; an object stored in the clear is copied unchanged.
