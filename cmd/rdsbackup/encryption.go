@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"os"
 
 	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/storage/encrypted"
@@ -17,7 +18,8 @@ const envEncryptionKeys = "RDSBACKUP_ENCRYPTION_KEYS"
 
 // encryptionSetting records, once per catalog, whether encryption is on
 // when the config does not say: "on" for an installation that had no
-// backup when this version first started, "off" for one that had.
+// backup when this version first started (or had encryption keys already),
+// "off" for one that had backups in the clear.
 const encryptionSetting = "encryption_default"
 
 // encryptStore wraps raw, the object store, in the encryption of
@@ -28,7 +30,7 @@ func (m *Main) encryptStore(ctx context.Context, cfg *Config, raw rdsbackup.Obje
 	on := false
 	if settings != nil {
 		var err error
-		if on, err = encryptionEnabled(ctx, cfg, raw, settings); err != nil {
+		if on, err = m.encryptionEnabled(ctx, cfg, raw, settings); err != nil {
 			return nil, err
 		}
 	}
@@ -54,7 +56,7 @@ func (m *Main) encryptStore(ctx context.Context, cfg *Config, raw rdsbackup.Obje
 
 // encryptionEnabled applies the config, or else the catalog's recorded
 // default, deciding it when there is none.
-func encryptionEnabled(ctx context.Context, cfg *Config, raw rdsbackup.ObjectStore, settings rdsbackup.SettingService) (bool, error) {
+func (m *Main) encryptionEnabled(ctx context.Context, cfg *Config, raw rdsbackup.ObjectStore, settings rdsbackup.SettingService) (bool, error) {
 	if e := cfg.Encryption.Enabled; e != nil {
 		return *e, nil
 	}
@@ -64,8 +66,10 @@ func encryptionEnabled(ctx context.Context, cfg *Config, raw rdsbackup.ObjectSto
 		if lerr != nil {
 			return false, fmt.Errorf("look for existing backups: %w", lerr)
 		}
+		// Keys already there mean encryption was on before this catalog
+		// (a catalog rebuilt on a new host from encrypted storage).
 		value := "on"
-		if len(objs) > 0 {
+		if len(objs) > 0 && !m.haveKeys(cfg) {
 			value = "off"
 		}
 		v, err = settings.CreateSetting(ctx, encryptionSetting, []byte(value))
@@ -74,6 +78,16 @@ func encryptionEnabled(ctx context.Context, cfg *Config, raw rdsbackup.ObjectSto
 		return false, fmt.Errorf("encryption default: %w", err)
 	}
 	return string(v) == "on", nil
+}
+
+// haveKeys reports whether keys are configured: the environment variable,
+// or a key file.
+func (m *Main) haveKeys(cfg *Config) bool {
+	if m.Getenv(envEncryptionKeys) != "" {
+		return true
+	}
+	_, err := os.Stat(cfg.Encryption.KeyFile)
+	return err == nil
 }
 
 // loadKeys returns the keyring: from the environment when set, else from
