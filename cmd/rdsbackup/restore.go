@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -246,9 +247,10 @@ func (m *Main) fetchVerified(ctx context.Context, url, file, want, workDir, keyF
 		if err != nil {
 			return "", 0, nil, fmt.Errorf("restore: %s: %s; nothing was restored", file, describeErr(err))
 		}
+		defer src.Close()
 		path, sum, n, cleanup, err := spool(src, workDir)
 		if err != nil {
-			return "", 0, nil, fmt.Errorf("restore: read %s: %w", file, err)
+			return "", 0, nil, fmt.Errorf("restore: read %s: %s; nothing was restored", file, describeErr(err))
 		}
 		if got := backup.FormatChecksum(sum); want != "" && got != want {
 			cleanup()
@@ -292,30 +294,21 @@ func (m *Main) fetchVerified(ctx context.Context, url, file, want, workDir, keyF
 
 // decryptFile returns f's content, decrypted when f is an object copied
 // from the storage in its encrypted form (a presigned S3 link serves those).
-// The key is checked here, before anything is spooled or restored.
-func (m *Main) decryptFile(f *os.File, keyFile string) (io.Reader, error) {
-	var prefix [8]byte
-	n, _ := io.ReadFull(f, prefix[:])
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
-	if !encrypted.IsEncrypted(prefix[:n]) {
-		return f, nil
+// f is read once, as a stream (it may be a pipe). A missing or wrong key
+// fails the spool, before anything is restored. Close stops the decryption.
+func (m *Main) decryptFile(f io.Reader, keyFile string) (io.ReadCloser, error) {
+	br := bufio.NewReader(f)
+	prefix, _ := br.Peek(8)
+	if !encrypted.IsEncrypted(prefix) {
+		return io.NopCloser(br), nil
 	}
 	keys, err := m.keysFor("", keyFile)
 	if err != nil {
 		return nil, err
 	}
-	// A first pass over the header only: a missing key fails now.
-	if _, err := encrypted.Decrypt(io.Discard, io.LimitReader(f, int64(encrypted.MaxHeaderSize+encrypted.ChunkSize+encrypted.Overhead+1)), keys); rdsbackup.ErrorCode(err) == rdsbackup.EEncryptionKeyUnavailable {
-		return nil, err
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		return nil, err
-	}
 	pr, pw := io.Pipe()
 	go func() {
-		_, err := encrypted.Decrypt(pw, f, keys)
+		_, err := encrypted.Decrypt(pw, br, keys)
 		pw.CloseWithError(err)
 	}()
 	return pr, nil
