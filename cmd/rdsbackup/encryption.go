@@ -2,11 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
 	"os"
+	"path"
 
 	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/storage/encrypted"
@@ -32,6 +34,16 @@ func (m *Main) encryptStore(ctx context.Context, cfg *Config, raw rdsbackup.Obje
 		var err error
 		if on, err = m.encryptionEnabled(ctx, cfg, raw, settings); err != nil {
 			return nil, err
+		}
+	}
+	if on && !m.haveKeys(cfg) {
+		// A lost key file must not be silently replaced by a new key while
+		// the storage holds backups that only the old one opens.
+		if id, err := encryptedBackupKey(ctx, raw); err != nil {
+			return nil, err
+		} else if id != "" {
+			return nil, fmt.Errorf("the storage holds backups encrypted with key %s, but the key file %s does not exist: "+
+				"put back the copy of the key file (or set %s); rdsbackup does not make a new key while it is missing", id, cfg.Encryption.KeyFile, envEncryptionKeys)
 		}
 	}
 	keys, created, err := m.loadKeys(cfg, on)
@@ -78,6 +90,33 @@ func (m *Main) encryptionEnabled(ctx context.Context, cfg *Config, raw rdsbackup
 		return false, fmt.Errorf("encryption default: %w", err)
 	}
 	return string(v) == "on", nil
+}
+
+// encryptedBackupKey returns the key id of an encrypted manifest in raw,
+// "" when there is none.
+func encryptedBackupKey(ctx context.Context, raw rdsbackup.ObjectStore) (string, error) {
+	objs, err := raw.List(ctx, "backups/")
+	if err != nil {
+		return "", fmt.Errorf("look for encrypted backups: %w", err)
+	}
+	probe := encrypted.New(raw, nil, false)
+	for _, o := range objs {
+		if path.Base(o.Key) != "manifest.json" {
+			continue
+		}
+		doc, err := probe.ObjectEncryption(ctx, o.Key)
+		if rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND {
+			continue
+		} else if err != nil {
+			return "", fmt.Errorf("look for encrypted backups: %w", err)
+		}
+		if doc != rdsbackup.NoEncryption {
+			var e struct{ KeyId string }
+			json.Unmarshal([]byte(doc), &e)
+			return e.KeyId, nil
+		}
+	}
+	return "", nil
 }
 
 // haveKeys reports whether keys are configured: the environment variable,
