@@ -168,6 +168,11 @@ func TestTamperingRefused(t *testing.T) {
 				t.Errorf("stat cut at %d: %v", cut, err)
 			}
 		}
+		// Still listed (with its stored size), and deleted.
+		f.setRaw(t, "k", b[:h+10])
+		if infos, err := f.store.List(t.Context(), ""); err != nil || len(infos) != 1 || infos[0].Size != int64(h+10) {
+			t.Fatalf("list of a damaged object: %+v %v", infos, err)
+		}
 		// Extended by a chunk's worth of garbage.
 		f.setRaw(t, "k", append(b, make([]byte, encrypted.ChunkSize+16)...))
 		refused(t, f.store, "k", rdsbackup.EObjectCorrupt, "extended")

@@ -217,7 +217,8 @@ func (s *Store) Delete(ctx context.Context, key string) error { return s.Inner.D
 // List lists the objects with their plaintext sizes: it reads the header of
 // each (a small ranged read), since only the header tells an encrypted
 // object from one stored in the clear. Objects deleted meanwhile are left
-// out.
+// out; a damaged one is listed with its stored size, so that it can still
+// be found and deleted.
 func (s *Store) List(ctx context.Context, prefix string) ([]rdsbackup.ObjectInfo, error) {
 	infos, err := s.Inner.List(ctx, prefix)
 	if err != nil {
@@ -226,9 +227,13 @@ func (s *Store) List(ctx context.Context, prefix string) ([]rdsbackup.ObjectInfo
 	out := infos[:0]
 	for _, info := range infos {
 		pi, err := s.plainInfo(ctx, info)
-		if rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND {
+		switch rdsbackup.ErrorCode(err) {
+		case rdsbackup.ENOTFOUND:
 			continue
-		} else if err != nil {
+		case rdsbackup.EObjectCorrupt:
+			pi, err = info, nil
+		}
+		if err != nil {
 			return nil, fmt.Errorf("list %q: %w", prefix, err)
 		}
 		out = append(out, pi)
