@@ -74,14 +74,18 @@ func (m *Main) encryptionEnabled(ctx context.Context, cfg *Config, raw rdsbackup
 	}
 	v, err := settings.FindSetting(ctx, encryptionSetting)
 	if rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND {
-		objs, lerr := raw.List(ctx, "backups/")
-		if lerr != nil {
-			return false, fmt.Errorf("look for existing backups: %w", lerr)
+		existing := false
+		for _, lerr := range raw.List(ctx, "backups/") {
+			if lerr != nil {
+				return false, fmt.Errorf("look for existing backups: %w", lerr)
+			}
+			existing = true
+			break
 		}
 		// Keys already there mean encryption was on before this catalog
 		// (a catalog rebuilt on a new host from encrypted storage).
 		value := "on"
-		if len(objs) > 0 && !m.haveKeys(cfg) {
+		if existing && !m.haveKeys(cfg) {
 			value = "off"
 		}
 		v, err = settings.CreateSetting(ctx, encryptionSetting, []byte(value))
@@ -95,12 +99,11 @@ func (m *Main) encryptionEnabled(ctx context.Context, cfg *Config, raw rdsbackup
 // encryptedBackupKey returns the key id of an encrypted manifest in raw,
 // "" when there is none.
 func encryptedBackupKey(ctx context.Context, raw rdsbackup.ObjectStore) (string, error) {
-	objs, err := raw.List(ctx, "backups/")
-	if err != nil {
-		return "", fmt.Errorf("look for encrypted backups: %w", err)
-	}
 	probe := encrypted.New(raw, nil, false)
-	for _, o := range objs {
+	for o, err := range raw.List(ctx, "backups/") {
+		if err != nil {
+			return "", fmt.Errorf("look for encrypted backups: %w", err)
+		}
 		if path.Base(o.Key) != "manifest.json" {
 			continue
 		}

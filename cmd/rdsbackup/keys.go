@@ -102,7 +102,9 @@ func (m *Main) rewrap(ctx context.Context, cfg *Config) error {
 	if !ok {
 		return fmt.Errorf("keys rewrap: %s", store.Keys.Source)
 	}
-	objs, err := store.Inner.List(ctx, "")
+	// Collected first: each rewrap replaces an object, which a listing in
+	// progress may or may not see again.
+	objs, err := rdsbackup.CollectObjects(store.Inner.List(ctx, ""))
 	if err != nil {
 		return err
 	}

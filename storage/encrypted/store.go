@@ -15,6 +15,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"iter"
 
 	"github.com/rdsbackup/rdsbackup"
 )
@@ -219,26 +220,29 @@ func (s *Store) Delete(ctx context.Context, key string) error { return s.Inner.D
 // object from one stored in the clear. Objects deleted meanwhile are left
 // out; a damaged one is listed with its stored size, so that it can still
 // be found and deleted.
-func (s *Store) List(ctx context.Context, prefix string) ([]rdsbackup.ObjectInfo, error) {
-	infos, err := s.Inner.List(ctx, prefix)
-	if err != nil {
-		return nil, err
-	}
-	out := infos[:0]
-	for _, info := range infos {
-		pi, err := s.plainInfo(ctx, info)
-		switch rdsbackup.ErrorCode(err) {
-		case rdsbackup.ENOTFOUND:
-			continue
-		case rdsbackup.EObjectCorrupt:
-			pi, err = info, nil
+func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[rdsbackup.ObjectInfo, error] {
+	return func(yield func(rdsbackup.ObjectInfo, error) bool) {
+		for info, err := range s.Inner.List(ctx, prefix) {
+			if err != nil {
+				yield(rdsbackup.ObjectInfo{}, err)
+				return
+			}
+			pi, err := s.plainInfo(ctx, info)
+			switch rdsbackup.ErrorCode(err) {
+			case rdsbackup.ENOTFOUND:
+				continue
+			case rdsbackup.EObjectCorrupt:
+				pi, err = info, nil
+			}
+			if err != nil {
+				yield(rdsbackup.ObjectInfo{}, fmt.Errorf("list %q: %w", prefix, err))
+				return
+			}
+			if !yield(pi, nil) {
+				return
+			}
 		}
-		if err != nil {
-			return nil, fmt.Errorf("list %q: %w", prefix, err)
-		}
-		out = append(out, pi)
 	}
-	return out, nil
 }
 
 // Open reads length plaintext bytes from offset (length < 0: to the end).
