@@ -168,8 +168,10 @@ type LogService interface {
 
 // SpooledLog is a log file in a streamer's spool directory.
 type SpooledLog struct {
-	// Path is the file in the spool; the sink reads it and deletes it
-	// once stored. Nothing else writes it after it is reported.
+	// Path is the file in the spool. CompleteLog takes the file: the sink
+	// moves it out of SpoolDir (into its own upload queue) before it
+	// returns, and the streamer never uses the path again. PartialLog only
+	// reads it.
 	Path string
 	// Name, Kind, Seq, times and positions as in LogFile. RawSize is the
 	// size of the complete events in Path; for a partial file the bytes
@@ -209,8 +211,8 @@ type LogSink interface {
 // StreamSpec says where and from where to stream.
 type StreamSpec struct {
 	// SpoolDir is the instance's own 0700 directory under dataDir. It
-	// survives restarts; files in it that were not reported complete are
-	// the streamer's to reuse or overwrite.
+	// survives restarts; every file in it is the streamer's (complete
+	// files were moved out by the sink), to reuse, overwrite or delete.
 	SpoolDir string
 	// Resume is the last file stored complete for the instance (nil:
 	// none). The streamer continues with the file after it; when that is
@@ -262,13 +264,17 @@ type PointInTimeRequest struct {
 	// OpenPart returns the decompressed bytes of one part of the set.
 	OpenPart func(ctx context.Context, a Artifact) (io.ReadCloser, error)
 	// Logs are the files to replay in Seq order: from the one holding the
-	// earliest position of the set to the first one whose EndTime is at
-	// or after Time (history files first). OpenLog returns a file's
+	// earliest position of the set to the first one whose EndTime is
+	// after Time (history files first). OpenLog returns a file's
 	// decompressed bytes, checked against its checksum.
 	Logs    []*LogFile
 	OpenLog func(ctx context.Context, f *LogFile) (io.ReadCloser, error)
-	// Time is the target: every transaction committed before it is
-	// restored, none at or after it. Zero means "the end of Logs".
+	// Time is the target, in whole seconds: every transaction committed
+	// at or before it (to the second) is restored, none after: MariaDB
+	// replays events stamped <= Time (--stop-datetime=Time+1s), PostgreSQL
+	// stops before the first commit at or after Time+1s
+	// (recovery_target_time=Time+1s, recovery_target_inclusive=false).
+	// Zero means "the end of Logs".
 	Time time.Time
 	// Databases maps the source databases to restore to their names on
 	// the target; nil restores every database of the set under its own
@@ -404,7 +410,7 @@ type PointInTimePlan struct {
 
 // PlanPointInTime chooses, for a restore to t, the newest usable set whose
 // base time is at or before t and the files from its earliest position up
-// to the first file ending at or after t, all in one continuous run. It
+// to the first file ending after t, all in one continuous run. It
 // returns an EPITRNotCovered error naming the windows when t is outside
 // every window (inside a gap, before the oldest set, after the last event).
 func PlanPointInTime(t time.Time, sets []*BackupSet, positions map[int64]map[string]LogPosition, files []*LogFile, gaps []*LogGap) (*PointInTimePlan, error) {
@@ -442,8 +448,8 @@ func PlanPointInTime(t time.Time, sets []*BackupSet, positions map[int64]map[str
 				continue
 			}
 			plan.Logs = append(plan.Logs, f)
-			if !f.EndTime.Before(t) {
-				break
+			if f.EndTime.After(t) {
+				break // the next file's events are all after t
 			}
 		}
 		return plan, nil
