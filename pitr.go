@@ -116,8 +116,10 @@ type LogGap struct {
 // order, oldest first.
 type LogFileFilter struct {
 	InstanceID string
-	StartTime  time.Time
-	EndTime    time.Time
+	// Name, when set, keeps the file of that name only.
+	Name      string
+	StartTime time.Time
+	EndTime   time.Time
 	// Statuses, when set, keeps those statuses only.
 	Statuses []LogFileStatus
 	Offset   int

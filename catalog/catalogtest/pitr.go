@@ -60,6 +60,9 @@ func testLogFiles(t *testing.T, c Catalog) {
 	if err != nil || total != 4 || len(got) != 2 || got[0].Seq != 2 {
 		t.Errorf("page: %v of %d, %v", got, total, err)
 	}
+	if got, total, err := c.FindLogFiles(ctx, rdsbackup.LogFileFilter{InstanceID: "rm-log1", Name: all[0].Name}); err != nil || total != 1 || len(got) != 1 || got[0].Seq != 3 {
+		t.Errorf("by name: %v of %d, %v", got, total, err)
+	}
 	if got, _, err := c.FindLogFiles(ctx, rdsbackup.LogFileFilter{InstanceID: "pgm-log"}); err != nil || len(got) != 1 || got[0].Kind != rdsbackup.LogKindHistory {
 		t.Errorf("history file: %v, %v", got, err)
 	}

@@ -102,6 +102,9 @@ func (db *DB) FindLogFiles(ctx context.Context, f rdsbackup.LogFileFilter) ([]*r
 	if f.InstanceID != "" {
 		where = append(where, "instance_id = "+a.add(f.InstanceID))
 	}
+	if f.Name != "" {
+		where = append(where, "name = "+a.add(f.Name))
+	}
 	if !f.StartTime.IsZero() {
 		where = append(where, "end_time >= "+a.add(f.StartTime.Unix()))
 	}

@@ -86,6 +86,9 @@ func (db *DB) FindLogFiles(ctx context.Context, f rdsbackup.LogFileFilter) ([]*r
 	if f.InstanceID != "" {
 		where, args = append(where, "instance_id = ?"), append(args, f.InstanceID)
 	}
+	if f.Name != "" {
+		where, args = append(where, "name = ?"), append(args, f.Name)
+	}
 	if !f.StartTime.IsZero() {
 		where, args = append(where, "end_time >= ?"), append(args, f.StartTime.Unix())
 	}

@@ -85,7 +85,10 @@ func (e *Engine) RestoreToTime(ctx context.Context, req rdsbackup.PointInTimeReq
 	if err != nil {
 		return err
 	}
-	plan, err := pitrDatabases(req)
+	// A set restored as it is (RecoveryDBInstance with BackupId) has no
+	// logs to replay.
+	replay := !req.Time.IsZero() || len(req.Logs) > 0
+	plan, err := pitrDatabases(req, replay)
 	if err != nil {
 		return err
 	}
@@ -137,6 +140,10 @@ func (e *Engine) RestoreToTime(ctx context.Context, req rdsbackup.PointInTimeReq
 		if err != nil {
 			return err
 		}
+		if !replay {
+			progress(10 + 90*(i+1)/len(plan))
+			continue
+		}
 		files := logsFrom(req.Logs, paths, d.pos.File)
 		if len(files) == 0 {
 			return fmt.Errorf("restore %s to a time: no log file holds its position %s:%d", d.source, d.pos.File, d.pos.Offset)
@@ -167,7 +174,7 @@ type pitrDB struct {
 
 // pitrDatabases lists the databases to restore with their dumps and
 // positions.
-func pitrDatabases(req rdsbackup.PointInTimeRequest) ([]pitrDB, error) {
+func pitrDatabases(req rdsbackup.PointInTimeRequest, replay bool) ([]pitrDB, error) {
 	parts := map[string]rdsbackup.Artifact{}
 	for _, a := range req.Set.Artifacts {
 		if a.Kind == rdsbackup.PartDatabase || a.Kind == "" {
@@ -196,7 +203,7 @@ func pitrDatabases(req rdsbackup.PointInTimeRequest) ([]pitrDB, error) {
 		}
 		seen[dst] = true
 		pos, ok := req.Positions[src]
-		if !ok || pos.File == "" {
+		if replay && (!ok || pos.File == "") {
 			return nil, rdsbackup.Errorf(rdsbackup.EPITRNotCovered,
 				"The backup set %d has no binary log position for %s (it was taken while the binary log was off): it cannot be rolled forward.", req.Set.ID, rdsbackup.QuoteValue(src))
 		}
