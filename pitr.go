@@ -200,8 +200,10 @@ type LogSink interface {
 	// again on the next run.
 	CompleteLog(ctx context.Context, f SpooledLog) error
 	// PartialLog offers the file being written, up to RawSize, so that
-	// the store is never far behind; the sink decides how often to store
-	// it (logs.uploadInterval) and may ignore the call.
+	// the store is never far behind: often (every second or so), also
+	// when it has not grown, because the sink stores it again once its
+	// last second is settled. The sink decides how often to store it
+	// (logs.uploadInterval) and may ignore the call.
 	PartialLog(ctx context.Context, f SpooledLog) error
 	// Gap reports events the streamer knows are lost (a file purged on
 	// the server before it was received, a WAL slot lost): the sink
@@ -345,6 +347,22 @@ func logRuns(files []*LogFile, gaps []*LogGap) []logRun {
 	return runs
 }
 
+// settleTime is how long after the second of its last event a file must
+// have been stored for that second to count as held whole: events of the
+// same second may still have been on their way.
+const settleTime = 2 * time.Second
+
+// end is the last second the run holds whole: the last event's, when the
+// newest file was stored at least settleTime after it (or when that is not
+// known), else the second before.
+func (r logRun) end() time.Time {
+	last := r.files[len(r.files)-1]
+	if last.CreatedAt.IsZero() || !last.CreatedAt.Before(last.EndTime.Add(settleTime)) {
+		return last.EndTime
+	}
+	return last.EndTime.Add(-time.Second)
+}
+
 // usableIn reports whether every position of a set lies in run, and
 // returns the lowest seq among them.
 func (r logRun) usableIn(positions map[string]LogPosition) (int64, bool) {
@@ -378,7 +396,7 @@ func usableSet(s *BackupSet) bool {
 func RecoveryWindows(sets []*BackupSet, positions map[int64]map[string]LogPosition, files []*LogFile, gaps []*LogGap) []RecoveryWindow {
 	var out []RecoveryWindow
 	for _, r := range logRuns(files, gaps) {
-		end := r.files[len(r.files)-1].EndTime
+		end := r.end()
 		var begin time.Time
 		for _, s := range sets {
 			if !usableSet(s) {
@@ -423,7 +441,7 @@ func PlanPointInTime(t time.Time, sets []*BackupSet, positions map[int64]map[str
 		}
 	}
 	for _, r := range logRuns(files, gaps) {
-		if t.After(r.files[len(r.files)-1].EndTime) {
+		if t.After(r.end()) {
 			continue
 		}
 		var best *BackupSet

@@ -86,6 +86,8 @@ type stream struct {
 
 	mu          sync.Mutex
 	lastPartial time.Time
+	partial     rdsbackup.SpooledLog // as last stored
+	settled     bool                 // stored 2 s or more after its last event
 	state       StreamState
 }
 
@@ -451,10 +453,16 @@ func (k *sink) CompleteLog(ctx context.Context, f rdsbackup.SpooledLog) error {
 
 // PartialLog stores the file being written at most every UploadInterval.
 // Failing to is not an error of the stream: the complete file follows.
+// A file that has not grown is stored again only while its last second
+// was not settled when it was stored (rdsbackup.RecoveryWindows).
 func (k *sink) PartialLog(ctx context.Context, f rdsbackup.SpooledLog) error {
 	now := k.s.Now()
 	k.st.mu.Lock()
-	due := now.Sub(k.st.lastPartial) >= k.s.UploadInterval
+	same := k.st.partial.Name == f.Name && k.st.partial.RawSize == f.RawSize
+	due := now.Sub(k.st.lastPartial) >= k.s.UploadInterval && !(same && k.st.settled)
+	if due && same && now.Before(f.EndTime.Add(2*time.Second)) {
+		due = false // storing it again now would not settle it either
+	}
 	if due {
 		k.st.lastPartial = now
 	}
@@ -462,9 +470,15 @@ func (k *sink) PartialLog(ctx context.Context, f rdsbackup.SpooledLog) error {
 	if !due {
 		return nil
 	}
-	if err := k.s.storePartial(ctx, k.st.inst.ID, f); err != nil && ctx.Err() == nil {
-		k.s.logger().Warn("store the log file being written", "instance", k.st.inst.ID, "file", f.Name, "err", err)
+	if err := k.s.storePartial(ctx, k.st.inst.ID, f); err != nil {
+		if ctx.Err() == nil {
+			k.s.logger().Warn("store the log file being written", "instance", k.st.inst.ID, "file", f.Name, "err", err)
+		}
+		return nil
 	}
+	k.st.mu.Lock()
+	k.st.partial, k.st.settled = f, !now.Before(f.EndTime.Add(2*time.Second))
+	k.st.mu.Unlock()
 	return nil
 }
 

@@ -353,7 +353,7 @@ func (e *Engine) StreamLogs(ctx context.Context, inst *rdsbackup.Instance, spec 
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	s := &spoolScanner{dir: spec.SpoolDir, host: info.HostID, sink: sink, reported: map[string]int64{}}
+	s := &spoolScanner{dir: spec.SpoolDir, host: info.HostID, sink: sink}
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
 	for {
@@ -407,7 +407,6 @@ type spoolScanner struct {
 	dir      string
 	host     string
 	sink     rdsbackup.LogSink
-	reported map[string]int64 // file being written → size last offered
 }
 
 func (s *spoolScanner) scan(ctx context.Context) error {
@@ -456,14 +455,12 @@ func (s *spoolScanner) scan(ctx context.Context) error {
 			if err := s.sink.CompleteLog(ctx, sl); err != nil {
 				return err
 			}
-			delete(s.reported, f.name)
 			continue
 		}
-		if s.reported[f.name] != info.Size {
-			if err := s.sink.PartialLog(ctx, sl); err != nil {
-				return err
-			}
-			s.reported[f.name] = info.Size
+		// Offered on every scan, grown or not: the sink stores it again
+		// once its last second is settled (see rdsbackup.LogSink).
+		if err := s.sink.PartialLog(ctx, sl); err != nil {
+			return err
 		}
 	}
 	return nil
