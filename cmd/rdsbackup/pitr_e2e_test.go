@@ -249,7 +249,9 @@ func TestPointInTimeRecoveryMariaDB(t *testing.T) {
 		{"unknown database", func(r *rds.RecoveryDBInstanceRequest) {
 			r.RestoreTime, r.DbNames = target.Format(pitrLayout), `{"nosuch":"x"}`
 		}, rdsbackup.EDBNameNotFound, 404},
-		{"bad DbNames", func(r *rds.RecoveryDBInstanceRequest) { r.RestoreTime, r.DbNames = target.Format(pitrLayout), `{"shop":` }, rdsbackup.EINVALID, 400},
+		{"bad DbNames", func(r *rds.RecoveryDBInstanceRequest) {
+			r.RestoreTime, r.DbNames = target.Format(pitrLayout), `{"shop":`
+		}, rdsbackup.EINVALID, 400},
 	}
 	for _, b := range bad {
 		_, err := c.RDS.RecoveryDBInstance(recoveryRequest("rm-src", "rm-dst", b.setup))

@@ -404,9 +404,9 @@ func clearSpool(dir string) error {
 
 // spoolScanner hands the spool's files to the sink.
 type spoolScanner struct {
-	dir      string
-	host     string
-	sink     rdsbackup.LogSink
+	dir  string
+	host string
+	sink rdsbackup.LogSink
 }
 
 func (s *spoolScanner) scan(ctx context.Context) error {
