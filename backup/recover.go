@@ -174,35 +174,6 @@ func (r *Recoverer) restore(ctx context.Context, job *rdsbackup.RecoveryJob, log
 	if err != nil {
 		return err
 	}
-	engine := r.Engines[src.Engine]
-	req := rdsbackup.PointInTimeRequest{Source: src, Target: dst, Time: job.RestoreTime, Databases: job.Databases}
-	if job.RestoreTime.IsZero() {
-		if req.Set, err = r.Catalog.FindBackupSet(ctx, job.BackupID); err != nil {
-			return err
-		}
-	} else {
-		plan, err := r.Plan(ctx, job.SourceID, job.RestoreTime)
-		if err != nil {
-			return err
-		}
-		req.Set, req.Positions, req.Logs = plan.Set, plan.Positions, plan.Logs
-		job.BackupID = plan.Set.ID
-	}
-	if err := os.MkdirAll(r.WorkDir, 0o700); err != nil {
-		return err
-	}
-	work, err := os.MkdirTemp(r.WorkDir, "recovery-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(work)
-	req.WorkDir = work
-	req.OpenPart = func(ctx context.Context, a rdsbackup.Artifact) (io.ReadCloser, error) {
-		return OpenChecked(ctx, r.Store, req.Set.ObjectKey, a.Offset, a.Length, a.Checksum)
-	}
-	req.OpenLog = func(ctx context.Context, f *rdsbackup.LogFile) (io.ReadCloser, error) {
-		return OpenChecked(ctx, r.Store, f.ObjectKey, 0, -1, f.Checksum)
-	}
 	last := time.Now()
 	progress := func(p int) {
 		if time.Since(last) < time.Second && p < 100 {
@@ -215,7 +186,64 @@ func (r *Recoverer) restore(ctx context.Context, job *rdsbackup.RecoveryJob, log
 		}
 	}
 	progress(1)
-	return engine.RestoreToTime(ctx, req, progress)
+	id, err := r.RestoreInto(ctx, Restore{Source: src, Target: dst, Time: job.RestoreTime, BackupID: job.BackupID, Databases: job.Databases}, progress)
+	job.BackupID = id
+	return err
+}
+
+// Restore says what RestoreInto restores, and where.
+type Restore struct {
+	Source *rdsbackup.Instance
+	// Target is the server to restore into; DataDir an empty directory
+	// instead (engines that restore physical sets there).
+	Target  *rdsbackup.Instance
+	DataDir string
+	// Time is the target time; zero restores the set BackupID as it is.
+	Time      time.Time
+	BackupID  int64
+	Databases map[string]string
+}
+
+// RestoreInto restores a set, or the set and logs a restore to a time
+// needs, with the source engine's PointInTimeRestorer, and returns the id
+// of the set restored. `rdsbackup restore --time` calls it directly.
+func (r *Recoverer) RestoreInto(ctx context.Context, rs Restore, progress func(int)) (int64, error) {
+	engine := r.Engines[rs.Source.Engine]
+	if engine == nil {
+		return 0, rdsbackup.Errorf(rdsbackup.EUnsupportedEngine, "Restores to a time are not supported for %s.", rs.Source.Engine)
+	}
+	req := rdsbackup.PointInTimeRequest{Source: rs.Source, Target: rs.Target, DataDir: rs.DataDir, Time: rs.Time, Databases: rs.Databases}
+	var err error
+	if rs.Time.IsZero() {
+		if req.Set, err = r.Catalog.FindBackupSet(ctx, rs.BackupID); err != nil {
+			return 0, err
+		}
+	} else {
+		plan, err := r.Plan(ctx, rs.Source.ID, rs.Time)
+		if err != nil {
+			return 0, err
+		}
+		req.Set, req.Positions, req.Logs = plan.Set, plan.Positions, plan.Logs
+	}
+	if err := os.MkdirAll(r.WorkDir, 0o700); err != nil {
+		return req.Set.ID, err
+	}
+	work, err := os.MkdirTemp(r.WorkDir, "recovery-")
+	if err != nil {
+		return req.Set.ID, err
+	}
+	defer os.RemoveAll(work)
+	req.WorkDir = work
+	req.OpenPart = func(ctx context.Context, a rdsbackup.Artifact) (io.ReadCloser, error) {
+		return OpenChecked(ctx, r.Store, req.Set.ObjectKey, a.Offset, a.Length, a.Checksum)
+	}
+	req.OpenLog = func(ctx context.Context, f *rdsbackup.LogFile) (io.ReadCloser, error) {
+		return OpenChecked(ctx, r.Store, f.ObjectKey, 0, -1, f.Checksum)
+	}
+	if progress == nil {
+		progress = func(int) {}
+	}
+	return req.Set.ID, engine.RestoreToTime(ctx, req, progress)
 }
 
 // OpenChecked returns the decompressed bytes of a zstd range of an object,

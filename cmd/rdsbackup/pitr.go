@@ -24,14 +24,11 @@ type pitrParts struct {
 func newPITR(bes map[rdsbackup.Engine]rdsbackup.BackupEngine, db rdsbackup.Catalog, store rdsbackup.ObjectStore, cfg *Config, logger *slog.Logger) *pitrParts {
 	p := &pitrParts{sources: map[rdsbackup.Engine]api.LogSource{}, listers: map[rdsbackup.Engine]api.DatabaseLister{}, catalog: db}
 	streamers := map[rdsbackup.Engine]rdsbackup.LogStreamer{}
-	restorers := map[rdsbackup.Engine]rdsbackup.PointInTimeRestorer{}
+	restorers := pitrEngines(bes)
 	for name, be := range bes {
 		p.listers[name] = be
 		if s, ok := be.(rdsbackup.LogStreamer); ok {
 			streamers[name], p.sources[name] = s, s
-		}
-		if r, ok := be.(rdsbackup.PointInTimeRestorer); ok {
-			restorers[name] = r
 		}
 	}
 	p.supervisor = logs.NewSupervisor(db, store, streamers, cfg.Path("logs"))
@@ -47,4 +44,15 @@ func (p *pitrParts) wire(srv *api.Server) {
 	srv.Recovery = p.recoverer
 	srv.LogSources, srv.TargetDatabases = p.sources, p.listers
 	srv.LogPolicyChanged = p.supervisor.Kick
+}
+
+// pitrEngines are the engines that restore to a time.
+func pitrEngines(bes map[rdsbackup.Engine]rdsbackup.BackupEngine) map[rdsbackup.Engine]rdsbackup.PointInTimeRestorer {
+	out := map[rdsbackup.Engine]rdsbackup.PointInTimeRestorer{}
+	for name, be := range bes {
+		if r, ok := be.(rdsbackup.PointInTimeRestorer); ok {
+			out[name] = r
+		}
+	}
+	return out
 }

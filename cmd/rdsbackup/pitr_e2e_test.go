@@ -11,6 +11,8 @@ import (
 	"database/sql"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -291,6 +293,32 @@ func TestPointInTimeRecoveryMariaDB(t *testing.T) {
 	}
 	if got := rowsOf(t, dst, "shop_at_t.t"); got != atTarget {
 		t.Errorf("shop at %s:\n%s\nwant\n%s", target.Format(pitrLayout), got, atTarget)
+	}
+
+	// The same from the CLI, beside the running service.
+	env := map[string]string{envTargetDSN: p.dst.DSN("")}
+	for k, v := range p.f.Env {
+		env[k] = v
+	}
+	getenv := testEnv(env)
+	var stderr syncBuffer
+	m := &Main{Stdout: io.Discard, Stderr: &stderr, Getenv: getenv}
+	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf("dataDir: %s\naccountId: \"1234567890\"\n%s", p.f.DataDir, p.f.YAML)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if code := m.Run(t.Context(), []string{"restore", "--work-dir", t.TempDir(), "--time", target.Format(pitrLayout),
+		"--instance", "rm-src", "--config", cfgFile, "--database", "shop", "--as", "shop_cli"}); code != exitOK {
+		t.Fatalf("restore --time: exit %d:\n%s", code, stderr.String())
+	}
+	if got := rowsOf(t, dst, "shop_cli.t"); got != atTarget {
+		t.Errorf("restore --time: shop_cli at %s:\n%s\nwant\n%s", target.Format(pitrLayout), got, atTarget)
+	}
+	stderr = syncBuffer{}
+	m = &Main{Stdout: io.Discard, Stderr: &stderr, Getenv: getenv}
+	if code := m.Run(t.Context(), []string{"restore", "--time", "2001-01-01T00:00:00Z", "--instance", "rm-src", "--config", cfgFile,
+		"--database", "shop", "--as", "shop_never"}); code == exitOK || !strings.Contains(stderr.String(), "can be restored to a time from") {
+		t.Errorf("restore --time outside the window: exit %d:\n%s", code, stderr.String())
 	}
 
 	// The latest time, after a burst: every committed row.
