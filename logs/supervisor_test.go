@@ -40,7 +40,9 @@ type fakeFile struct {
 	end     time.Time
 }
 
-func (f *fakeStreamer) CheckLogSource(ctx context.Context, inst *rdsbackup.Instance) error { return nil }
+func (f *fakeStreamer) CheckLogSource(ctx context.Context, inst *rdsbackup.Instance) error {
+	return nil
+}
 func (f *fakeStreamer) DropLogSource(ctx context.Context, inst *rdsbackup.Instance, spec rdsbackup.StreamSpec) error {
 	return nil
 }
