@@ -265,3 +265,71 @@ func TestStreamAndRestoreToTime(t *testing.T) {
 		t.Errorf("restore over existing databases: %v", err)
 	}
 }
+
+// TestStreamGapAfterPurge: binary logs purged on the server while the
+// stream was down are reported as a gap, and the stream goes on from the
+// oldest file the server still has.
+func TestStreamGapAfterPurge(t *testing.T) {
+	t.Parallel()
+	srv, inst := rowServer(t)
+	e := newEngine(t)
+	root := srv.DB(t, "")
+	spool := t.TempDir()
+	sink := &collectSink{dir: t.TempDir()}
+	run := func(resume *rdsbackup.LogFile) func() error {
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() {
+			done <- e.StreamLogs(ctx, inst, rdsbackup.StreamSpec{SpoolDir: spool, ServerID: 4000000002, Resume: resume}, sink)
+		}()
+		return func() error { cancel(); return <-done }
+	}
+	stop := run(nil)
+	mustExec(t, root, "CREATE DATABASE g", "CREATE TABLE g.t (id INT PRIMARY KEY)", "INSERT INTO g.t VALUES (1)", "FLUSH BINARY LOGS")
+	waitFor(t, "a complete file", func() bool { return len(sink.files()) >= 1 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	last := sink.files()[len(sink.files())-1]
+	mustExec(t, root, "INSERT INTO g.t VALUES (2)", "FLUSH BINARY LOGS", "INSERT INTO g.t VALUES (3)", "FLUSH BINARY LOGS")
+	var current string
+	var pos any
+	var a, b, c any
+	if err := root.QueryRow("SHOW MASTER STATUS").Scan(&current, &pos, &a, &b); err != nil {
+		if err := root.QueryRow("SHOW MASTER STATUS").Scan(&current, &pos, &a, &b, &c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The server keeps files a connected replica reads: wait until the
+	// killed stream's dump thread is gone.
+	waitFor(t, "the dump thread to end", func() bool {
+		var n int
+		root.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND LIKE 'Binlog Dump%'").Scan(&n)
+		return n == 0
+	})
+	// A file the storage engine has not checkpointed yet is kept: try
+	// until the purge takes.
+	waitFor(t, "the purge", func() bool {
+		mustExec(t, root, "PURGE BINARY LOGS TO '"+current+"'")
+		var first string
+		var size any
+		err := root.QueryRow("SHOW BINARY LOGS").Scan(&first, &size)
+		return err == nil && first == current
+	})
+	stop = run(&rdsbackup.LogFile{Name: last.Name, Seq: last.Seq, EndTime: last.EndTime})
+	mustExec(t, root, "INSERT INTO g.t VALUES (4)", "FLUSH BINARY LOGS")
+	waitFor(t, "a file after the gap", func() bool { return len(sink.files()) >= 2 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	sink.mu.Lock()
+	defer sink.mu.Unlock()
+	next := sink.complete[1]
+	if len(sink.gaps) != 1 || sink.gaps[0].AfterSeq != last.Seq || sink.gaps[0].BeforeSeq != next.Seq || next.Seq <= last.Seq+1 ||
+		!strings.Contains(sink.gaps[0].Reason, "removed from the server") {
+		t.Errorf("gaps %+v; files %s then %s", sink.gaps, last.Name, next.Name)
+	}
+	if next.Name != current {
+		t.Errorf("resumed at %s, want the oldest file left, %s", next.Name, current)
+	}
+}
