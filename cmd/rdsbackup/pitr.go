@@ -21,7 +21,7 @@ type pitrParts struct {
 	catalog    rdsbackup.Catalog
 }
 
-func newPITR(bes map[rdsbackup.Engine]rdsbackup.BackupEngine, db rdsbackup.Catalog, store rdsbackup.ObjectStore, cfg *Config, logger *slog.Logger) *pitrParts {
+func newPITR(bes map[rdsbackup.Engine]rdsbackup.BackupEngine, db rdsbackup.Catalog, store rdsbackup.ObjectStore, cfg *Config, logger *slog.Logger, met logs.Metrics) *pitrParts {
 	p := &pitrParts{sources: map[rdsbackup.Engine]api.LogSource{}, listers: map[rdsbackup.Engine]api.DatabaseLister{}, catalog: db}
 	streamers := map[rdsbackup.Engine]rdsbackup.LogStreamer{}
 	restorers := pitrEngines(bes)
@@ -35,6 +35,9 @@ func newPITR(bes map[rdsbackup.Engine]rdsbackup.BackupEngine, db rdsbackup.Catal
 	p.supervisor.Logger = logger
 	p.supervisor.UploadInterval = time.Duration(cfg.Logs.UploadInterval)
 	p.supervisor.Interval = time.Duration(cfg.Backups.TickInterval)
+	if met != nil {
+		p.supervisor.Metrics = met
+	}
 	p.recoverer = &backup.Recoverer{Catalog: db, Store: store, Engines: restorers, WorkDir: cfg.Path("tmp/recovery"), Logger: logger}
 	return p
 }

@@ -132,7 +132,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	srv.Policies, srv.Scheduling, srv.Deleter = db, auto, deleter
 
 	// Point-in-time recovery: log streams and restores into instances.
-	pitr := newPITR(bes, db, store, cfg, logger)
+	pitr := newPITR(bes, db, store, cfg, logger, met)
 	if err := pitr.recoverer.Recover(ctx); err != nil {
 		return fmt.Errorf("settle interrupted restores: %w", err)
 	}
