@@ -47,7 +47,6 @@ const (
 	EInvalidCombination     = "InvalidParameterCombination"
 	EInvalidBackupLocation  = "InvalidBackupSetLocation.Format"
 	EInstanceIdNotFound     = "InvalidDBInstanceId.NotFound"
-	EInstanceNotFound       = "InvalidDBInstance.NotFound"
 	EIncorrectInstanceState = "IncorrectDBInstanceState"
 
 	// Backups.

@@ -40,7 +40,6 @@ var statusByCode = map[string]int{
 	rdsbackup.EInvalidCombination:     http.StatusBadRequest,
 	rdsbackup.EInvalidBackupLocation:  http.StatusBadRequest,
 	rdsbackup.EInstanceIdNotFound:     http.StatusBadRequest, // sic, as documented
-	rdsbackup.EInstanceNotFound:       http.StatusNotFound,
 	rdsbackup.EIncorrectInstanceState: http.StatusForbidden,
 
 	rdsbackup.EInvalidPolicyDocument: http.StatusBadRequest,
