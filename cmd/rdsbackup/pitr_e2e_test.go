@@ -416,3 +416,58 @@ func checkBinlogFiles(t *testing.T, c *clients, inst string, from, to time.Time)
 	}
 	return resp.Items.BinLogFile
 }
+
+// TestRecoveryDBInstanceRAM: RecoveryDBInstance needs the action on the
+// source and on the target; DescribeBinlogFiles and
+// DescribeLocalAvailableRecoveryTime are checked on their instance.
+func TestRecoveryDBInstanceRAM(t *testing.T) {
+	t.Parallel()
+	s := startService(t, t.TempDir(), instancesYAML("rm-ra", "rm-rb"), testEnv(nil))
+	root := rootClients(t, s)
+	const arn = "acs:rds:*:1234567890:dbinstance/"
+	createPolicy(t, root, "source-only", `{"Version":"1","Statement":[{"Effect":"Allow","Action":["rds:RecoveryDBInstance","rds:DescribeBinlogFiles"],"Resource":"`+arn+`rm-ra"}]}`)
+	createPolicy(t, root, "both", `{"Version":"1","Statement":[{"Effect":"Allow","Action":"rds:RecoveryDBInstance","Resource":["`+arn+`rm-ra","`+arn+`rm-rb"]}]}`)
+	ak1, sk1 := createUserWithKey(t, root, "src-only")
+	attachPolicy(t, root, "source-only", "Custom", "src-only")
+	ak2, sk2 := createUserWithKey(t, root, "both")
+	attachPolicy(t, root, "both", "Custom", "both")
+	one, two := newClients(t, s.Addr, ak1, sk1), newClients(t, s.Addr, ak2, sk2)
+
+	req := func() *rds.RecoveryDBInstanceRequest {
+		return recoveryRequest("rm-ra", "rm-rb", func(r *rds.RecoveryDBInstanceRequest) { r.BackupId = "424242" })
+	}
+	_, err := one.RDS.RecoveryDBInstance(req())
+	wantServerError(t, err, rdsbackup.EForbiddenRAM, 403)
+	// Allowed on both: on to the handler, which finds no such set.
+	_, err = two.RDS.RecoveryDBInstance(req())
+	wantServerError(t, err, rdsbackup.EBackupNotFound, 404)
+
+	bl := rds.CreateDescribeBinlogFilesRequest()
+	bl.DBInstanceId, bl.StartTime, bl.EndTime = "rm-ra", "2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"
+	resp, err := one.RDS.DescribeBinlogFiles(bl)
+	if err != nil || resp.TotalRecordCount != 0 || len(resp.Items.BinLogFile) != 0 {
+		t.Errorf("DescribeBinlogFiles without logs: %+v, %v", resp, err)
+	}
+	bl.DBInstanceId = "rm-rb"
+	_, err = one.RDS.DescribeBinlogFiles(bl)
+	wantServerError(t, err, rdsbackup.EForbiddenRAM, 403)
+	bl.DBInstanceId, bl.PageSize = "rm-ra", requests.NewInteger(20)
+	_, err = one.RDS.DescribeBinlogFiles(bl)
+	wantServerError(t, err, rdsbackup.EInvalidPageSize, 403)
+	bl.PageSize, bl.EndTime = requests.NewInteger(30), "2025-01-01T00:00:00Z"
+	_, err = one.RDS.DescribeBinlogFiles(bl)
+	wantServerError(t, err, rdsbackup.EInvalidCombination, 400)
+	bl.EndTime = "2026-01-02"
+	_, err = one.RDS.DescribeBinlogFiles(bl)
+	wantServerError(t, err, rdsbackup.EInvalidEndTime, 400)
+
+	// No window without log backup: empty times, and a restore to a time
+	// is refused naming that.
+	if b, e := recoveryWindow(t, root, "rm-ra"); b != "" || e != "" {
+		t.Errorf("window without log backup: %q %q", b, e)
+	}
+	_, err = root.RDS.RecoveryDBInstance(recoveryRequest("rm-ra", "rm-rb", func(r *rds.RecoveryDBInstanceRequest) { r.RestoreTime = "2026-01-01T00:00:00Z" }))
+	if se := wantServerError(t, err, rdsbackup.EPITRNotCovered, 400); !strings.Contains(se.Message(), "no recovery window") {
+		t.Errorf("message: %s", se.Message())
+	}
+}
