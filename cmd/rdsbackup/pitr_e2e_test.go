@@ -471,3 +471,104 @@ func TestRecoveryDBInstanceRAM(t *testing.T) {
 		t.Errorf("message: %s", se.Message())
 	}
 }
+
+// TestLogStreamServiceKilled: rdsbackup, run as a child process with log
+// backup on from its config, is SIGKILLed while rows are being written and
+// started again: the stream resumes without a missing or a duplicated
+// event, which a restore to the latest time proves (a duplicated insert
+// would fail the replay on its primary key, a missing one the comparison).
+func TestLogStreamServiceKilled(t *testing.T) {
+	t.Parallel()
+	src := enginetest.StartMariaDB(t, enginetest.MariaDBOptions{ServerID: 4, LogBin: true, RootPassword: "ksrc-pw", Args: []string{"--binlog-format=ROW"}})
+	dst := enginetest.StartMariaDB(t, enginetest.MariaDBOptions{RootPassword: "kdst-pw"})
+	bin := buildRdsbackup(t)
+	dataDir := t.TempDir()
+	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
+dataDir: %s
+accountId: "1234567890"
+backups:
+  schedule: false
+  tickInterval: 200ms
+logs:
+  uploadInterval: 1s
+instances:
+  - id: rm-ksrc
+    engine: MariaDB
+    dsn: "${KSRC}"
+    backupPolicy:
+      enableBackupLog: true
+      logBackupRetentionPeriod: 7
+  - id: rm-kdst
+    engine: MariaDB
+    dsn: "${KDST}"
+`, dataDir)
+	config := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(config, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"KSRC": src.DSN(""), "KDST": dst.DSN("")}
+	p := startServeProcess(t, bin, config, env)
+	c := p.clients(t)
+	if pol := describePolicy(t, c, "rm-ksrc"); pol.EnableBackupLog != "1" {
+		t.Fatalf("log backup from the config: %+v", pol)
+	}
+	db := src.DB(t, "")
+	sqlExec(t, db, "CREATE DATABASE k", "CREATE TABLE k.t (id INT PRIMARY KEY, v VARCHAR(20))", "INSERT INTO k.t VALUES (0, 'base')")
+	waitBinlogFiles(t, c, "rm-ksrc", 1)
+	id := createBackup(t, c, "rm-ksrc", "Logical", nil)
+	waitFinished(t, c, "rm-ksrc", id)
+
+	// Rows keep coming, with rotations, across the kill and the restart.
+	stop := make(chan struct{})
+	written := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stop:
+				written <- n
+				return
+			default:
+			}
+			n++
+			if _, err := db.Exec("INSERT INTO k.t VALUES (?, 'row')", n); err != nil {
+				t.Errorf("insert %d: %v", n, err)
+				written <- n - 1
+				return
+			}
+			if n%40 == 0 {
+				db.Exec("FLUSH BINARY LOGS")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}()
+	time.Sleep(1500 * time.Millisecond)
+	p.kill()
+	time.Sleep(700 * time.Millisecond)
+	p = startServeProcess(t, bin, config, env)
+	c = p.clients(t)
+	time.Sleep(1500 * time.Millisecond)
+	close(stop)
+	n := <-written
+	sqlExec(t, db, "FLUSH BINARY LOGS")
+	last := time.Now().UTC().Truncate(time.Second)
+	_, end := waitWindowEnd(t, c, "rm-ksrc", last)
+
+	rr, err := c.RDS.RecoveryDBInstance(recoveryRequest("rm-ksrc", "rm-kdst", func(r *rds.RecoveryDBInstanceRequest) {
+		r.RestoreTime, r.DbNames = end.Format(pitrLayout), "k"
+	}))
+	if err != nil {
+		t.Fatalf("RecoveryDBInstance: %v", err)
+	}
+	if j := waitRecovery(t, c, "rm-kdst", rr.OrderId); j.BackupStatus != "Finished" {
+		t.Fatalf("restore after the kill: %+v", j)
+	}
+	var count, maxID int
+	if err := dst.DB(t, "").QueryRow("SELECT COUNT(*), MAX(id) FROM k.t").Scan(&count, &maxID); err != nil {
+		t.Fatal(err)
+	}
+	if count != n+1 || maxID != n {
+		t.Errorf("restored %d rows up to id %d; %d were written (ids 0-%d)", count, maxID, n+1, n)
+	}
+	t.Logf("%d rows written across the kill", n)
+}
