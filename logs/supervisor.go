@@ -251,6 +251,17 @@ func (s *Supervisor) start(ctx context.Context, inst *rdsbackup.Instance) {
 	go func() {
 		defer s.wg.Done()
 		defer close(st.done)
+		log := s.logger().With("instance", inst.ID)
+		for _, d := range []string{filepath.Join(s.instDir(inst.ID), "stream"), s.readyDir(inst.ID)} {
+			if err := os.MkdirAll(d, 0o700); err != nil {
+				log.Error("log streaming: create spool", "err", err)
+				return
+			}
+		}
+		if err := s.cleanQueue(inst.ID); err != nil {
+			log.Error("log streaming: clean the upload queue", "err", err)
+			return
+		}
 		var up sync.WaitGroup
 		up.Add(1)
 		go func() { defer up.Done(); s.uploader(sctx, st) }()
@@ -269,12 +280,6 @@ func (st *stream) setState(f func(*StreamState)) {
 // done, resuming after the newest file stored or queued.
 func (s *Supervisor) runStream(ctx context.Context, st *stream) {
 	log := s.logger().With("instance", st.inst.ID)
-	for _, d := range []string{filepath.Join(s.instDir(st.inst.ID), "stream"), s.readyDir(st.inst.ID)} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			log.Error("log streaming: create spool", "err", err)
-			return
-		}
-	}
 	failures := 0
 	for ctx.Err() == nil {
 		started := s.Now()
@@ -371,8 +376,9 @@ func (q *queuedLog) logFile(instanceID string) *rdsbackup.LogFile {
 }
 
 // queued lists the files waiting in ready/, in Seq order (history files
-// first). A description without its file is removed: its move did not
-// happen, and the file is still (or again) the streamer's.
+// first). A description without its file is skipped: CompleteLog writes
+// the description before it moves the file in (cleanQueue removes those a
+// crash left, before the stream starts).
 func (s *Supervisor) queued(instanceID string) ([]*queuedLog, error) {
 	dir := s.readyDir(instanceID)
 	entries, err := os.ReadDir(dir)
@@ -393,12 +399,10 @@ func (s *Supervisor) queued(instanceID string) ([]*queuedLog, error) {
 		}
 		var q queuedLog
 		if err := json.Unmarshal(buf, &q.SpooledLog); err != nil || q.Name != name {
-			os.Remove(filepath.Join(dir, en.Name()))
 			continue
 		}
 		q.Path = filepath.Join(dir, name)
 		if _, err := os.Stat(q.Path); err != nil {
-			os.Remove(filepath.Join(dir, en.Name()))
 			continue
 		}
 		out = append(out, &q)
@@ -410,6 +414,36 @@ func (s *Supervisor) queued(instanceID string) ([]*queuedLog, error) {
 		return out[i].Seq < out[j].Seq
 	})
 	return out, nil
+}
+
+// cleanQueue removes from ready/ what a crash left half done: a
+// description whose file was never moved in (the file was still the
+// streamer's, and is streamed again), or one that does not read. It runs
+// before the stream and the uploader start, when nothing else writes there.
+func (s *Supervisor) cleanQueue(instanceID string) error {
+	dir := s.readyDir(instanceID)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return err
+	}
+	for _, en := range entries {
+		name, ok := strings.CutSuffix(en.Name(), ".json")
+		if !ok {
+			continue
+		}
+		buf, err := os.ReadFile(filepath.Join(dir, en.Name()))
+		var q rdsbackup.SpooledLog
+		if err == nil {
+			err = json.Unmarshal(buf, &q)
+		}
+		_, serr := os.Stat(filepath.Join(dir, name))
+		if err != nil || q.Name != name || serr != nil {
+			if err := os.Remove(filepath.Join(dir, en.Name())); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // sink is the LogSink of one stream.

@@ -552,6 +552,18 @@ instances:
 	n := <-written
 	sqlExec(t, db, "FLUSH BINARY LOGS")
 	last := time.Now().UTC().Truncate(time.Second)
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, f := range checkBinlogFiles(t, c, "rm-ksrc", time.Now().Add(-time.Hour), time.Now().Add(time.Hour)) {
+				t.Logf("%s %s %s-%s", f.LogFileName, f.RemoteStatus, f.LogBeginTime, f.LogEndTime)
+			}
+			log := p.stderr.String()
+			if len(log) > 8000 {
+				log = log[len(log)-8000:]
+			}
+			t.Logf("service log:\n%s", log)
+		}
+	})
 	_, end := waitWindowEnd(t, c, "rm-ksrc", last)
 
 	rr, err := c.RDS.RecoveryDBInstance(recoveryRequest("rm-ksrc", "rm-kdst", func(r *rds.RecoveryDBInstanceRequest) {
