@@ -21,6 +21,13 @@ const (
 	// backup storage is full (ENOSPC, a quota, SQLITE_FULL). Adapters
 	// report it with NoSpace.
 	ENOSPACE = "InsufficientStorage"
+	// EEncryptionKeyUnavailable: an encrypted object's key-encryption key
+	// is not in the keyring, or does not open the object's data key (a
+	// wrong key under that id). The message names the key id.
+	EEncryptionKeyUnavailable = "InternalError.EncryptionKeyUnavailable"
+	// EObjectCorrupt: a stored object fails authentication (a changed,
+	// truncated, reordered or foreign chunk) or its header is malformed.
+	EObjectCorrupt = "InternalError.ObjectCorrupt"
 
 	// Protocol and authentication.
 	EMissingParameter      = "MissingParameter"

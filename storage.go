@@ -69,3 +69,28 @@ func CollectObjects(seq iter.Seq2[ObjectInfo, error]) ([]ObjectInfo, error) {
 func ListError(err error) iter.Seq2[ObjectInfo, error] {
 	return func(yield func(ObjectInfo, error) bool) { yield(ObjectInfo{}, err) }
 }
+
+// EncryptingWriter is an ObjectWriter that encrypts what it stores.
+// Encryption returns the object's Encryption document, as DescribeBackups
+// shows it: {"EncryptionType":"AES-256-GCM","KeyId":"ek-…"}.
+type EncryptingWriter interface {
+	ObjectWriter
+	Encryption() string
+}
+
+// EncryptionInspector is implemented by stores that encrypt objects:
+// ObjectEncryption returns the Encryption document of a stored object read
+// from its header, "{}" for one stored in the clear. It needs no key.
+type EncryptionInspector interface {
+	ObjectEncryption(ctx context.Context, key string) (string, error)
+}
+
+// NoEncryption is the Encryption document of an unencrypted set.
+const NoEncryption = "{}"
+
+// EncryptionDoc returns the Encryption document of a set encrypted with
+// algorithm under the key-encryption key keyID. Both are plain ASCII
+// identifiers (checked where they are made), so no escaping is needed.
+func EncryptionDoc(algorithm, keyID string) string {
+	return `{"EncryptionType":"` + algorithm + `","KeyId":"` + keyID + `"}`
+}

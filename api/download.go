@@ -215,7 +215,11 @@ func (d *Downloads) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rc, err := d.Store.Open(r.Context(), set.ObjectKey, offset+start, n)
-	if err != nil {
+	if code := rdsbackup.ErrorCode(err); code == rdsbackup.EEncryptionKeyUnavailable || code == rdsbackup.EObjectCorrupt {
+		// Retrying would not help: say what is wrong (the key id, not the key).
+		downloadError(w, code, rdsbackup.ErrorMessage(err))
+		return
+	} else if err != nil {
 		downloadError(w, rdsbackup.EServiceUnavailable, "the backup object cannot be read now")
 		return
 	}

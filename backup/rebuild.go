@@ -38,7 +38,10 @@ func Rebuild(ctx context.Context, store rdsbackup.ObjectStore, catalog Importer)
 			continue
 		}
 		m, err := readManifestObject(ctx, store, o.Key)
-		if err != nil {
+		if rdsbackup.ErrorCode(err) == rdsbackup.EEncryptionKeyUnavailable {
+			// Every set under that key would be skipped: stop and say which key.
+			return res, fmt.Errorf("read %s: %w", o.Key, err)
+		} else if err != nil {
 			res.Skipped = append(res.Skipped, fmt.Sprintf("%s: %v", o.Key, err))
 			continue
 		}
@@ -56,7 +59,16 @@ func Rebuild(ctx context.Context, store rdsbackup.ObjectStore, catalog Importer)
 		} else if rdsbackup.ErrorCode(err) != rdsbackup.ENOTFOUND {
 			return res, err
 		}
-		sets = append(sets, m.ToBackupSet())
+		set := m.ToBackupSet()
+		// The object's header, not the manifest, says how it is encrypted
+		// now: a rewrap changes the key after the manifest was written.
+		if ins, ok := store.(rdsbackup.EncryptionInspector); ok {
+			if set.Encryption, err = ins.ObjectEncryption(ctx, m.ObjectKey); err != nil {
+				res.Skipped = append(res.Skipped, fmt.Sprintf("%s: object %s: %v", o.Key, m.ObjectKey, err))
+				continue
+			}
+		}
+		sets = append(sets, set)
 	}
 	if len(sets) > 0 {
 		if err := catalog.ImportBackupSets(ctx, sets); err != nil {

@@ -468,6 +468,12 @@ func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsb
 			}
 		}
 	}()
+	// The set records how its object is encrypted (DescribeBackups'
+	// Encryption): the store's writer says so when it encrypts.
+	encryption := rdsbackup.NoEncryption
+	if ew, ok := obj.(rdsbackup.EncryptingWriter); ok {
+		encryption = ew.Encryption()
+	}
 	sw, err := newSetWriter(obj, r.Level)
 	if err != nil {
 		return nil, err
@@ -535,6 +541,7 @@ func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsb
 		return nil, fmt.Errorf("verify object: %w", err)
 	}
 	set := full.ToBackupSet()
+	set.Encryption = encryption
 	if err := r.Catalog.CreateBackupSet(context.WithoutCancel(ctx), set); err != nil {
 		r.removeSetObjects(context.WithoutCancel(ctx), inst.ID, job.ID)
 		return nil, fmt.Errorf("record backup set: %w", err)

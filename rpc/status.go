@@ -17,6 +17,9 @@ var statusByCode = map[string]int{
 	rdsbackup.EINVALID:  http.StatusBadRequest,
 	rdsbackup.ENOSPACE:  http.StatusInsufficientStorage,
 
+	rdsbackup.EEncryptionKeyUnavailable: http.StatusInternalServerError,
+	rdsbackup.EObjectCorrupt:            http.StatusInternalServerError,
+
 	rdsbackup.EMissingParameter:      http.StatusBadRequest,
 	rdsbackup.EInvalidAction:         http.StatusNotFound,
 	rdsbackup.EInvalidVersion:        http.StatusBadRequest,

@@ -20,6 +20,8 @@ var wantStatus = map[string]int{
 	rdsbackup.ECONFLICT:                 409,
 	rdsbackup.EINVALID:                  400,
 	rdsbackup.ENOSPACE:                  507,
+	rdsbackup.EEncryptionKeyUnavailable: 500,
+	rdsbackup.EObjectCorrupt:            500,
 	rdsbackup.EMissingParameter:         400,
 	rdsbackup.EInvalidAction:            404,
 	rdsbackup.EInvalidVersion:           400,

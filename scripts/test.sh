@@ -39,6 +39,6 @@ go test -count=1 -timeout 20m ./...
 # package's testdata/fuzz, to be committed as a regression test.
 echo "== go test -fuzz (8s each)"
 for target in rpc:FuzzParseRequest rpc:FuzzSignatures rpc:FuzzParseAuthorization ram:FuzzPolicyDocument \
-	backup:FuzzSetFile cmd/rdsbackup:FuzzParseConfig; do
+	backup:FuzzSetFile cmd/rdsbackup:FuzzParseConfig storage/encrypted:FuzzDecrypt; do
 	go test -run '^$' -fuzz "^${target#*:}\$" -fuzztime 8s "./${target%%:*}"
 done

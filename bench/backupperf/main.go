@@ -63,6 +63,7 @@ type options struct {
 	poll       time.Duration
 	skipBackup bool
 	zstdCLI    bool
+	encCompare bool
 	skipRestor bool
 	profile    string
 	profLevel  string
@@ -73,6 +74,7 @@ type options struct {
 // those of -alt.
 type binary struct {
 	label, repo, path string
+	config            string // YAML added to its service's config
 }
 
 func main() {
@@ -129,6 +131,7 @@ func parseFlags() (*options, error) {
 		o.alts = append(o.alts, binary{label: label, repo: abs})
 		return nil
 	})
+	flag.BoolVar(&o.encCompare, "encryption-compare", false, "run the main arm with encryption at rest on (encryption.enabled: true) and add an arm \"plain\": the same binary with it off")
 	flag.StringVar(&o.profLevel, "profile-levels", "fastest", "profiling mode: comma-separated zstd levels to compare (fastest, default, none = no compression, discard = engine only, no storage)")
 	flag.Parse()
 	n, err := parseSize(*size)
@@ -214,6 +217,10 @@ func run(ctx context.Context, o *options) error {
 	}
 	machine := machineInfo(o.engines)
 	bins := append([]binary{{repo: o.repo}}, o.alts...)
+	if o.encCompare {
+		bins[0].config = "encryption:\n  enabled: true\n"
+		bins = append(bins, binary{label: "plain", repo: o.repo, config: "encryption:\n  enabled: false\n"})
+	}
 	for i := range bins {
 		log.Printf("building rdsbackup from %s", bins[i].repo)
 		dir := filepath.Join(o.dir, "bin")
@@ -334,7 +341,7 @@ func runEngine(ctx context.Context, o *options, engine string, bins []binary, wo
 		}
 		for i, b := range bins {
 			svcDir := filepath.Join(work, fmt.Sprintf("%s-service-%d-%d", engine, run, i))
-			svc, err := startService(ctx, b.label, b.path, svcDir, src)
+			svc, err := startService(ctx, b.label, b.path, svcDir, src, b.config)
 			if err != nil {
 				stopAll()
 				return nil, err

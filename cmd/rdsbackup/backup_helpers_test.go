@@ -83,7 +83,11 @@ func (f *backupFixture) start(t testing.TB) *testService {
 func (f *backupFixture) configFile(t testing.TB) string {
 	t.Helper()
 	// As startService: no automated backups, whatever the time of day.
-	cfg := fmt.Sprintf("listen: 127.0.0.1:0\ndataDir: %s\naccountId: \"1234567890\"\nbackups:\n  schedule: false\n%s", f.DataDir, f.YAML)
+	enc := ""
+	if !strings.Contains(f.YAML, "encryption:") {
+		enc = "encryption:\n  enabled: false\n"
+	}
+	cfg := fmt.Sprintf("listen: 127.0.0.1:0\ndataDir: %s\naccountId: \"1234567890\"\nbackups:\n  schedule: false\n%s%s", f.DataDir, enc, f.YAML)
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)

@@ -42,6 +42,8 @@ type Config struct {
 	TLS       TLSConfig        `yaml:"tls"`
 	Catalog   CatalogConfig    `yaml:"catalog"`
 	Logs      LogsConfig       `yaml:"logs"`
+	// Encryption encrypts every stored object (see EncryptionConfig).
+	Encryption EncryptionConfig `yaml:"encryption"`
 }
 
 // LogsConfig sets the archiving of logs for point-in-time recovery
@@ -50,6 +52,23 @@ type LogsConfig struct {
 	// UploadInterval is how often the log file being written is stored as
 	// a replaceable partial object (default 60s, 1s to 1h).
 	UploadInterval Duration `yaml:"uploadInterval"`
+}
+
+// EncryptionConfig sets the encryption at rest of the stored objects (sets
+// and manifests): AES-256-GCM under keys kept in KeyFile, or in the
+// environment variable RDSBACKUP_ENCRYPTION_KEYS when that is set.
+type EncryptionConfig struct {
+	// Enabled encrypts new objects. Unset (the default), it is on for a new
+	// installation and off for one that already has backups, decided at
+	// the first start with this version and kept in the catalog; true or
+	// false overrides that. Objects stay readable either way: turning it
+	// on encrypts new objects only, turning it off leaves encrypted ones
+	// readable while the keys are there.
+	Enabled *bool `yaml:"enabled"`
+	// KeyFile holds the key-encryption keys (default dataDir/encryption.keys,
+	// created 0600 when encryption is on and there is none). WITHOUT IT THE
+	// ENCRYPTED BACKUPS CANNOT BE READ: keep a copy apart from the backups.
+	KeyFile string `yaml:"keyFile"`
 }
 
 // MetricsConfig sets the Prometheus endpoint.
@@ -281,6 +300,9 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Catalog.validate(); err != nil {
 		return err
+	}
+	if c.Encryption.KeyFile == "" {
+		c.Encryption.KeyFile = c.Path("encryption.keys")
 	}
 	if c.Auth.MaxNonces == 0 {
 		c.Auth.MaxNonces = rpc.DefaultMaxNonces

@@ -74,6 +74,8 @@ Usage:
   rdsbackup restore (--url URL | --file F)   restore a backup set into a server (see restore -h)
   rdsbackup rebuild-catalog [--config FILE]  rebuild the catalog's backup sets from the manifests in storage
   rdsbackup catalog copy --from F --to DSN   move a SQLite catalog into PostgreSQL, verified (see catalog -h)
+  rdsbackup keys (list|rotate|rewrap)        manage the encryption keys (see keys -h)
+  rdsbackup decrypt [--in F] [--out F]       decrypt an object copied from the storage (see decrypt -h)
   rdsbackup demo [--dir DIR] [--listen ADDR] try it: throwaway MariaDB and PostgreSQL, backed up, served
   rdsbackup version                          print the version
 
@@ -99,6 +101,10 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.rebuildCatalog(ctx, args[1:])
 	case "catalog":
 		err = m.catalogCommand(ctx, args[1:])
+	case "keys":
+		err = m.keysCommand(ctx, args[1:])
+	case "decrypt":
+		err = m.decrypt(ctx, args[1:])
 	case "demo":
 		err = m.demo(ctx, args[1:])
 	case "version":

@@ -21,7 +21,11 @@ func (m *Main) rebuildCatalog(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	res, err := backup.Rebuild(ctx, localfs.New(cfg.Path("storage")), db)
+	store, err := m.encryptStore(ctx, cfg, localfs.New(cfg.Path("storage")), nil, m.logger())
+	if err != nil {
+		return err
+	}
+	res, err := backup.Rebuild(ctx, store, db)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -20,6 +21,7 @@ import (
 	"github.com/rdsbackup/rdsbackup/backup"
 	"github.com/rdsbackup/rdsbackup/engine/mysql"
 	"github.com/rdsbackup/rdsbackup/engine/postgres"
+	"github.com/rdsbackup/rdsbackup/storage/encrypted"
 	"github.com/rdsbackup/rdsbackup/storage/localfs"
 )
 
@@ -73,6 +75,7 @@ func (m *Main) restore(ctx context.Context, args []string) error {
 	at := fset.String("time", "", "restore to this time (yyyy-MM-ddTHH:mm:ssZ, UTC) from the service's catalog; needs --instance and --config")
 	instance := fset.String("instance", "", "with --time: the instance (DBInstanceId) to restore")
 	configPath := fset.String("config", "", "with --time: the service's YAML config (its catalog and storage)")
+	keyFile := fset.String("key-file", "", "for a --file copied from the storage in its encrypted form: the encryption key file (or set "+envEncryptionKeys+")")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -93,7 +96,7 @@ func (m *Main) restore(ctx context.Context, args []string) error {
 	}
 
 	// 1. The bytes, complete and verified, before the target is touched.
-	path, sum, cleanup, err := m.fetchVerified(ctx, *url, *file, *checksum, *workDir)
+	path, sum, cleanup, err := m.fetchVerified(ctx, *url, *file, *checksum, *workDir, *keyFile)
 	if err != nil {
 		return err
 	}
@@ -253,16 +256,21 @@ func partsAddUp(f io.ReaderAt, size int64, sum uint64, parts []backup.ManifestPa
 // The source — a download or --file — is read once, into the copy, which
 // everything after reads: a file that changes while the restore runs cannot
 // put bytes that were not checked into the target.
-func (m *Main) fetchVerified(ctx context.Context, url, file, want, workDir string) (string, uint64, func(), error) {
+func (m *Main) fetchVerified(ctx context.Context, url, file, want, workDir, keyFile string) (string, uint64, func(), error) {
 	if file != "" {
 		f, err := os.Open(file)
 		if err != nil {
 			return "", 0, nil, err
 		}
 		defer f.Close()
-		path, sum, n, cleanup, err := spool(f, workDir)
+		src, err := m.decryptFile(f, keyFile)
 		if err != nil {
-			return "", 0, nil, fmt.Errorf("restore: read %s: %w", file, err)
+			return "", 0, nil, fmt.Errorf("restore: %s: %s; nothing was restored", file, describeErr(err))
+		}
+		defer src.Close()
+		path, sum, n, cleanup, err := spool(src, workDir)
+		if err != nil {
+			return "", 0, nil, fmt.Errorf("restore: read %s: %s; nothing was restored", file, describeErr(err))
 		}
 		if got := backup.FormatChecksum(sum); want != "" && got != want {
 			cleanup()
@@ -302,6 +310,28 @@ func (m *Main) fetchVerified(ctx context.Context, url, file, want, workDir strin
 	}
 	fmt.Fprintf(m.Stderr, "downloaded %d bytes in %v, CRC64 %s verified\n", n, time.Since(start).Round(time.Millisecond), got)
 	return path, sum, cleanup, nil
+}
+
+// decryptFile returns f's content, decrypted when f is an object copied
+// from the storage in its encrypted form (a presigned S3 link serves those).
+// f is read once, as a stream (it may be a pipe). A missing or wrong key
+// fails the spool, before anything is restored. Close stops the decryption.
+func (m *Main) decryptFile(f io.Reader, keyFile string) (io.ReadCloser, error) {
+	br := bufio.NewReader(f)
+	prefix, _ := br.Peek(8)
+	if !encrypted.IsEncrypted(prefix) {
+		return io.NopCloser(br), nil
+	}
+	keys, err := m.keysFor("", keyFile)
+	if err != nil {
+		return nil, err
+	}
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := encrypted.Decrypt(pw, br, keys)
+		pw.CloseWithError(err)
+	}()
+	return pr, nil
 }
 
 // spool copies src into a new 0600 file in workDir, computing its CRC64 on
@@ -369,7 +399,13 @@ func (m *Main) restoreToTime(ctx context.Context, at, instance, configPath, data
 		rs.Target = &rdsbackup.Instance{ID: "target", Engine: src.Engine, DSN: dsn}
 	}
 	tmp := filepath.Join(workDir, "rdsbackup-restore")
-	rec := &backup.Recoverer{Catalog: db, Store: localfs.New(cfg.Path("storage")), WorkDir: tmp, Logger: logger,
+	// Read through the service's encryption at rest (read-only: no key
+	// file is made).
+	store, err := m.encryptStore(ctx, cfg, localfs.New(cfg.Path("storage")), nil, logger)
+	if err != nil {
+		return err
+	}
+	rec := &backup.Recoverer{Catalog: db, Store: store, WorkDir: tmp, Logger: logger,
 		Engines: pitrEngines(engines(logger, workDir, nil))}
 	defer os.RemoveAll(tmp)
 	id, err := rec.RestoreInto(ctx, rs, func(p int) { fmt.Fprintf(m.Stderr, "restore: %d%%\n", p) })

@@ -95,7 +95,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := local.CleanTemp(ctx); err != nil {
 		return fmt.Errorf("clean storage temp files: %w", err)
 	}
-	store := met.Store(local)
+	// Encryption outermost: the runner asks its writers how a set is encrypted.
+	store, err := m.encryptStore(ctx, cfg, met.Store(local), db, logger)
+	if err != nil {
+		return err
+	}
 	// Tools a killed process left running go before their temp files.
 	children := &childproc.Registry{Dir: cfg.Path("run/tools"), Logger: logger}
 	if err := killLeftoverTools(children, logger); err != nil {

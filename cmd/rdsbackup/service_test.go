@@ -75,6 +75,11 @@ func startService(t testing.TB, dataDir, instancesYAML string, env func(string) 
 	if !strings.Contains(instancesYAML, "backups:") {
 		instancesYAML = "backups:\n  schedule: false\n" + instancesYAML
 	}
+	// Encryption at rest is off unless a test turns it on: most tests look
+	// at the stored bytes (encryption_e2e_test.go covers it).
+	if !strings.Contains(instancesYAML, "encryption:") {
+		instancesYAML = "encryption:\n  enabled: false\n" + instancesYAML
+	}
 	cfg := fmt.Sprintf("listen: 127.0.0.1:0\ndataDir: %s\naccountId: \"1234567890\"\n%s", dataDir, instancesYAML)
 	path := filepath.Join(t.TempDir(), "config.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
