@@ -47,6 +47,8 @@ type Catalog interface {
 	DeletionService
 	IdentityService
 	SettingService
+	LogService
+	RecoveryService
 	CatalogTransfer
 	Close() error
 }

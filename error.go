@@ -77,6 +77,13 @@ const (
 	// EPITRNotCovered: no recovery window holds the restore time (outside
 	// the window, in a gap, log backup off); the message names the windows.
 	EPITRNotCovered = "InvalidRestoreTime.NotCovered"
+	// EEngineMismatch: RecoveryDBInstance into an instance of another engine.
+	EEngineMismatch = "InvalidDBInstanceEngine.NotSupport"
+	// EDatabaseExists: a restore would write into a database that exists.
+	EDatabaseExists = "InvalidDBName.Duplicate"
+	// ELogBackupDenied: log backup cannot be enabled on the server; the
+	// message names the missing setting or privilege.
+	ELogBackupDenied = "OperationDenied.LogBackup"
 
 	// RAM.
 	EEntityNotExistUser       = "EntityNotExist.User"

@@ -116,8 +116,10 @@ type LogGap struct {
 // order, oldest first.
 type LogFileFilter struct {
 	InstanceID string
-	StartTime  time.Time
-	EndTime    time.Time
+	// Name, when set, keeps the file of that name only.
+	Name      string
+	StartTime time.Time
+	EndTime   time.Time
 	// Statuses, when set, keeps those statuses only.
 	Statuses []LogFileStatus
 	Offset   int
@@ -168,8 +170,10 @@ type LogService interface {
 
 // SpooledLog is a log file in a streamer's spool directory.
 type SpooledLog struct {
-	// Path is the file in the spool; the sink reads it and deletes it
-	// once stored. Nothing else writes it after it is reported.
+	// Path is the file in the spool. CompleteLog takes the file: the sink
+	// moves it out of SpoolDir (into its own upload queue) before it
+	// returns, and the streamer never uses the path again. PartialLog only
+	// reads it.
 	Path string
 	// Name, Kind, Seq, times and positions as in LogFile. RawSize is the
 	// size of the complete events in Path; for a partial file the bytes
@@ -196,8 +200,10 @@ type LogSink interface {
 	// again on the next run.
 	CompleteLog(ctx context.Context, f SpooledLog) error
 	// PartialLog offers the file being written, up to RawSize, so that
-	// the store is never far behind; the sink decides how often to store
-	// it (logs.uploadInterval) and may ignore the call.
+	// the store is never far behind: often (every second or so), also
+	// when it has not grown, because the sink stores it again once its
+	// last second is settled. The sink decides how often to store it
+	// (logs.uploadInterval) and may ignore the call.
 	PartialLog(ctx context.Context, f SpooledLog) error
 	// Gap reports events the streamer knows are lost (a file purged on
 	// the server before it was received, a WAL slot lost): the sink
@@ -209,8 +215,8 @@ type LogSink interface {
 // StreamSpec says where and from where to stream.
 type StreamSpec struct {
 	// SpoolDir is the instance's own 0700 directory under dataDir. It
-	// survives restarts; files in it that were not reported complete are
-	// the streamer's to reuse or overwrite.
+	// survives restarts; every file in it is the streamer's (complete
+	// files were moved out by the sink), to reuse, overwrite or delete.
 	SpoolDir string
 	// Resume is the last file stored complete for the instance (nil:
 	// none). The streamer continues with the file after it; when that is
@@ -262,13 +268,17 @@ type PointInTimeRequest struct {
 	// OpenPart returns the decompressed bytes of one part of the set.
 	OpenPart func(ctx context.Context, a Artifact) (io.ReadCloser, error)
 	// Logs are the files to replay in Seq order: from the one holding the
-	// earliest position of the set to the first one whose EndTime is at
-	// or after Time (history files first). OpenLog returns a file's
+	// earliest position of the set to the first one whose EndTime is
+	// after Time (history files first). OpenLog returns a file's
 	// decompressed bytes, checked against its checksum.
 	Logs    []*LogFile
 	OpenLog func(ctx context.Context, f *LogFile) (io.ReadCloser, error)
-	// Time is the target: every transaction committed before it is
-	// restored, none at or after it. Zero means "the end of Logs".
+	// Time is the target, in whole seconds: every transaction committed
+	// at or before it (to the second) is restored, none after: MariaDB
+	// replays events stamped <= Time (--stop-datetime=Time+1s), PostgreSQL
+	// stops before the first commit at or after Time+1s
+	// (recovery_target_time=Time+1s, recovery_target_inclusive=false).
+	// Zero means "the end of Logs".
 	Time time.Time
 	// Databases maps the source databases to restore to their names on
 	// the target; nil restores every database of the set under its own
@@ -337,6 +347,22 @@ func logRuns(files []*LogFile, gaps []*LogGap) []logRun {
 	return runs
 }
 
+// settleTime is how long after the second of its last event a file must
+// have been stored for that second to count as held whole: events of the
+// same second may still have been on their way.
+const settleTime = 2 * time.Second
+
+// end is the last second the run holds whole: the last event's, when the
+// newest file was stored at least settleTime after it (or when that is not
+// known), else the second before.
+func (r logRun) end() time.Time {
+	last := r.files[len(r.files)-1]
+	if last.CreatedAt.IsZero() || !last.CreatedAt.Before(last.EndTime.Add(settleTime)) {
+		return last.EndTime
+	}
+	return last.EndTime.Add(-time.Second)
+}
+
 // usableIn reports whether every position of a set lies in run, and
 // returns the lowest seq among them.
 func (r logRun) usableIn(positions map[string]LogPosition) (int64, bool) {
@@ -370,7 +396,7 @@ func usableSet(s *BackupSet) bool {
 func RecoveryWindows(sets []*BackupSet, positions map[int64]map[string]LogPosition, files []*LogFile, gaps []*LogGap) []RecoveryWindow {
 	var out []RecoveryWindow
 	for _, r := range logRuns(files, gaps) {
-		end := r.files[len(r.files)-1].EndTime
+		end := r.end()
 		var begin time.Time
 		for _, s := range sets {
 			if !usableSet(s) {
@@ -404,7 +430,7 @@ type PointInTimePlan struct {
 
 // PlanPointInTime chooses, for a restore to t, the newest usable set whose
 // base time is at or before t and the files from its earliest position up
-// to the first file ending at or after t, all in one continuous run. It
+// to the first file ending after t, all in one continuous run. It
 // returns an EPITRNotCovered error naming the windows when t is outside
 // every window (inside a gap, before the oldest set, after the last event).
 func PlanPointInTime(t time.Time, sets []*BackupSet, positions map[int64]map[string]LogPosition, files []*LogFile, gaps []*LogGap) (*PointInTimePlan, error) {
@@ -415,7 +441,7 @@ func PlanPointInTime(t time.Time, sets []*BackupSet, positions map[int64]map[str
 		}
 	}
 	for _, r := range logRuns(files, gaps) {
-		if t.After(r.files[len(r.files)-1].EndTime) {
+		if t.After(r.end()) {
 			continue
 		}
 		var best *BackupSet
@@ -442,8 +468,8 @@ func PlanPointInTime(t time.Time, sets []*BackupSet, positions map[int64]map[str
 				continue
 			}
 			plan.Logs = append(plan.Logs, f)
-			if !f.EndTime.Before(t) {
-				break
+			if f.EndTime.After(t) {
+				break // the next file's events are all after t
 			}
 		}
 		return plan, nil

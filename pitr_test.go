@@ -67,4 +67,14 @@ func TestRecoveryWindows(t *testing.T) {
 	if ws := RecoveryWindows(sets, pos, append(files, part), nil); !ws[1].End.Equal(at(75)) {
 		t.Errorf("partial newest file: %+v", ws)
 	}
+	// Stored less than 2 s after its last event: that second may not be
+	// whole yet.
+	part.CreatedAt = part.EndTime.Add(time.Second)
+	if ws := RecoveryWindows(sets, pos, append(files, part), nil); !ws[1].End.Equal(at(75).Add(-time.Second)) {
+		t.Errorf("partial newest file stored at once: %+v", ws)
+	}
+	part.CreatedAt = part.EndTime.Add(2 * time.Second)
+	if ws := RecoveryWindows(sets, pos, append(files, part), nil); !ws[1].End.Equal(at(75)) {
+		t.Errorf("partial newest file stored 2 s later: %+v", ws)
+	}
 }

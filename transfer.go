@@ -76,6 +76,15 @@ var CatalogTables = []CatalogTable{
 		deleting:i artifacts`), KeyColumns: 1},
 	{Name: "jobs", Columns: catalogColumns(`id:i instance_id status mode method strategy databases
 		progress:i backup_set_id:i error created_at:i updated_at:i window_start:i`), KeyColumns: 1},
+	// Point-in-time recovery (docs/pitr.md). Positions are JSON
+	// LogPosition documents; db_names a JSON object.
+	{Name: "log_files", Columns: catalogColumns(`instance_id name kind seq:i begin_time:i end_time:i
+		start_pos end_pos raw_size:i size:i checksum object_key status host_id created_at:i deleting:i`), KeyColumns: 2},
+	{Name: "log_gaps", Columns: catalogColumns("id:i instance_id after_seq:i before_seq:i from_time:i to_time:i reason detected_at:i"), KeyColumns: 1},
+	{Name: "set_log_positions", Columns: catalogColumns("set_id:i part instance_id position"), KeyColumns: 2},
+	{Name: "log_streams", Columns: catalogColumns("instance_id server_id:i"), KeyColumns: 1},
+	{Name: "recoveries", Columns: catalogColumns(`id:i source_id target_id backup_id:i restore_time:i db_names
+		status progress:i error created_at:i updated_at:i`), KeyColumns: 1},
 	{Name: "users", Columns: catalogColumns("name id display_name email mobile_phone comments created_at:i updated_at:i"), KeyColumns: 1},
 	{Name: "access_keys", Columns: catalogColumns("id user_name secret:b status created_at:i"), KeyColumns: 1},
 	{Name: "policies", Columns: catalogColumns("name type description document default_version created_at:i updated_at:i"), KeyColumns: 2},

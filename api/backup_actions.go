@@ -112,7 +112,19 @@ func (s *Server) describeBackupTasks(ctx context.Context, c *call) (any, error) 
 		return nil, err
 	}
 	f := rdsbackup.JobFilter{InstanceID: id, Limit: 100}
-	if v := c.param("BackupJobId"); v != "" {
+	if v := c.param("BackupJobId"); strings.HasPrefix(v, "R") {
+		// A RecoveryDBInstance task (OrderId R…), whatever its state.
+		if _, err := s.findInstance(ctx, id); err != nil {
+			return nil, err
+		}
+		tasks, err := s.recoveryTasks(ctx, id, v, nil)
+		if err != nil {
+			return nil, err
+		}
+		resp := &backupTasksResponse{RequestId: c.req.RequestID}
+		resp.Items.BackupJob = append([]backupJobOut{}, tasks...)
+		return resp, nil
+	} else if v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 1 {
 			return nil, rdsbackup.InvalidParameter("BackupJobId", "must be a backup job id (a positive number), got "+rdsbackup.QuoteValue(v))
@@ -150,12 +162,7 @@ func (s *Server) describeBackupTasks(ctx context.Context, c *call) (any, error) 
 	if err != nil {
 		return nil, err
 	}
-	resp := &struct {
-		RequestId string `json:"RequestId" xml:"RequestId"`
-		Items     struct {
-			BackupJob []backupJobOut `json:"BackupJob" xml:"BackupJob"`
-		} `json:"Items" xml:"Items"`
-	}{RequestId: c.req.RequestID}
+	resp := &backupTasksResponse{RequestId: c.req.RequestID}
 	resp.Items.BackupJob = []backupJobOut{}
 	for _, j := range jobs {
 		out := backupJobOut{
@@ -179,5 +186,21 @@ func (s *Server) describeBackupTasks(ctx context.Context, c *call) (any, error) 
 		}
 		resp.Items.BackupJob = append(resp.Items.BackupJob, out)
 	}
+	if f.ID == nil && f.Mode == nil {
+		// Restores into this instance (RecoveryDBInstance), in the same
+		// shape; see docs/pitr.md.
+		tasks, err := s.recoveryTasks(ctx, id, "", f.Statuses)
+		if err != nil {
+			return nil, err
+		}
+		resp.Items.BackupJob = append(resp.Items.BackupJob, tasks...)
+	}
 	return resp, nil
+}
+
+type backupTasksResponse struct {
+	RequestId string `json:"RequestId" xml:"RequestId"`
+	Items     struct {
+		BackupJob []backupJobOut `json:"BackupJob" xml:"BackupJob"`
+	} `json:"Items" xml:"Items"`
 }

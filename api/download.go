@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
@@ -9,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -119,11 +121,25 @@ func (l *Links) verify(r *http.Request) error {
 	return nil
 }
 
+// LogLink signs the links of a stored log file:
+// {base}/download/logs/{instance}/{name}.
+func (l *Links) LogLink(instanceID, name string, expires int64) (string, string) {
+	// The MAC covers the path as the server reads it (decoded).
+	raw := "/download/logs/" + instanceID + "/" + name
+	p := "/download/logs/" + url.PathEscape(instanceID) + "/" + url.PathEscape(name)
+	q := "?Expires=" + strconv.FormatInt(expires, 10) + "&Signature=" + string(l.appendMAC(nil, []byte(raw), expires))
+	return strings.TrimRight(l.PublicBase, "/") + p + q, strings.TrimRight(l.IntranetBase, "/") + p + q
+}
+
 // Downloads serves signed download links from the object store.
 type Downloads struct {
 	Links   *Links
 	Backups rdsbackup.BackupSetService
 	Store   rdsbackup.ObjectStore
+	// LogFiles, when set, serves log file links (/download/logs/…).
+	LogFiles interface {
+		FindLogFiles(ctx context.Context, f rdsbackup.LogFileFilter) ([]*rdsbackup.LogFile, int, error)
+	}
 }
 
 // downloadError answers an error with its code's status from the one table
@@ -147,6 +163,10 @@ func (d *Downloads) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	segs := strings.Split(strings.TrimPrefix(r.URL.Path, "/download/"), "/")
+	if segs[0] == "logs" {
+		d.serveLog(w, r, segs[1:])
+		return
+	}
 	id, err := strconv.ParseInt(segs[0], 10, 64)
 	if err != nil || len(segs) > 2 {
 		downloadError(w, rdsbackup.ENoSuchKey, "no such download")
@@ -207,6 +227,50 @@ func (d *Downloads) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(status)
 	// Errors past this point can only cut the body short; the client sees
 	// a short Content-Length.
+	io.Copy(w, rc)
+}
+
+// serveLog serves a stored log file: /download/logs/{instance}/{name}, the
+// object DescribeBinlogFiles' FileSize and Checksum describe.
+func (d *Downloads) serveLog(w http.ResponseWriter, r *http.Request, segs []string) {
+	if d.LogFiles == nil || len(segs) != 2 {
+		downloadError(w, rdsbackup.ENoSuchKey, "no such download")
+		return
+	}
+	files, _, err := d.LogFiles.FindLogFiles(r.Context(), rdsbackup.LogFileFilter{InstanceID: segs[0], Name: segs[1], Limit: 1})
+	if err != nil || len(files) == 0 {
+		downloadError(w, rdsbackup.ENoSuchKey, "the log file is not available for download")
+		return
+	}
+	f := files[0]
+	start, n, partial, ok := parseRange(r.Header.Get("Range"), f.Size)
+	if !ok {
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", f.Size))
+		downloadError(w, rdsbackup.EInvalidRange, "the requested range is not satisfiable")
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/zstd")
+	h.Set("Content-Disposition", `attachment; filename="`+safeFileName(f.Name)+`.zst"`)
+	h.Set("Accept-Ranges", "bytes")
+	h.Set("x-oss-hash-crc64ecma", f.Checksum)
+	h.Set("Content-Length", strconv.FormatInt(n, 10))
+	status := http.StatusOK
+	if partial {
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, start+n-1, f.Size))
+		status = http.StatusPartialContent
+	}
+	if r.Method == http.MethodHead || n == 0 {
+		w.WriteHeader(status)
+		return
+	}
+	rc, err := d.Store.Open(r.Context(), f.ObjectKey, start, n)
+	if err != nil {
+		downloadError(w, rdsbackup.EServiceUnavailable, "the log object cannot be read now")
+		return
+	}
+	defer rc.Close()
+	w.WriteHeader(status)
 	io.Copy(w, rc)
 }
 

@@ -16,6 +16,10 @@ func (s *Server) rdsActions() map[string]action {
 		"DescribeBackupPolicy":        {fn: s.describeBackupPolicy, resources: instanceResources, required: []string{"DBInstanceId"}},
 		"ModifyBackupPolicy":          {fn: s.modifyBackupPolicy, resources: instanceResources, required: []string{"DBInstanceId"}},
 		"DeleteBackup":                {fn: s.deleteBackup, resources: instanceResources, required: []string{"DBInstanceId", "BackupId"}},
+
+		"DescribeBinlogFiles":                {fn: s.describeBinlogFiles, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DescribeLocalAvailableRecoveryTime": {fn: s.describeLocalAvailableRecoveryTime, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"RecoveryDBInstance":                 {fn: s.recoveryDBInstance, resources: recoveryResources, required: []string{"DBInstanceId", "TargetDBInstanceId"}},
 	}
 }
 
@@ -149,16 +153,22 @@ func (s *Server) describeDBInstances(ctx context.Context, c *call) (any, error) 
 	}
 	// Instances come from the configuration, so they are few: filter here.
 	var match []*rdsbackup.Instance
+	statuses := map[string]string{}
 	for _, inst := range all {
-		if (wantIDs == nil || wantIDs[inst.ID]) && (engine == "" || string(inst.Engine) == engine) &&
-			(status == "" || status == instanceStatus) {
-			match = append(match, inst)
+		if (wantIDs == nil || wantIDs[inst.ID]) && (engine == "" || string(inst.Engine) == engine) {
+			st := s.instanceStatus(ctx, inst.ID)
+			if status == "" || status == st {
+				match = append(match, inst)
+				statuses[inst.ID] = st
+			}
 		}
 	}
 	resp := &describeDBInstancesResponse{RequestId: c.req.RequestID, PageNumber: page, TotalRecordCount: len(match)}
 	resp.Items.DBInstance = []instanceOut{}
 	for i := (page - 1) * pageSize; i < len(match) && i < page*pageSize; i++ {
-		resp.Items.DBInstance = append(resp.Items.DBInstance, s.instanceOut(match[i]))
+		out := s.instanceOut(match[i])
+		out.DBInstanceStatus = statuses[match[i].ID]
+		resp.Items.DBInstance = append(resp.Items.DBInstance, out)
 	}
 	resp.PageRecordCount = len(resp.Items.DBInstance)
 	return resp, nil
@@ -254,8 +264,10 @@ func (s *Server) describeDBInstanceAttribute(ctx context.Context, c *call) (any,
 		} else if err != nil {
 			return nil, err
 		}
+		common := s.instanceCommon(inst)
+		common.DBInstanceStatus = s.instanceStatus(ctx, inst.ID)
 		a := instanceAttributeOut{
-			instanceCommon: s.instanceCommon(inst),
+			instanceCommon: common,
 			CreationTime:   formatTime(inst.CreatedAt),
 			AccountType:    "Normal",
 			SlaveZones:     slaveZones{SlaveZone: []slaveZone{}},

@@ -154,7 +154,8 @@ func (s *Server) modifyBackupPolicy(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := s.findInstance(ctx, id); err != nil {
+	inst, err := s.findInstance(ctx, id)
+	if err != nil {
 		return nil, err
 	}
 	cur, err := s.policy(ctx, id)
@@ -260,6 +261,12 @@ func (s *Server) modifyBackupPolicy(ctx context.Context, c *call) (any, error) {
 		return nil, rdsbackup.InvalidParameter("LogBackupRetentionPeriod", "must not exceed BackupRetentionPeriod ("+strconv.Itoa(p.RetentionDays)+" days)")
 	}
 
+	if p.EnableBackupLog && !cur.EnableBackupLog {
+		if err := s.checkLogSource(ctx, inst); err != nil {
+			return nil, err
+		}
+	}
+
 	p.Source = "api"
 	if p.Window != cur.Window || !sameDays(p.Days, cur.Days) || cur.Since.IsZero() {
 		// A new schedule starts now: earlier closed windows were never due.
@@ -270,6 +277,9 @@ func (s *Server) modifyBackupPolicy(ctx context.Context, c *call) (any, error) {
 	}
 	if s.Scheduling != nil {
 		s.Scheduling.PolicyChanged(&p)
+	}
+	if s.LogPolicyChanged != nil {
+		s.LogPolicyChanged()
 	}
 	enable := "0"
 	if p.EnableBackupLog {
@@ -362,4 +372,23 @@ func (s *Server) deleteBackup(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	return &emptyResponse{RequestId: c.req.RequestID}, nil
+}
+
+// checkLogSource refuses to turn log backup on for a server that cannot
+// stream its log, naming what is missing; nothing is changed then.
+func (s *Server) checkLogSource(ctx context.Context, inst *rdsbackup.Instance) error {
+	src := s.LogSources[inst.Engine]
+	if src == nil {
+		return rdsbackup.Errorf(rdsbackup.ELogBackupDenied, "Log backup is not supported for %s instances yet.", inst.Engine)
+	}
+	err := src.CheckLogSource(ctx, inst)
+	switch {
+	case err == nil:
+		return nil
+	case rdsbackup.ErrorCode(err) == rdsbackup.EINVALID:
+		return rdsbackup.Errorf(rdsbackup.ELogBackupDenied, "%s", rdsbackup.ErrorMessage(err))
+	default:
+		s.Logger.Warn("log backup: cannot check the server", "instance", inst.ID, "err", err)
+		return rdsbackup.Errorf(rdsbackup.ELogBackupDenied, "Log backup stays off: the server of %s could not be checked (is it reachable with its DSN?). The service log has the details.", inst.ID)
+	}
 }

@@ -50,6 +50,20 @@ type Server struct {
 	Scheduling Scheduling
 	Deleter    SetDeleter // nil: DeleteBackup is refused
 
+	// Point-in-time recovery (docs/pitr.md); nil fields turn the parts off.
+	LogFiles interface {
+		FindLogFiles(ctx context.Context, f rdsbackup.LogFileFilter) ([]*rdsbackup.LogFile, int, error)
+	}
+	Recovery   Recovery
+	Recoveries rdsbackup.RecoveryService
+	// LogSources checks a server before log backup is turned on, by engine.
+	LogSources map[rdsbackup.Engine]LogSource
+	// TargetDatabases lists a restore target's databases, by engine.
+	TargetDatabases map[rdsbackup.Engine]DatabaseLister
+	// LogPolicyChanged is called after a policy change (the log supervisor's
+	// Kick).
+	LogPolicyChanged func()
+
 	Auth      *rpc.Authenticator
 	Responder *rpc.Responder
 	Logger    *slog.Logger

@@ -497,6 +497,7 @@ func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsb
 		Type: string(rdsbackup.FullBackup), Mode: string(opts.Mode), Initiator: string(opts.Initiator),
 		StoreStatus: string(opts.StoreStatus), StartTime: start.Unix(), EndTime: end.Unix(),
 		ConsistentTime: res.ConsistentTime, Databases: res.Databases, ObjectKey: key, Compression: "zstd",
+		LogPositions: res.LogPositions,
 	}
 	if res.Info.Version == "" {
 		m.EngineVersion, m.HostInstanceID = info.Version, info.HostID
@@ -545,7 +546,20 @@ func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsb
 		r.removeSetObjects(context.WithoutCancel(ctx), inst.ID, job.ID)
 		return nil, fmt.Errorf("record backup set: %w", err)
 	}
+	if pr, ok := r.Catalog.(positionRecorder); ok && len(res.LogPositions) > 0 {
+		// Without them the set is a full backup still, only not a base
+		// for a restore to a time; the manifest keeps them too.
+		if err := pr.PutSetLogPositions(context.WithoutCancel(ctx), set.ID, res.LogPositions); err != nil {
+			log.Warn("cannot record the log positions of the set; it cannot be rolled forward", "set", set.ID, "err", err)
+		}
+	}
 	return set, nil
+}
+
+// positionRecorder is the catalog's LogService method that keeps the log
+// positions of a new set.
+type positionRecorder interface {
+	PutSetLogPositions(ctx context.Context, setID int64, positions map[string]rdsbackup.LogPosition) error
 }
 
 // recordVersion keeps the version the server just reported in the catalog,

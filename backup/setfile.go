@@ -186,6 +186,9 @@ type Manifest struct {
 	Parts            []ManifestPart    `json:"parts"`
 	Compression      string            `json:"compression"`
 	Extra            map[string]string `json:"extra,omitempty"`
+	// LogPositions says where in the server's log each part starts, for
+	// point-in-time recovery (docs/pitr.md).
+	LogPositions map[string]rdsbackup.LogPosition `json:"logPositions,omitempty"`
 }
 
 // ManifestPart is one part's place in the object. Its checksum is the

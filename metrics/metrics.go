@@ -37,6 +37,10 @@ type Metrics struct {
 	sweeps         *prometheus.CounterVec
 	expired        prometheus.Counter
 	storageErrors  *prometheus.CounterVec
+	logFiles       *prometheus.CounterVec
+	logBytes       *prometheus.CounterVec
+	logGaps        *prometheus.CounterVec
+	logStreamFails *prometheus.CounterVec
 }
 
 // New returns the service's metrics, with Go runtime and process metrics.
@@ -82,8 +86,20 @@ func New() *Metrics {
 	m.storageErrors = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "storage_errors_total",
 		Help: "Failed operations on the backup storage, by operation and error code (a missing object and a cancelled call are not counted)."},
 		[]string{"op", "code"})
+	m.logFiles = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "log_files_stored_total",
+		Help: "Complete log files (binlog files, WAL segments) stored for point-in-time recovery, by instance."},
+		[]string{"instance"})
+	m.logBytes = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "log_stored_bytes_total",
+		Help: "Bytes of the complete log files stored (compressed), by instance."},
+		[]string{"instance"})
+	m.logGaps = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "log_gaps_total",
+		Help: "Gaps recorded in an instance's log archive: times a restore cannot reach (docs/pitr.md)."},
+		[]string{"instance"})
+	m.logStreamFails = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "log_stream_failures_total",
+		Help: "Times an instance's log stream broke and was restarted."},
+		[]string{"instance"})
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.authFailures, m.throttled, m.backups, m.backupDuration,
-		m.backupBytes, m.catalogFailed, m.tick, m.sweeps, m.expired, m.storageErrors} {
+		m.backupBytes, m.catalogFailed, m.tick, m.sweeps, m.expired, m.storageErrors, m.logFiles, m.logBytes, m.logGaps, m.logStreamFails} {
 		f(c)
 	}
 	m.catalogFailed.WithLabelValues("final")
@@ -137,6 +153,18 @@ func (m *Metrics) BackupDone(engine rdsbackup.Engine, method rdsbackup.BackupMet
 		m.backupBytes.WithLabelValues(string(engine), string(method)).Add(float64(bytes))
 	}
 }
+
+// LogStored counts a complete log file stored (logs.Metrics).
+func (m *Metrics) LogStored(instanceID string, bytes int64) {
+	m.logFiles.WithLabelValues(instanceID).Inc()
+	m.logBytes.WithLabelValues(instanceID).Add(float64(bytes))
+}
+
+// LogGap counts a gap recorded in an instance's log archive.
+func (m *Metrics) LogGap(instanceID string) { m.logGaps.WithLabelValues(instanceID).Inc() }
+
+// StreamFailed counts a broken log stream.
+func (m *Metrics) StreamFailed(instanceID string) { m.logStreamFails.WithLabelValues(instanceID).Inc() }
 
 // CatalogWriteFailed counts a job state the catalog refused.
 func (m *Metrics) CatalogWriteFailed(final bool) {

@@ -139,3 +139,16 @@ func TestStoreErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestLogMetrics(t *testing.T) {
+	m := metrics.New()
+	m.LogStored("rm-a", 100)
+	m.LogStored("rm-a", 50)
+	m.LogGap("rm-a")
+	m.StreamFailed("rm-b")
+	got := scrape(t, m)
+	want(t, got, `rdsbackup_log_files_stored_total{instance="rm-a"}`, 2)
+	want(t, got, `rdsbackup_log_stored_bytes_total{instance="rm-a"}`, 150)
+	want(t, got, `rdsbackup_log_gaps_total{instance="rm-a"}`, 1)
+	want(t, got, `rdsbackup_log_stream_failures_total{instance="rm-b"}`, 1)
+}

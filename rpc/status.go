@@ -57,6 +57,9 @@ var statusByCode = map[string]int{
 
 	rdsbackup.EInvalidRestoreTime: http.StatusBadRequest,
 	rdsbackup.EPITRNotCovered:     http.StatusBadRequest,
+	rdsbackup.EEngineMismatch:     http.StatusBadRequest,
+	rdsbackup.EDatabaseExists:     http.StatusBadRequest,
+	rdsbackup.ELogBackupDenied:    http.StatusForbidden,
 
 	rdsbackup.EMethodNotAllowed: http.StatusMethodNotAllowed,
 	rdsbackup.ENoSuchKey:        http.StatusNotFound,

@@ -69,6 +69,9 @@ var wantStatus = map[string]int{
 	rdsbackup.EInvalidRange:             416,
 	rdsbackup.EInvalidRestoreTime:       400,
 	rdsbackup.EPITRNotCovered:           400,
+	rdsbackup.EEngineMismatch:           400,
+	rdsbackup.EDatabaseExists:           400,
+	rdsbackup.ELogBackupDenied:          403,
 }
 
 func TestHTTPStatus(t *testing.T) {

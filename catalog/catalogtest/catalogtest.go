@@ -92,6 +92,9 @@ func Run(t *testing.T, h Harness) {
 		{"Policies", testPolicies},
 		{"RAMNames", testRAMNames},
 		{"Settings", testSettings},
+		{"LogFiles", testLogFiles},
+		{"LogGapsAndPositions", testLogGapsAndPositions},
+		{"Recoveries", testRecoveries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, Open(t, h.New(t))) })

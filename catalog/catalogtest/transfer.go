@@ -23,6 +23,12 @@ type Filled struct {
 	RAM       []*rdsbackup.Policy
 	Attached  map[string][]string // user → attached policy names
 	Setting   []byte              // the value of the setting "catalogtest"
+
+	Logs      []*rdsbackup.LogFile
+	Gap       *rdsbackup.LogGap
+	Positions map[string]rdsbackup.LogPosition // of Sets[1]
+	ServerID  uint32                           // of rm-fill1
+	Recovery  *rdsbackup.RecoveryJob
 }
 
 // Fill writes rows of every kind into an empty catalog, through its
@@ -98,6 +104,7 @@ func Fill(t testing.TB, c Catalog) *Filled {
 	check(c.AttachPolicy(ctx, "Custom-1", rdsbackup.PolicyCustom, "alice"), "attach")
 	check(c.AttachPolicy(ctx, "AliyunRDSReadOnlyAccess", rdsbackup.PolicySystem, "alice"), "attach")
 	f.Attached["alice"] = []string{"AliyunRDSReadOnlyAccess", "Custom-1"}
+	fillPITR(t, c, f)
 	return f
 }
 
@@ -198,6 +205,7 @@ func (f *Filled) Check(t testing.TB, c Catalog) {
 			t.Errorf("policies of %s: %v, %v, want %v", user, got, err, names)
 		}
 	}
+	f.checkPITR(t, c)
 	// Ids go on above the highest one Fill was given.
 	var highest int64
 	for _, s := range f.Sets {

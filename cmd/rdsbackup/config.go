@@ -41,8 +41,17 @@ type Config struct {
 	Metrics   MetricsConfig    `yaml:"metrics"`
 	TLS       TLSConfig        `yaml:"tls"`
 	Catalog   CatalogConfig    `yaml:"catalog"`
+	Logs      LogsConfig       `yaml:"logs"`
 	// Encryption encrypts every stored object (see EncryptionConfig).
 	Encryption EncryptionConfig `yaml:"encryption"`
+}
+
+// LogsConfig sets the archiving of logs for point-in-time recovery
+// (docs/pitr.md).
+type LogsConfig struct {
+	// UploadInterval is how often the log file being written is stored as
+	// a replaceable partial object (default 60s, 1s to 1h).
+	UploadInterval Duration `yaml:"uploadInterval"`
 }
 
 // EncryptionConfig sets the encryption at rest of the stored objects (sets
@@ -152,6 +161,11 @@ type PolicyConfig struct {
 	PreferredBackupPeriod string `yaml:"preferredBackupPeriod"`
 	BackupRetentionPeriod int    `yaml:"backupRetentionPeriod"`
 	BackupMethod          string `yaml:"backupMethod"`
+	// EnableBackupLog turns log backup (point-in-time recovery) on or off;
+	// LogBackupRetentionPeriod is how many days logs are kept (7-730, not
+	// above the data retention).
+	EnableBackupLog          *bool `yaml:"enableBackupLog"`
+	LogBackupRetentionPeriod int   `yaml:"logBackupRetentionPeriod"`
 }
 
 // DownloadsConfig sets the signed download links that DescribeBackups hands
@@ -310,6 +324,11 @@ func (c *Config) Validate() error {
 	} else if c.Backups.MaxConcurrent < 0 || c.Backups.MaxConcurrent > 64 {
 		return fmt.Errorf("config: backups.maxConcurrent %d: must be 1 to 64", c.Backups.MaxConcurrent)
 	}
+	if c.Logs.UploadInterval == 0 {
+		c.Logs.UploadInterval = Duration(time.Minute)
+	} else if c.Logs.UploadInterval < Duration(time.Second) || c.Logs.UploadInterval > Duration(time.Hour) {
+		return fmt.Errorf("config: logs.uploadInterval %v: must be between 1s and 1h", time.Duration(c.Logs.UploadInterval))
+	}
 	if c.Backups.TickInterval == 0 {
 		c.Backups.TickInterval = Duration(30 * time.Second)
 	} else if c.Backups.TickInterval < Duration(10*time.Millisecond) || c.Backups.TickInterval > Duration(10*time.Minute) {
@@ -438,12 +457,30 @@ func (pc *PolicyConfig) apply(base *rdsbackup.BackupPolicy) (*rdsbackup.BackupPo
 	default:
 		return nil, fmt.Errorf("backupMethod %q: must be Logical or Physical", pc.BackupMethod)
 	}
+	if pc.EnableBackupLog != nil {
+		p.EnableBackupLog = *pc.EnableBackupLog
+	}
+	if pc.LogBackupRetentionPeriod != 0 {
+		if pc.LogBackupRetentionPeriod < 7 || pc.LogBackupRetentionPeriod > 730 {
+			return nil, fmt.Errorf("logBackupRetentionPeriod %d: must be 7 to 730 days", pc.LogBackupRetentionPeriod)
+		}
+		p.LogBackupRetentionPeriod = pc.LogBackupRetentionPeriod
+	}
+	if p.LogBackupRetentionPeriod > p.RetentionDays {
+		return nil, fmt.Errorf("logBackupRetentionPeriod %d: must not exceed backupRetentionPeriod (%d days)", p.LogBackupRetentionPeriod, p.RetentionDays)
+	}
 	return &p, nil
 }
 
 // hash identifies the config policy, to notice when it was edited.
 func (pc *PolicyConfig) hash() string {
-	return fmt.Sprintf("%s|%s|%d|%s", pc.PreferredBackupTime, pc.PreferredBackupPeriod, pc.BackupRetentionPeriod, pc.BackupMethod)
+	h := fmt.Sprintf("%s|%s|%d|%s", pc.PreferredBackupTime, pc.PreferredBackupPeriod, pc.BackupRetentionPeriod, pc.BackupMethod)
+	// Only when set, so that the hash of a config written before these
+	// keys existed stays the same (and a ModifyBackupPolicy is not undone).
+	if pc.EnableBackupLog != nil || pc.LogBackupRetentionPeriod != 0 {
+		h += fmt.Sprintf("|log=%v|%d", pc.EnableBackupLog != nil && *pc.EnableBackupLog, pc.LogBackupRetentionPeriod)
+	}
+	return h
 }
 
 // Path returns a file's path inside the data directory.

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -21,6 +22,7 @@ import (
 	"github.com/rdsbackup/rdsbackup/engine/mysql"
 	"github.com/rdsbackup/rdsbackup/engine/postgres"
 	"github.com/rdsbackup/rdsbackup/storage/encrypted"
+	"github.com/rdsbackup/rdsbackup/storage/localfs"
 )
 
 // envTargetDSN holds the restore target's DSN: a password never goes on the
@@ -28,6 +30,15 @@ import (
 const envTargetDSN = "RDSBACKUP_TARGET_DSN"
 
 const restoreUsage = `Usage: rdsbackup restore (--url URL | --file FILE) [flags]
+       rdsbackup restore --time yyyy-MM-ddTHH:mm:ssZ --instance ID --config FILE [flags]
+
+With --time, restores the instance as it was at that time (UTC, to the
+second): the newest full set before it from the service's catalog and
+storage (--config: the service's config; its master key from the
+environment as for serve), rolled forward with the stored logs, into the
+server RDSBACKUP_TARGET_DSN names (MariaDB/MySQL) or an empty --data-dir
+(PostgreSQL). Existing databases on the target are never overwritten;
+--database/--as restore one database under a new name. See docs/pitr.md.
 
 Restores a backup set (or one database of it) into a target server. The set
 is downloaded (or read) completely into a private copy in --work-dir, and its
@@ -61,12 +72,21 @@ func (m *Main) restore(ctx context.Context, args []string) error {
 	physical := fset.String("data-dir", "", "for a Physical set: the EMPTY directory to restore the data files into")
 	workDir := fset.String("work-dir", os.TempDir(), "where the private copy of the set (download or --file) is kept while it is checked and restored")
 	skipGlobals := fset.Bool("skip-globals", false, "PostgreSQL: do not restore roles and tablespaces")
+	at := fset.String("time", "", "restore to this time (yyyy-MM-ddTHH:mm:ssZ, UTC) from the service's catalog; needs --instance and --config")
+	instance := fset.String("instance", "", "with --time: the instance (DBInstanceId) to restore")
+	configPath := fset.String("config", "", "with --time: the service's YAML config (its catalog and storage)")
 	keyFile := fset.String("key-file", "", "for a --file copied from the storage in its encrypted form: the encryption key file (or set "+envEncryptionKeys+")")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
 		}
 		return usageError{err}
+	}
+	if *at != "" {
+		if *url != "" || *file != "" {
+			return usageError{errors.New("restore: --time restores from the service's catalog; do not give --url or --file")}
+		}
+		return m.restoreToTime(ctx, *at, *instance, *configPath, *database, *as, *physical, *workDir)
 	}
 	if (*url == "") == (*file == "") {
 		return usageError{errors.New("restore: give exactly one of --url or --file")}
@@ -333,4 +353,68 @@ func spool(src io.Reader, workDir string) (string, uint64, int64, func(), error)
 		return "", 0, 0, nil, err
 	}
 	return tmp.Name(), h.Sum64(), n, cleanup, nil
+}
+
+// restoreToTime is `restore --time`: the service's catalog and storage,
+// opened read-mostly beside a running service, and the engine's restore to
+// a time.
+func (m *Main) restoreToTime(ctx context.Context, at, instance, configPath, database, as, dataDir, workDir string) error {
+	t, err := time.Parse("2006-01-02T15:04:05Z", at)
+	if err != nil {
+		return usageError{fmt.Errorf("restore: --time %q: use yyyy-MM-ddTHH:mm:ssZ (UTC)", at)}
+	}
+	if instance == "" || configPath == "" {
+		return usageError{errors.New("restore: --time needs --instance and --config")}
+	}
+	if as != "" && database == "" {
+		return usageError{errors.New("restore: --as needs --database")}
+	}
+	cfg, err := ReadConfigFile(configPath, m.Getenv)
+	if err != nil {
+		return err
+	}
+	logger := m.logger()
+	db, _, err := m.openCatalog(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	src, err := db.FindInstance(ctx, instance)
+	if err != nil {
+		return fmt.Errorf("restore: instance %s: %w", instance, err)
+	}
+	rs := backup.Restore{Source: src, Time: t, DataDir: dataDir}
+	if database != "" {
+		name := database
+		if as != "" {
+			name = as
+		}
+		rs.Databases = map[string]string{database: name}
+	}
+	if dataDir == "" {
+		dsn := m.Getenv(envTargetDSN)
+		if dsn == "" {
+			return usageError{fmt.Errorf("restore: set %s to the target server's DSN (or give --data-dir)", envTargetDSN)}
+		}
+		rs.Target = &rdsbackup.Instance{ID: "target", Engine: src.Engine, DSN: dsn}
+	}
+	tmp := filepath.Join(workDir, "rdsbackup-restore")
+	// Read through the service's encryption at rest (read-only: no key
+	// file is made).
+	store, err := m.encryptStore(ctx, cfg, localfs.New(cfg.Path("storage")), nil, logger)
+	if err != nil {
+		return err
+	}
+	rec := &backup.Recoverer{Catalog: db, Store: store, WorkDir: tmp, Logger: logger,
+		Engines: pitrEngines(engines(logger, workDir, nil))}
+	defer os.RemoveAll(tmp)
+	id, err := rec.RestoreInto(ctx, rs, func(p int) { fmt.Fprintf(m.Stderr, "restore: %d%%\n", p) })
+	if err != nil {
+		if rdsbackup.ErrorCode(err) != rdsbackup.EINTERNAL {
+			return fmt.Errorf("restore: %s", rdsbackup.ErrorMessage(err))
+		}
+		return fmt.Errorf("restore: %w", err)
+	}
+	fmt.Fprintf(m.Stderr, "restored %s to %s from backup set %d and its logs\n", instance, t.Format(time.RFC3339), id)
+	return nil
 }

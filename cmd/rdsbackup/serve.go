@@ -109,7 +109,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err := resetTempDir(tmpDir); err != nil {
 		return err
 	}
-	runner := backup.NewRunner(db, store, engines(logger, tmpDir, children))
+	bes := engines(logger, tmpDir, children)
+	runner := backup.NewRunner(db, store, bes)
 	runner.Logger, runner.Metrics = logger, met
 	met.Jobs(runner.JobStates, func() int { return len(runner.Unsettled()) })
 	// DescribeBackupTasks shows an ended job's final state even while the
@@ -134,6 +135,17 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	srv.Policies, srv.Scheduling, srv.Deleter = db, auto, deleter
 
+	// Point-in-time recovery: log streams and restores into instances.
+	pitr := newPITR(bes, db, store, cfg, logger, met)
+	if err := pitr.recoverer.Recover(ctx); err != nil {
+		return fmt.Errorf("settle interrupted restores: %w", err)
+	}
+	pitr.wire(srv)
+	pitrCtx, stopPITR := context.WithCancel(ctx)
+	pitrDone := make(chan struct{})
+	go func() { defer close(pitrDone); pitr.supervisor.Run(pitrCtx) }()
+	defer func() { stopPITR(); <-pitrDone; pitr.recoverer.Wait() }()
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -154,7 +166,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	srv.Links = links
 
 	mux := http.NewServeMux()
-	mux.Handle("/download/", &api.Downloads{Links: links, Backups: db, Store: store})
+	mux.Handle("/download/", &api.Downloads{Links: links, Backups: db, Store: store, LogFiles: db})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { health(w, runner) })
 	mux.Handle("/", srv)
 

@@ -158,3 +158,19 @@ func (m *MariaDB) Stop() {
 	m.checkNotShared("Stop")
 	m.stop()
 }
+
+// Start starts the server again after Stop or Kill, on the same data
+// directory and port. It panics on a shared server.
+func (m *MariaDB) Start(t testing.TB) {
+	t.Helper()
+	m.checkNotShared("Start")
+	l, ok := m.local.(*localserver.MariaDB)
+	if !ok {
+		t.Fatal("enginetest: Start on a MariaDB made by hand")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := l.Start(ctx); err != nil {
+		t.Fatalf("enginetest: start MariaDB again: %v", err)
+	}
+}

@@ -149,8 +149,47 @@ func (m *MariaDB) start(ctx context.Context, install, mariadbd string) error {
 		return err
 	}
 
+	if err := m.launch(ctx, mariadbd, m.Options.Port); err != nil {
+		return err
+	}
+	if m.Options.RootPassword != "" {
+		if err := m.setRootPassword(ctx, m.Options.RootPassword); err != nil {
+			return fmt.Errorf("set root password: %w", err)
+		}
+	}
+	return nil
+}
+
+// Start starts a stopped or killed server again on its data directory, on
+// the same port when it is free (it fails otherwise, so that DSNs made
+// before stay valid).
+func (m *MariaDB) Start(ctx context.Context) error {
+	if m.Running() {
+		return errors.New("localserver: MariaDB is running")
+	}
+	mariadbd, _, err := MariaDBBinaries()
+	if err != nil {
+		return err
+	}
+	m.srv.closeAdmin()
+	port := m.Port
+	if err := m.launch(ctx, mariadbd, port); err != nil {
+		return err
+	}
+	if m.Port != port {
+		m.srv.kill()
+		return fmt.Errorf("localserver: port %d was taken while MariaDB was stopped", port)
+	}
+	return nil
+}
+
+// launch starts mariadbd on the data directory and waits until it
+// accepts connections, trying port first.
+func (m *MariaDB) launch(ctx context.Context, mariadbd string, first int) error {
+	asRoot := os.Geteuid() == 0
+	tmpdir := filepath.Join(m.Dir, "tmp")
 	for try := 1; ; try++ {
-		port, err := pickPort(try, m.Options.Port)
+		port, err := pickPort(try, first)
 		if err != nil {
 			return err
 		}
@@ -200,12 +239,6 @@ func (m *MariaDB) start(ctx context.Context, install, mariadbd string) error {
 			continue
 		}
 		return fmt.Errorf("mariadbd on port %d: %w\n%s", port, err, LogTail(m.LogFile))
-	}
-
-	if m.Options.RootPassword != "" {
-		if err := m.setRootPassword(ctx, m.Options.RootPassword); err != nil {
-			return fmt.Errorf("set root password: %w", err)
-		}
 	}
 	return nil
 }

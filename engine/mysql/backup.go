@@ -103,6 +103,18 @@ func (e *Engine) backupLogical(ctx context.Context, inst *rdsbackup.Instance, re
 	if err := c.db.QueryRowContext(ctx, "SELECT UNIX_TIMESTAMP()").Scan(&res.ConsistentTime); err != nil {
 		return res, fmt.Errorf("read the clock of %s: %w", inst.ID, redact(err, c.cfg.Passwd))
 	}
+	// With the binary log on, each dump records the position of its
+	// snapshot (a comment, --master-data=2), from which point-in-time
+	// recovery replays that database. MariaDB takes it from the
+	// snapshot itself (binlog_snapshot_file), without a global lock.
+	positions := false
+	if e.mariadb() {
+		var logBin int
+		if err := c.db.QueryRowContext(ctx, "SELECT @@log_bin").Scan(&logBin); err != nil {
+			return res, fmt.Errorf("read log_bin of %s: %w", inst.ID, redact(err, c.cfg.Passwd))
+		}
+		positions = logBin == 1
+	}
 	res.Databases = []string{}
 	log := e.logger().With("instance", inst.ID, "tool", dump.name)
 	for _, db := range dbs {
@@ -112,12 +124,37 @@ func (e *Engine) backupLogical(ctx context.Context, inst *rdsbackup.Instance, re
 			return res, fmt.Errorf("dump database %s of %s: %w", db, inst.ID, err)
 		}
 		part := rdsbackup.Part{Name: db, Kind: rdsbackup.PartDatabase}
-		if err := e.streamPart(ctx, dump, ws, c.cfg.Passwd, dumpArgs(ws.optFile, db), header, sink, part); err != nil {
+		args := dumpArgs(ws.optFile, db)
+		partSink := sink
+		var sniff *sniffSink
+		if positions {
+			args = append([]string{args[0], "--master-data=2"}, args[1:]...)
+			sniff = &sniffSink{sink: sink}
+			partSink = sniff
+		}
+		if err := e.streamPart(ctx, dump, ws, c.cfg.Passwd, args, header, partSink, part); err != nil {
 			return res, fmt.Errorf("dump database %s of %s: %w", db, inst.ID, err)
+		}
+		if sniff != nil && sniff.sn != nil && !sniff.sn.pos.IsZero() {
+			if res.LogPositions == nil {
+				res.LogPositions = map[string]rdsbackup.LogPosition{}
+			}
+			res.LogPositions[db] = sniff.sn.pos
 		}
 		res.Databases = append(res.Databases, db)
 	}
 	return res, nil
+}
+
+// sniffSink reads the binary log position of a dump as it passes.
+type sniffSink struct {
+	sink rdsbackup.PartSink
+	sn   *positionSniffer
+}
+
+func (s *sniffSink) WritePart(ctx context.Context, part rdsbackup.Part, r io.Reader) error {
+	s.sn = &positionSniffer{r: r}
+	return s.sink.WritePart(ctx, part, s.sn)
 }
 
 // databaseHeader returns the statement rdsbackup puts at the start of a

@@ -26,6 +26,7 @@ const (
 	roleClient                  // runs SQL scripts (restores dumps)
 	roleBackup                  // physical backups and their prepare step
 	roleExtract                 // unpacks an xbstream
+	roleBinlog                  // reads and streams binary logs
 )
 
 // toolNames lists the names a role's tool goes by, preferred first. The
@@ -53,6 +54,11 @@ func (e *Engine) toolNames(r toolRole) []string {
 			return []string{"mbstream"}
 		}
 		return []string{"xbstream"}
+	case roleBinlog:
+		if e.mariadb() {
+			return []string{"mariadb-binlog", "mysqlbinlog"}
+		}
+		return []string{"mysqlbinlog", "mariadb-binlog"}
 	}
 	panic("mysql: unknown tool role")
 }
