@@ -362,3 +362,59 @@ func LogTail(path string) string {
 func WaitGone(pids []int, timeout time.Duration) bool { return waitGone(pids, timeout) }
 
 var errExited = errors.New("server exited")
+
+// bindAddress is the address a server listens on: bind, or 127.0.0.1.
+func bindAddress(bind string) string {
+	if bind == "" {
+		return "127.0.0.1"
+	}
+	return bind
+}
+
+// connectHost is where a client on this machine reaches a server bound to
+// bind: the address itself, or the loopback for a wildcard.
+func connectHost(bind string) string {
+	ip := net.ParseIP(bindAddress(bind))
+	if ip != nil && ip.IsUnspecified() {
+		return "127.0.0.1"
+	}
+	return bindAddress(bind)
+}
+
+// isLoopback reports whether a server bound to bind is reachable from this
+// machine only.
+func isLoopback(bind string) bool {
+	ip := net.ParseIP(bindAddress(bind))
+	return ip != nil && ip.IsLoopback()
+}
+
+// existingServerDir checks the directory of a server started again on its
+// data (Options.Existing).
+func existingServerDir(dir string) (string, error) {
+	if dir == "" {
+		return "", errors.New("localserver: Existing needs Dir")
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "data")); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("%s holds no data directory of a server", dir)
+	}
+	return dir, nil
+}
+
+// CheckPostgresParent reports whether a PostgreSQL server's directory can be
+// made in dir: when the caller is root the server runs as the postgres
+// user, who must be able to search dir and every parent.
+func CheckPostgresParent(dir string) error {
+	acct, err := postgresAccount()
+	if err != nil || acct == nil {
+		return err
+	}
+	if !traversableBy(dir, acct) {
+		return fmt.Errorf("user %s cannot reach %s (PostgreSQL refuses to run as root, so it runs as %s): use a directory whose parents everyone may search, e.g. in %s",
+			acct.name, dir, acct.name, TempDir())
+	}
+	return nil
+}
