@@ -1,0 +1,135 @@
+package api
+
+import (
+	"context"
+	"strconv"
+
+	"github.com/rdsbackup/rdsbackup"
+)
+
+// Clones (docs/clones.md): CloneDBInstance and DeleteDBInstance, and the
+// clones' place in DescribeDBInstances / DescribeDBInstanceAttribute.
+
+func (s *Server) cloneDBInstance(ctx context.Context, c *call) (any, error) {
+	srcID, err := c.required("DBInstanceId")
+	if err != nil {
+		return nil, err
+	}
+	backupParam, timeParam := c.param("BackupId"), c.param("RestoreTime")
+	if (backupParam == "") == (timeParam == "") {
+		return nil, rdsbackup.Errorf(rdsbackup.EInvalidCombination, "Give exactly one of BackupId (clone a backup set) or RestoreTime (clone the instance as it was at a time).")
+	}
+	req := rdsbackup.CloneRequest{Description: c.param("DBInstanceDescription")}
+	if timeParam != "" {
+		t, ok := parsePITRTime(timeParam)
+		if !ok {
+			return nil, rdsbackup.Errorf(rdsbackup.EInvalidRestoreTime, "Specified restore time is not valid. Use yyyy-MM-ddTHH:mm:ssZ (UTC), got %s.", rdsbackup.QuoteValue(timeParam))
+		}
+		req.RestoreTime = t
+	}
+	if req.Databases, err = parseDbNames(c.param("DbNames")); err != nil {
+		return nil, err
+	}
+	// BackupType, PayType, class, storage, zone, VPC, …: the cloud's
+	// choices for a new instance, which mean nothing here.
+	src, err := s.findInstance(ctx, srcID)
+	if err != nil {
+		return nil, err
+	}
+	if s.Clones == nil || s.Recovery == nil {
+		return nil, rdsbackup.Errorf(rdsbackup.EClonesDisabled, "Clones are not enabled on this service: add a clones section to its config (see docs/clones.md).")
+	}
+	set, err := s.restoreSet(ctx, srcID, backupParam, req.RestoreTime)
+	if err != nil {
+		return nil, err
+	}
+	if backupParam != "" && set.Method != rdsbackup.MethodLogical {
+		return nil, rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Backup set %d is a %s backup: clones are made from Logical sets, or from a RestoreTime.", set.ID, set.Method)
+	}
+	req.Source, req.BackupID = src, set.ID
+	inSet := setDatabases(set)
+	for from := range req.Databases {
+		if !inSet[from] {
+			return nil, rdsbackup.Errorf(rdsbackup.EDBNameNotFound, "The backup set %d holds no database %s.", set.ID, rdsbackup.QuoteValue(from))
+		}
+	}
+	clone, err := s.Clones.CreateClone(ctx, req)
+	if err != nil {
+		return nil, err
+	}
+	return &struct {
+		RequestId        string `json:"RequestId" xml:"RequestId"`
+		DBInstanceId     string `json:"DBInstanceId" xml:"DBInstanceId"`
+		Port             string `json:"Port" xml:"Port"`
+		ConnectionString string `json:"ConnectionString" xml:"ConnectionString"`
+		OrderId          string `json:"OrderId" xml:"OrderId"`
+	}{c.req.RequestID, clone.ID, strconv.Itoa(clone.Port), clone.Host, clone.ID}, nil
+}
+
+func (s *Server) deleteDBInstance(ctx context.Context, c *call) (any, error) {
+	id, err := c.required("DBInstanceId")
+	if err != nil {
+		return nil, err
+	}
+	if _, err := s.Instances.FindInstance(ctx, id); err == nil {
+		return nil, rdsbackup.Errorf(rdsbackup.EInstanceNotDeletable, "The instance %s comes from the service's config: remove it there. Only clones are deleted with DeleteDBInstance.", id)
+	} else if rdsbackup.ErrorCode(err) != rdsbackup.ENOTFOUND {
+		return nil, err
+	}
+	if s.Clones == nil {
+		return nil, rdsbackup.Errorf(rdsbackup.EInstanceIdNotFound, "The DBInstanceId provided does not exist in records: %s.", rdsbackup.QuoteValue(id))
+	}
+	if err := s.Clones.DeleteClone(ctx, id); rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND {
+		return nil, rdsbackup.Errorf(rdsbackup.EInstanceIdNotFound, "The DBInstanceId provided does not exist in records: %s.", rdsbackup.QuoteValue(id))
+	} else if err != nil {
+		return nil, err
+	}
+	return &struct {
+		RequestId string `json:"RequestId" xml:"RequestId"`
+		RegionId  string `json:"RegionId" xml:"RegionId"`
+	}{c.req.RequestID, s.Region}, nil
+}
+
+// cloneInstance is a clone as the instance actions show it.
+func cloneInstance(cl *rdsbackup.Clone) *rdsbackup.Instance {
+	return &rdsbackup.Instance{ID: cl.ID, Engine: cl.Engine, Description: cloneDescription(cl), CreatedAt: cl.CreatedAt, UpdatedAt: cl.CreatedAt}
+}
+
+// cloneDescription tells where a clone comes from, and why it failed.
+func cloneDescription(cl *rdsbackup.Clone) string {
+	d := cl.Description
+	if cl.Status == rdsbackup.CloneFailed && cl.Reason != "" {
+		d += " (Failed: " + cl.Reason + ")"
+	}
+	return d
+}
+
+// clones lists the clones (none when they are off).
+func (s *Server) clones(ctx context.Context) ([]*rdsbackup.Clone, error) {
+	if s.Clones == nil {
+		return nil, nil
+	}
+	return s.Clones.FindClones(ctx)
+}
+
+// cloneAttribute is DescribeDBInstanceAttribute's item for a clone: where
+// its server is, how much disk it takes, what it is a clone of.
+func (s *Server) cloneAttribute(cl *rdsbackup.Clone) instanceAttributeOut {
+	common := s.instanceCommon(cloneInstance(cl))
+	common.DBInstanceStatus = string(cl.Status)
+	a := instanceAttributeOut{
+		instanceCommon:     common,
+		CreationTime:       formatTime(cl.CreatedAt),
+		ConnectionString:   cl.Host,
+		Port:               strconv.Itoa(cl.Port),
+		DBInstanceDiskUsed: strconv.FormatInt(cl.DiskUsed, 10),
+		AccountType:        "Normal",
+		SlaveZones:         slaveZones{SlaveZone: []slaveZone{}},
+		DBClusterNodes:     dbClusterNodes{DBClusterNode: []struct{}{}},
+	}
+	if cl.Status == rdsbackup.CloneFailed {
+		a.ConnectionString, a.Port = "", ""
+	}
+	a.Extra.DBInstanceIds.DBInstanceId = []string{}
+	return a
+}

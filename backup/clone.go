@@ -1,0 +1,86 @@
+package backup
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"github.com/rdsbackup/rdsbackup"
+)
+
+// LogicalRestorer restores one database part of a logical set into a
+// server (the engines' RestoreLogical).
+type LogicalRestorer interface {
+	RestoreLogical(ctx context.Context, dsn, database string, dump io.Reader) error
+}
+
+// GlobalsRestorer restores a set's globals part (PostgreSQL's roles and
+// tablespaces) into a server.
+type GlobalsRestorer interface {
+	RestoreGlobals(ctx context.Context, dsn string, sql io.Reader) error
+}
+
+// RestoreClone fills a clone's new server (clone.Restorer): a restore to
+// c.RestoreTime goes through RestoreInto; a logical set is restored part
+// by part with the engine's own tools, the globals (roles) first, so that
+// the owners of the databases' objects exist. Physical sets are not
+// restored into a running server.
+func (r *Recoverer) RestoreClone(ctx context.Context, c *rdsbackup.Clone, source, target *rdsbackup.Instance, progress func(int)) error {
+	if !c.RestoreTime.IsZero() {
+		_, err := r.RestoreInto(ctx, Restore{Source: source, Target: target, Time: c.RestoreTime, Databases: c.Databases}, progress)
+		return err
+	}
+	set, err := r.Catalog.FindBackupSet(ctx, c.BackupID)
+	if err != nil {
+		return fmt.Errorf("backup set %d: %w", c.BackupID, err)
+	}
+	if set.Method != rdsbackup.MethodLogical {
+		return rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Backup set %d is a %s backup: clones are made from Logical sets (or from a restore time).", set.ID, set.Method)
+	}
+	engine := r.Logical[source.Engine]
+	if engine == nil {
+		return rdsbackup.Errorf(rdsbackup.EUnsupportedEngine, "Clones of %s instances are not supported.", source.Engine)
+	}
+	open := func(a rdsbackup.Artifact) (io.ReadCloser, error) {
+		return OpenChecked(ctx, r.Store, set.ObjectKey, a.Offset, a.Length, a.Checksum)
+	}
+	for i, a := range set.Artifacts {
+		switch a.Kind {
+		case rdsbackup.PartGlobals:
+			g, ok := engine.(GlobalsRestorer)
+			if !ok {
+				continue
+			}
+			rc, err := open(a)
+			if err != nil {
+				return err
+			}
+			err = g.RestoreGlobals(ctx, target.DSN, rc)
+			rc.Close()
+			if err != nil {
+				return fmt.Errorf("restore the roles (globals part): %w", err)
+			}
+		case rdsbackup.PartDatabase, "":
+			name := a.Database
+			if len(c.Databases) > 0 {
+				var ok bool
+				if name, ok = c.Databases[a.Database]; !ok {
+					continue
+				}
+			}
+			rc, err := open(a)
+			if err != nil {
+				return err
+			}
+			err = engine.RestoreLogical(ctx, target.DSN, name, rc)
+			rc.Close()
+			if err != nil {
+				return fmt.Errorf("restore database %s: %w", a.Database, err)
+			}
+		}
+		if progress != nil {
+			progress(100 * (i + 1) / len(set.Artifacts))
+		}
+	}
+	return nil
+}
