@@ -1,0 +1,420 @@
+package main
+
+// CloneDBInstance end to end (docs/clones.md) through the official SDK: a
+// clone of a MariaDB and of a PostgreSQL logical set, polled until Running,
+// read over its ConnectionString:Port, surviving a restart of the service,
+// deleted with DeleteDBInstance; maxClones, a bad BackupId, a clone whose
+// restore fails, a config instance refused by DeleteDBInstance, clones
+// disabled, RAM on the source.
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aliyun/alibaba-cloud-sdk-go/services/rds"
+
+	"github.com/rdsbackup/rdsbackup/engine/enginetest"
+	"github.com/rdsbackup/rdsbackup/engine/localserver"
+)
+
+// clonePW is the clones' admin password in these tests (through ${VAR}).
+const clonePW = "clone pw:@/%#9!"
+
+// clonesSection adds a clones section to the fixture and returns the
+// clones directory. It is made where a PostgreSQL server run as the
+// postgres user can reach it (the test may run as root).
+func clonesSection(t *testing.T, f *backupFixture, maxClones int) string {
+	t.Helper()
+	base, err := os.MkdirTemp(localserver.TempDir(), "clones-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(base, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(base) })
+	first := freeTCPPort(t)
+	last := min(first+9, 65535)
+	f.Env["RDSBACKUP_TEST_CLONE_PW"] = clonePW
+	f.YAML += fmt.Sprintf("clones:\n  dir: %s\n  ports: \"%d-%d\"\n  maxClones: %d\n  adminPassword: \"${RDSBACKUP_TEST_CLONE_PW}\"\n", base, first, last, maxClones)
+	return base
+}
+
+func cloneRequest(src string, setup func(*rds.CloneDBInstanceRequest)) *rds.CloneDBInstanceRequest {
+	req := rds.CreateCloneDBInstanceRequest()
+	req.DBInstanceId = src
+	// Cloud-only parameters, as Terraform sends them: accepted, ignored.
+	req.PayType = "Postpaid"
+	req.DBInstanceClass = "rds.mysql.s2.large"
+	req.DBInstanceStorage = "20"
+	req.ZoneId = "cn-hangzhou-h"
+	req.InstanceNetworkType = "VPC"
+	req.BackupType = "FullBackup"
+	if setup != nil {
+		setup(req)
+	}
+	return req
+}
+
+// cloneAttribute reads a clone's DescribeDBInstanceAttribute item.
+func cloneAttribute(t *testing.T, c *clients, id string) rds.DBInstanceAttribute {
+	t.Helper()
+	req := rds.CreateDescribeDBInstanceAttributeRequest()
+	req.DBInstanceId = id
+	resp, err := c.RDS.DescribeDBInstanceAttribute(req)
+	if err != nil || len(resp.Items.DBInstanceAttribute) != 1 {
+		t.Fatalf("DescribeDBInstanceAttribute %s: %v", id, err)
+	}
+	return resp.Items.DBInstanceAttribute[0]
+}
+
+// waitClone polls until the clone is Running or Failed and returns it
+// with the statuses seen on the way.
+func waitClone(t *testing.T, c *clients, id string) (rds.DBInstanceAttribute, []string) {
+	t.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	var seen []string
+	for {
+		a := cloneAttribute(t, c, id)
+		if len(seen) == 0 || seen[len(seen)-1] != a.DBInstanceStatus {
+			seen = append(seen, a.DBInstanceStatus)
+		}
+		if a.DBInstanceStatus == "Running" || a.DBInstanceStatus == "Failed" {
+			return a, seen
+		}
+		if a.DBInstanceStatus != "Creating" && a.DBInstanceStatus != "Restoring" {
+			t.Fatalf("clone %s is %s while being made", id, a.DBInstanceStatus)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("clone %s still %s", id, a.DBInstanceStatus)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// listedClones are the ids DescribeDBInstances lists that are not in the
+// config, with their statuses.
+func listedClones(t *testing.T, c *clients, config ...string) map[string]string {
+	t.Helper()
+	resp, err := c.RDS.DescribeDBInstances(rds.CreateDescribeDBInstancesRequest())
+	if err != nil {
+		t.Fatalf("DescribeDBInstances: %v", err)
+	}
+	out := map[string]string{}
+	for _, d := range resp.Items.DBInstance {
+		if !strings.Contains(" "+strings.Join(config, " ")+" ", " "+d.DBInstanceId+" ") {
+			out[d.DBInstanceId] = d.DBInstanceStatus
+		}
+	}
+	return out
+}
+
+func deleteInstance(c *clients, id string) error {
+	req := rds.CreateDeleteDBInstanceRequest()
+	req.DBInstanceId = id
+	_, err := c.RDS.DeleteDBInstance(req)
+	return err
+}
+
+// dirNames lists a directory.
+func dirNames(t *testing.T, dir string) []string {
+	t.Helper()
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, e := range entries {
+		out = append(out, e.Name())
+	}
+	return out
+}
+
+// checkGone checks that a deleted clone is gone everywhere: the API, its
+// port and its directory.
+func checkGone(t *testing.T, c *clients, dir, id string, port int) {
+	t.Helper()
+	req := rds.CreateDescribeDBInstanceAttributeRequest()
+	req.DBInstanceId = id
+	_, err := c.RDS.DescribeDBInstanceAttribute(req)
+	wantServerError(t, err, "InvalidDBInstanceId.NotFound", 400)
+	if port != 0 {
+		if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+strconv.Itoa(port), time.Second); err == nil {
+			conn.Close()
+			t.Errorf("something still listens on the deleted clone's port %d", port)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, id)); !os.IsNotExist(err) {
+		t.Errorf("the clone's directory %s is still there (%v)", filepath.Join(dir, id), err)
+	}
+}
+
+func checkCloneResponse(t *testing.T, resp *rds.CloneDBInstanceResponse, first int) int {
+	t.Helper()
+	checkRequestID(t, resp, resp.RequestId)
+	port, err := strconv.Atoi(resp.Port)
+	if err != nil || port < first || port > first+9 {
+		t.Errorf("Port %q, want one of %d-%d", resp.Port, first, first+9)
+	}
+	if resp.ConnectionString != "127.0.0.1" || !regexp.MustCompile(`^clone-(rm|pgm)-[a-z0-9]{12}$`).MatchString(resp.DBInstanceId) || resp.OrderId == "" {
+		t.Errorf("response %+v", resp)
+	}
+	return port
+}
+
+func firstPort(t *testing.T, f *backupFixture) int {
+	t.Helper()
+	m := regexp.MustCompile(`ports: "(\d+)-`).FindStringSubmatch(f.YAML)
+	n, _ := strconv.Atoi(m[1])
+	return n
+}
+
+func TestCloneMariaDB(t *testing.T) {
+	t.Parallel()
+	const srcPW = "src clone:@/%#1!"
+	const inst = "rm-src"
+	src := enginetest.StartMariaDB(t, enginetest.MariaDBOptions{RootPassword: srcPW})
+	dbA, dbB := src.NewDatabase(t), src.NewDatabase(t)
+	enginetest.FillMariaDB(t, src.DB(t, dbA), 500)
+	enginetest.FillMariaDB(t, src.DB(t, dbB), 100)
+	want := map[string]map[string]string{}
+	for _, d := range []string{dbA, dbB} {
+		want[d] = enginetest.MariaDBContents(t, src.DB(t, d))
+	}
+	fx := newBackupFixture(t, backupInstance{inst, "MariaDB", src.DSN("")})
+	dir := clonesSection(t, fx, 1)
+	first := firstPort(t, fx)
+	svc := fx.start(t)
+	c := rootClients(t, svc)
+	setID := createBackup(t, c, inst, "Logical", nil)
+	waitFinished(t, c, inst, setID)
+	// Written after the backup: not in the clone.
+	sqlExec(t, src.DB(t, dbA), "CREATE TABLE after_backup (id INT PRIMARY KEY)")
+
+	resp, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.BackupId = setID }))
+	if err != nil {
+		t.Fatalf("CloneDBInstance: %v", err)
+	}
+	port := checkCloneResponse(t, resp, first)
+	id := resp.DBInstanceId
+	if st := listedClones(t, c, inst)[id]; st != "Creating" && st != "Restoring" && st != "Running" {
+		t.Errorf("DescribeDBInstances shows the new clone as %q", st)
+	}
+
+	t.Run("MaxClones", func(t *testing.T) {
+		before := dirNames(t, dir)
+		_, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.BackupId = setID }))
+		e := wantServerError(t, err, "QuotaExceeded.Clones", 403)
+		if !strings.Contains(e.Message(), "maxClones is 1") {
+			t.Errorf("message %q does not name the limit", e.Message())
+		}
+		if got := listedClones(t, c, inst); len(got) != 1 {
+			t.Errorf("clones after the refusal: %v", got)
+		}
+		if after := dirNames(t, dir); strings.Join(after, ",") != strings.Join(before, ",") {
+			t.Errorf("the refused clone left files: %v → %v", before, after)
+		}
+	})
+
+	a, seen := waitClone(t, c, id)
+	if a.DBInstanceStatus != "Running" {
+		t.Fatalf("clone %s: %s (%s); statuses %v; log:\n%s", id, a.DBInstanceStatus, a.DBInstanceDescription, seen, svc.Stderr.String())
+	}
+	t.Logf("statuses seen: %v", seen)
+	if a.ConnectionString != "127.0.0.1" || a.Port != resp.Port || a.Engine != "MariaDB" || !strings.Contains(a.DBInstanceDescription, inst) {
+		t.Errorf("attribute: ConnectionString %q Port %q Engine %q Description %q", a.ConnectionString, a.Port, a.Engine, a.DBInstanceDescription)
+	}
+	if n, err := strconv.ParseInt(a.DBInstanceDiskUsed, 10, 64); err != nil || n < 1<<20 {
+		t.Errorf("DBInstanceDiskUsed %q, want the bytes of a data directory", a.DBInstanceDiskUsed)
+	}
+	checkMariaDBClone := func(t *testing.T) {
+		t.Helper()
+		for d, w := range want {
+			sameContents(t, d, w, enginetest.MariaDBContents(t, openMariaDB(t, port, clonePW, d)))
+		}
+		var n int
+		if err := openMariaDB(t, port, clonePW, dbA).QueryRow("SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = ? AND table_name = 'after_backup'", dbA).Scan(&n); err != nil || n != 0 {
+			t.Errorf("the table made after the backup: %d, %v", n, err)
+		}
+	}
+	checkMariaDBClone(t)
+
+	t.Run("BadBackupId", func(t *testing.T) {
+		for _, bad := range []string{"999999", "x1"} {
+			_, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.BackupId = bad }))
+			wantServerError(t, err, "InvalidBackupSetID.NotFound", 404)
+		}
+	})
+	t.Run("DeleteConfigInstance", func(t *testing.T) {
+		err := deleteInstance(c, inst)
+		e := wantServerError(t, err, "OperationDenied.ConfiguredInstance", 403)
+		if !strings.Contains(e.Message(), "config") {
+			t.Errorf("message %q", e.Message())
+		}
+	})
+
+	// The clone survives a restart of the service: started again, same port.
+	svc.Stop()
+	if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+resp.Port, time.Second); err == nil {
+		conn.Close()
+		t.Errorf("the clone still listens after the service stopped")
+	}
+	svc = fx.start(t)
+	c = rootClients(t, svc)
+	if a := cloneAttribute(t, c, id); a.DBInstanceStatus != "Running" || a.Port != resp.Port {
+		t.Fatalf("after the restart the clone is %s on %s: %s", a.DBInstanceStatus, a.Port, a.DBInstanceDescription)
+	}
+	checkMariaDBClone(t)
+
+	if err := deleteInstance(c, id); err != nil {
+		t.Fatalf("DeleteDBInstance: %v", err)
+	}
+	checkGone(t, c, dir, id, port)
+	if got := listedClones(t, c, inst); len(got) != 0 {
+		t.Errorf("clones after the delete: %v", got)
+	}
+
+	t.Run("RestoreFails", func(t *testing.T) {
+		// A set whose stored bytes were damaged: the clone's restore
+		// fails, the clone shows why and its server is gone.
+		obj := filepath.Join(svc.DataDir, "storage", "backups", inst, setID, "set.zst")
+		buf, err := os.ReadFile(obj)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := len(buf) / 3; i < len(buf)/3+64 && i < len(buf); i++ {
+			buf[i] ^= 0x5a
+		}
+		if err := os.WriteFile(obj, buf, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.BackupId = setID }))
+		if err != nil {
+			t.Fatalf("CloneDBInstance: %v", err)
+		}
+		a, seen := waitClone(t, c, resp.DBInstanceId)
+		if a.DBInstanceStatus != "Failed" {
+			t.Fatalf("clone of a damaged set: %s, statuses %v", a.DBInstanceStatus, seen)
+		}
+		if !regexp.MustCompile(`Failed: the clone failed: .*(damaged|CRC64|corrupt|invalid)`).MatchString(a.DBInstanceDescription) {
+			t.Errorf("the failed clone's description does not say why: %q", a.DBInstanceDescription)
+		}
+		if a.Port != "" || a.ConnectionString != "" {
+			t.Errorf("a failed clone shows a server: %s:%s", a.ConnectionString, a.Port)
+		}
+		p, _ := strconv.Atoi(resp.Port)
+		if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+resp.Port, time.Second); err == nil {
+			conn.Close()
+			t.Errorf("the failed clone's server still listens on %d", p)
+		}
+		if _, err := os.Stat(filepath.Join(dir, resp.DBInstanceId)); !os.IsNotExist(err) {
+			t.Errorf("the failed clone's directory is still there (%v)", err)
+		}
+		// Failed clones do not count against maxClones; Delete removes the record.
+		if err := deleteInstance(c, resp.DBInstanceId); err != nil {
+			t.Fatalf("DeleteDBInstance of the failed clone: %v", err)
+		}
+		checkGone(t, c, dir, resp.DBInstanceId, 0)
+	})
+}
+
+func TestClonePostgres(t *testing.T) {
+	t.Parallel()
+	const inst = "pg-src"
+	src := enginetest.StartPostgres(t, enginetest.PostgresOptions{Password: "pg src clone:@/%#1!"})
+	dbA, dbB := src.NewDatabase(t), src.NewDatabase(t)
+	enginetest.FillPostgres(t, src.DB(t, dbA), 500)
+	enginetest.FillPostgres(t, src.DB(t, dbB), 100)
+	// A role of the source: in the set's globals part, so in the clone.
+	sqlExec(t, src.DB(t, "postgres"), "CREATE ROLE app_reader LOGIN PASSWORD 'reader pw'", "GRANT CONNECT ON DATABASE "+`"`+dbA+`"`+" TO app_reader")
+	wantA := enginetest.PostgresContents(t, src.DB(t, dbA))
+	fx := newBackupFixture(t, backupInstance{inst, "PostgreSQL", src.URL("postgres")})
+	dir := clonesSection(t, fx, 2)
+	first := firstPort(t, fx)
+	svc := fx.start(t)
+	c := rootClients(t, svc)
+	setID := createBackup(t, c, inst, "Logical", nil)
+	waitFinished(t, c, inst, setID)
+
+	// DbNames restores a subset, under a new name.
+	resp, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) {
+		r.BackupId = setID
+		r.DbNames = fmt.Sprintf(`{"%s":"copy_a"}`, dbA)
+	}))
+	if err != nil {
+		t.Fatalf("CloneDBInstance: %v", err)
+	}
+	port := checkCloneResponse(t, resp, first)
+	a, seen := waitClone(t, c, resp.DBInstanceId)
+	if a.DBInstanceStatus != "Running" {
+		t.Fatalf("clone: %s (%s); statuses %v; log:\n%s", a.DBInstanceStatus, a.DBInstanceDescription, seen, svc.Stderr.String())
+	}
+	if a.Engine != "PostgreSQL" {
+		t.Errorf("Engine %q", a.Engine)
+	}
+	admin := (&url.URL{Scheme: "postgres", User: url.UserPassword("postgres", clonePW), Host: net.JoinHostPort(a.ConnectionString, a.Port), RawQuery: "sslmode=disable"}).String()
+	sameContents(t, dbA, wantA, enginetest.PostgresContents(t, openPostgres(t, admin, "copy_a")))
+	got := postgresDatabases(t, openPostgres(t, admin, "postgres"))
+	for _, d := range got {
+		if d == dbA || d == dbB {
+			t.Errorf("the clone has database %s, which DbNames left out (has %v)", d, got)
+		}
+	}
+	// The source's role logs in with its own password.
+	reader := openPostgres(t, fmt.Sprintf("postgres://app_reader:reader%%20pw@127.0.0.1:%d/copy_a?sslmode=disable", port), "copy_a")
+	var one int
+	if err := reader.QueryRow("SELECT 1").Scan(&one); err != nil {
+		t.Errorf("the source's role cannot log in to the clone: %v", err)
+	}
+	reader.Close()
+
+	t.Run("UnknownDatabase", func(t *testing.T) {
+		_, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.BackupId = setID; r.DbNames = "nosuchdb" }))
+		wantServerError(t, err, "InvalidDBName.NotFound", 404)
+	})
+
+	if err := deleteInstance(c, resp.DBInstanceId); err != nil {
+		t.Fatalf("DeleteDBInstance: %v", err)
+	}
+	checkGone(t, c, dir, resp.DBInstanceId, port)
+}
+
+// TestCloneRefusals: clones off, RAM on the source, parameters; no server
+// is needed for any of them.
+func TestCloneRefusals(t *testing.T) {
+	t.Parallel()
+	s := startService(t, t.TempDir(), instancesYAML("rm-a", "rm-b"), testEnv(nil))
+	root := rootClients(t, s)
+	_, err := root.RDS.CloneDBInstance(cloneRequest("rm-a", func(r *rds.CloneDBInstanceRequest) { r.BackupId = "1" }))
+	e := wantServerError(t, err, "OperationDenied.ClonesDisabled", 403)
+	if !strings.Contains(e.Message(), "clones") {
+		t.Errorf("message %q", e.Message())
+	}
+	_, err = root.RDS.CloneDBInstance(cloneRequest("rm-a", nil))
+	wantServerError(t, err, "InvalidParameterCombination", 400)
+	_, err = root.RDS.CloneDBInstance(cloneRequest("rm-a", func(r *rds.CloneDBInstanceRequest) { r.RestoreTime = "yesterday" }))
+	wantServerError(t, err, "InvalidRestoreTime.Format", 400)
+	_, err = root.RDS.CloneDBInstance(cloneRequest("rm-zz", func(r *rds.CloneDBInstanceRequest) { r.BackupId = "1" }))
+	wantServerError(t, err, "InvalidDBInstanceId.NotFound", 400)
+	wantServerError(t, deleteInstance(root, "clone-rm-nosuchclone0"), "InvalidDBInstanceId.NotFound", 400)
+	wantServerError(t, deleteInstance(root, "rm-b"), "OperationDenied.ConfiguredInstance", 403)
+
+	// RAM: rds:CloneDBInstance on the source instance.
+	ak, secret := createUserWithKey(t, root, "cloner")
+	createPolicy(t, root, "clone-a", policyDocument("Allow", "rds:CloneDBInstance", "acs:rds:*:*:dbinstance/rm-a"))
+	attachPolicy(t, root, "clone-a", "Custom", "cloner")
+	user := newClients(t, s.Addr, ak, secret)
+	_, err = user.RDS.CloneDBInstance(cloneRequest("rm-b", func(r *rds.CloneDBInstanceRequest) { r.BackupId = "1" }))
+	wantServerError(t, err, "Forbidden.RAM", 403)
+	_, err = user.RDS.CloneDBInstance(cloneRequest("rm-a", func(r *rds.CloneDBInstanceRequest) { r.BackupId = "1" }))
+	wantServerError(t, err, "OperationDenied.ClonesDisabled", 403)
+	wantServerError(t, deleteInstance(user, "rm-a"), "Forbidden.RAM", 403)
+}
