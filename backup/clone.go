@@ -75,7 +75,8 @@ func (r *Recoverer) RestoreClone(ctx context.Context, c *rdsbackup.Clone, source
 			err = engine.RestoreLogical(ctx, target.DSN, name, rc)
 			rc.Close()
 			if err != nil {
-				return fmt.Errorf("restore database %s: %w", a.Database, err)
+				// The engines' errors name the database already.
+				return err
 			}
 		}
 		if progress != nil {

@@ -304,7 +304,7 @@ func TestCloneMariaDB(t *testing.T) {
 		if a.DBInstanceStatus != "Failed" {
 			t.Fatalf("clone of a damaged set: %s, statuses %v", a.DBInstanceStatus, seen)
 		}
-		if !regexp.MustCompile(`Failed: the clone failed: .*(damaged|CRC64|corrupt|invalid)`).MatchString(a.DBInstanceDescription) {
+		if !regexp.MustCompile(`Failed: the clone failed: restore database .*(damaged|CRC|corrupt|invalid)`).MatchString(a.DBInstanceDescription) {
 			t.Errorf("the failed clone's description does not say why: %q", a.DBInstanceDescription)
 		}
 		if a.Port != "" || a.ConnectionString != "" {
