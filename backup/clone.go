@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strings"
 
 	"github.com/rdsbackup/rdsbackup"
 )
@@ -74,8 +75,10 @@ func (r *Recoverer) RestoreClone(ctx context.Context, c *rdsbackup.Clone, source
 			}
 			err = engine.RestoreLogical(ctx, target.DSN, name, rc)
 			rc.Close()
+			if err != nil && !strings.Contains(err.Error(), a.Database) {
+				err = fmt.Errorf("restore database %s: %w", a.Database, err)
+			}
 			if err != nil {
-				// The engines' errors name the database already.
 				return err
 			}
 		}
