@@ -95,13 +95,31 @@ func cloneInstance(cl *rdsbackup.Clone) *rdsbackup.Instance {
 	return &rdsbackup.Instance{ID: cl.ID, Engine: cl.Engine, Description: cloneDescription(cl), CreatedAt: cl.CreatedAt, UpdatedAt: cl.CreatedAt}
 }
 
-// cloneDescription tells where a clone comes from, and why it failed.
+// cloneDescription tells where a clone comes from, what is being done to
+// it, and why it failed.
 func cloneDescription(cl *rdsbackup.Clone) string {
 	d := cl.Description
-	if cl.Status == rdsbackup.CloneFailed && cl.Reason != "" {
+	switch {
+	case cl.Status == rdsbackup.CloneFailed && cl.Reason != "":
 		d += " (Failed: " + cl.Reason + ")"
+	case cl.Status == rdsbackup.CloneCreating:
+		d += " (starting its server)"
+	case cl.Status == rdsbackup.CloneRestoring:
+		d += " (restoring backup set " + strconv.FormatInt(cl.BackupID, 10) + ")"
 	}
 	return d
+}
+
+// cloneStatus is a clone's DBInstanceStatus: Creating until the data is
+// in, through the restore too, because Terraform's
+// alicloud_rds_clone_db_instance waits with Creating as the only pending
+// state and fails on any other (the restore phase shows in the
+// description).
+func cloneStatus(cl *rdsbackup.Clone) string {
+	if cl.Status == rdsbackup.CloneRestoring {
+		return string(rdsbackup.CloneCreating)
+	}
+	return string(cl.Status)
 }
 
 // clones lists the clones (none when they are off).
@@ -116,7 +134,7 @@ func (s *Server) clones(ctx context.Context) ([]*rdsbackup.Clone, error) {
 // its server is, how much disk it takes, what it is a clone of.
 func (s *Server) cloneAttribute(cl *rdsbackup.Clone) instanceAttributeOut {
 	common := s.instanceCommon(cloneInstance(cl))
-	common.DBInstanceStatus = string(cl.Status)
+	common.DBInstanceStatus = cloneStatus(cl)
 	a := instanceAttributeOut{
 		instanceCommon:     common,
 		CreationTime:       formatTime(cl.CreatedAt),

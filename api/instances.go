@@ -173,9 +173,9 @@ func (s *Server) describeDBInstances(ctx context.Context, c *call) (any, error) 
 	}
 	for _, cl := range clones {
 		inst := cloneInstance(cl)
-		if (wantIDs == nil || wantIDs[inst.ID]) && (engine == "" || string(inst.Engine) == engine) && (status == "" || status == string(cl.Status)) {
+		if (wantIDs == nil || wantIDs[inst.ID]) && (engine == "" || string(inst.Engine) == engine) && (status == "" || status == cloneStatus(cl)) {
 			match = append(match, inst)
-			statuses[inst.ID] = string(cl.Status)
+			statuses[inst.ID] = cloneStatus(cl)
 		}
 	}
 	resp := &describeDBInstancesResponse{RequestId: c.req.RequestID, PageNumber: page, TotalRecordCount: len(match)}
