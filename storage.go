@@ -69,3 +69,19 @@ func CollectObjects(seq iter.Seq2[ObjectInfo, error]) ([]ObjectInfo, error) {
 func ListError(err error) iter.Seq2[ObjectInfo, error] {
 	return func(yield func(ObjectInfo, error) bool) { yield(ObjectInfo{}, err) }
 }
+
+type sizeHintKey struct{}
+
+// WithSizeHint returns a context telling Create about how many bytes the
+// object will have. Stores that upload in parts size their parts from it
+// (an object store takes a bounded number of parts); others ignore it.
+// It is a hint: the object may turn out smaller or somewhat larger.
+func WithSizeHint(ctx context.Context, size int64) context.Context {
+	return context.WithValue(ctx, sizeHintKey{}, size)
+}
+
+// SizeHint returns the hint WithSizeHint put in ctx, or 0.
+func SizeHint(ctx context.Context) int64 {
+	n, _ := ctx.Value(sizeHintKey{}).(int64)
+	return n
+}
