@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/rdsbackup/rdsbackup/backup"
-	"github.com/rdsbackup/rdsbackup/storage/localfs"
 )
 
 // rebuildCatalog re-creates the catalog entries of the backup sets found in
@@ -21,7 +20,11 @@ func (m *Main) rebuildCatalog(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	res, err := backup.Rebuild(ctx, localfs.New(cfg.Path("storage")), db)
+	storage, err := openStore(ctx, cfg, m.logger())
+	if err != nil {
+		return err
+	}
+	res, err := backup.Rebuild(ctx, storage.Store, db)
 	if err != nil {
 		return err
 	}

@@ -156,11 +156,18 @@ func (s *Server) Restart() error {
 
 	deadline := time.Now().Add(30 * time.Second)
 	for {
+		// Ready means the health check passes and a signed request is
+		// served: MinIO answers the first before it takes the second.
 		resp, err := http.Get("http://" + s.Endpoint + "/minio/health/ready")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
-				return nil
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+				_, err := s.Client().ListBuckets(ctx)
+				cancel()
+				if err == nil {
+					return nil
+				}
 			}
 		}
 		select {
@@ -250,7 +257,8 @@ func (s *Server) NewBucket(t testing.TB) string {
 }
 
 // Uploads lists the incomplete multipart uploads in a bucket under prefix,
-// as "key uploadID" strings.
+// as "key uploadID" strings. It lists the bucket's and filters, because
+// MinIO takes a prefix only when it is a whole key.
 func (s *Server) Uploads(t testing.TB, bucket, prefix string) []string {
 	t.Helper()
 	core := minio.Core{Client: s.Client()}
@@ -259,18 +267,34 @@ func (s *Server) Uploads(t testing.TB, bucket, prefix string) []string {
 	var out []string
 	keyMarker, idMarker := "", ""
 	for {
-		res, err := core.ListMultipartUploads(ctx, bucket, prefix, keyMarker, idMarker, "", 1000)
+		res, err := core.ListMultipartUploads(ctx, bucket, "", keyMarker, idMarker, "", 1000)
 		if err != nil {
 			t.Fatalf("s3test: list multipart uploads: %v", err)
 		}
 		for _, u := range res.Uploads {
-			out = append(out, u.Key+" "+u.UploadID)
+			if strings.HasPrefix(u.Key, prefix) {
+				out = append(out, u.Key+" "+u.UploadID)
+			}
 		}
 		if !res.IsTruncated {
 			return out
 		}
 		keyMarker, idMarker = res.NextKeyMarker, res.NextUploadIDMarker
 	}
+}
+
+// UploadsOnDisk lists the incomplete multipart uploads in the server's
+// data directory, by MinIO's own layout (.minio.sys/multipart/<object
+// hash>/<upload>). The S3 list is not enough after a restart: MinIO lists
+// only the uploads started since it started, while the older ones keep
+// their parts on disk until aborted (or until its stale-upload expiry).
+func (s *Server) UploadsOnDisk(t testing.TB) []string {
+	t.Helper()
+	dirs, err := filepath.Glob(filepath.Join(s.Dir, "data", ".minio.sys", "multipart", "*", "*"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dirs
 }
 
 var shared struct {

@@ -405,6 +405,11 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 // Bucket objects under the prefix whose keys the port refuses (someone
 // else's files) are skipped, as localfs skips stray files.
 func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[rdsbackup.ObjectInfo, error] {
+	// A prefix no key can have is EINVALID, as on localfs (some servers
+	// refuse to list it at all).
+	if i := strings.LastIndexByte(prefix, '/'); strings.ContainsAny(prefix, "\\\x00") || (i >= 0 && checkKey(prefix[:i]) != nil) {
+		return rdsbackup.ListError(rdsbackup.Errorf(rdsbackup.EINVALID, "invalid object key prefix %q", prefix))
+	}
 	return func(yield func(rdsbackup.ObjectInfo, error) bool) {
 		token := ""
 		for {
@@ -422,7 +427,9 @@ func (s *Store) List(ctx context.Context, prefix string) iter.Seq2[rdsbackup.Obj
 				if !ok || checkKey(key) != nil {
 					continue
 				}
-				if !yield(rdsbackup.ObjectInfo{Key: key, Size: o.Size, ModTime: o.LastModified}, nil) {
+				// Stat has the Last-Modified header's seconds; a list has
+				// milliseconds. One object, one time.
+				if !yield(rdsbackup.ObjectInfo{Key: key, Size: o.Size, ModTime: o.LastModified.Truncate(time.Second)}, nil) {
 					return
 				}
 			}
@@ -469,13 +476,15 @@ type Upload struct {
 }
 
 // Uploads yields the incomplete multipart uploads under the store's
-// prefix: what aborted or killed writers left.
+// prefix: what aborted or killed writers left. The bucket's uploads are
+// listed whole and filtered here, because MinIO lists an upload under a
+// prefix only when the prefix is the whole key.
 func (s *Store) Uploads(ctx context.Context) iter.Seq2[Upload, error] {
 	return func(yield func(Upload, error) bool) {
 		keyMarker, idMarker := "", ""
 		for {
 			rctx, cancel := s.requestCtx(ctx)
-			res, err := s.core.ListMultipartUploads(rctx, s.cfg.Bucket, s.cfg.Prefix, keyMarker, idMarker, "", listPage)
+			res, err := s.core.ListMultipartUploads(rctx, s.cfg.Bucket, "", keyMarker, idMarker, "", listPage)
 			cancel()
 			if err != nil {
 				yield(Upload{}, s.wrap(err, "list incomplete uploads"))

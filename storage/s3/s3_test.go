@@ -420,13 +420,13 @@ func TestServerKilledMidUpload(t *testing.T) {
 	if err := srv.Restart(); err != nil {
 		t.Fatal(err)
 	}
-	if ups := srv.Uploads(t, cfg.Bucket, ""); len(ups) != 1 {
+	if ups := srv.UploadsOnDisk(t); len(ups) != 1 {
 		t.Fatalf("uploads after restart: %v", ups)
 	}
 	if err := s.Healthy(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	if ups := srv.Uploads(t, cfg.Bucket, ""); len(ups) != 0 {
+	if ups := srv.UploadsOnDisk(t); len(ups) != 0 {
 		t.Fatalf("uploads after the health check: %v", ups)
 	}
 	if _, err := s.Stat(t.Context(), "k"); rdsbackup.ErrorCode(err) != rdsbackup.ENOTFOUND {
