@@ -307,14 +307,20 @@ var shared struct {
 // Main runs the tests, then removes the shared server:
 //
 //	func TestMain(m *testing.M) { os.Exit(s3test.Main(m)) }
-func Main(m *testing.M) int {
+func Main(m *testing.M) int { return Around(m.Run) }
+
+// Around is Main for a TestMain that already wraps m.Run in another
+// helper's Main:
+//
+//	os.Exit(s3test.Around(func() int { return enginetest.Main(m) }))
+func Around(run func() int) int {
 	shared.main.Store(true)
 	defer func() {
 		if shared.srv != nil {
 			shared.srv.Remove()
 		}
 	}()
-	return m.Run()
+	return run()
 }
 
 // Shared returns the test binary's server, starting it on first use.
