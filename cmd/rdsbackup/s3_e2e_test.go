@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -107,6 +108,14 @@ func TestS3RoundTrip(t *testing.T) {
 		for d, w := range want {
 			sameContents(t, "restored from S3 "+d, w, enginetest.MariaDBContents(t, target.DB(t, d)))
 		}
+		// Straight from the bucket, found through the catalog.
+		env := maps.Clone(fx.Env)
+		env[envTargetDSN] = target.DSN("")
+		code, stderr := runRestoreEnv(t, env, "--backup-id", logical, "--config", fx.configFile(t), "--database", dbA, "--as", "direct_"+dbA)
+		if code != exitOK || !strings.Contains(stderr, "from s3 bucket "+s3.bucket) {
+			t.Fatalf("restore --backup-id: exit %d\n%s", code, stderr)
+		}
+		sameContents(t, "restored from the bucket directly", want[dbA], enginetest.MariaDBContents(t, target.DB(t, "direct_"+dbA)))
 		dir := filepath.Join(t.TempDir(), "restored")
 		if err := os.Mkdir(dir, 0o700); err != nil {
 			t.Fatal(err)
@@ -283,6 +292,17 @@ func checkDownloadsPresigned(t *testing.T, b backupOut) {
 	if !strings.Contains(resp.Header.Get("Content-Disposition"), b.DBInstanceId+"_"+b.BackupId+".zst") {
 		t.Errorf("presigned download names the file %q", resp.Header.Get("Content-Disposition"))
 	}
+}
+
+// runRestoreEnv runs `rdsbackup restore args...` in-process with env.
+func runRestoreEnv(t *testing.T, env map[string]string, args ...string) (int, string) {
+	t.Helper()
+	var stdout, stderr syncBuffer
+	m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: testEnv(env)}
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	code := m.Run(ctx, append([]string{"restore", "--work-dir", t.TempDir()}, args...))
+	return code, stderr.String()
 }
 
 // serveOnce runs serve with a config and returns its exit code and stderr
