@@ -692,7 +692,13 @@ func (w *writer) grow(n int) {
 	if need <= cap(w.buf) {
 		return
 	}
-	size := min(max(2*cap(w.buf), need, 64<<10), int(w.partSize))
+	size := max(2*cap(w.buf), need, 64<<10)
+	if size > 1<<20 {
+		// Past a MiB it is a set: the whole part at once, rather than
+		// doublings that would each be garbage.
+		size = int(w.partSize)
+	}
+	size = min(size, int(w.partSize))
 	buf := make([]byte, len(w.buf), size)
 	copy(buf, w.buf)
 	w.buf = buf

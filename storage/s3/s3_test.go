@@ -7,8 +7,11 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -459,5 +462,63 @@ func TestConfigValidate(t *testing.T) {
 	c := s3.Config{Endpoint: "s3.example.com:9000", Bucket: "b"}
 	if err := c.Validate(); err != nil || c.PartSize != s3.DefaultPartSize || c.UploadConcurrency != 2 || c.PathStyle != "auto" {
 		t.Fatalf("defaults: %+v, %v", c, err)
+	}
+}
+
+// TestMemoryBound: a write holds at most uploadConcurrency parts, however
+// long the object. The heap is sampled while a 40 MiB object is written in
+// 5 MiB parts, two at a time, with the collector made eager so that the
+// heap shows what is live: its peak must stay within the two parts and a
+// few MiB for the client, not the object's size.
+func TestMemoryBound(t *testing.T) {
+	srv := s3test.Shared(t)
+	cfg := config(srv, srv.NewBucket(t), "")
+	s := newStore(t, cfg)
+	chunk := random(256 << 10)
+	const total = 40 << 20
+	defer debug.SetGCPercent(debug.SetGCPercent(5))
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	base := ms.HeapAlloc
+	var peak atomic.Uint64
+	done := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			if ms.HeapAlloc > peak.Load() {
+				peak.Store(ms.HeapAlloc)
+			}
+			select {
+			case <-done:
+				return
+			case <-time.After(5 * time.Millisecond):
+			}
+		}
+	}()
+	w, err := s.Create(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for n := 0; n < total; n += len(chunk) {
+		if _, err := w.Write(chunk); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	close(done)
+	<-sampled
+	used := peak.Load() - min(base, peak.Load())
+	t.Logf("a %d MiB object in %d MiB parts, %d at a time: heap peak %.1f MiB above the start", total>>20, cfg.PartSize>>20, cfg.UploadConcurrency, float64(used)/(1<<20))
+	if limit := uint64(cfg.UploadConcurrency)*uint64(cfg.PartSize) + 8<<20; used > limit {
+		t.Fatalf("heap peak %d bytes above the start for a %d-byte object; the bound is %d", used, total, limit)
+	}
+	if info, err := s.Stat(t.Context(), "k"); err != nil || info.Size != total {
+		t.Fatalf("stat: %+v %v", info, err)
 	}
 }
