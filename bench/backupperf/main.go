@@ -67,12 +67,15 @@ type options struct {
 	profile    string
 	profLevel  string
 	alts       []binary
+	s3         bool
 }
 
 // binary is one rdsbackup build measured: the one of -repo (label "") and
 // those of -alt.
 type binary struct {
 	label, repo, path string
+	// storage is a storage section for its config ("": localfs).
+	storage string
 }
 
 func main() {
@@ -129,6 +132,7 @@ func parseFlags() (*options, error) {
 		o.alts = append(o.alts, binary{label: label, repo: abs})
 		return nil
 	})
+	flag.BoolVar(&o.s3, "s3", false, "also back up (and restore through the proxied link) with storage on S3: starts a MinIO server (the binary scripts/test.sh builds, or $RDSBACKUP_MINIO) on loopback and adds the arms of the -repo build with that storage, at the default part size")
 	flag.StringVar(&o.profLevel, "profile-levels", "fastest", "profiling mode: comma-separated zstd levels to compare (fastest, default, none = no compression, discard = engine only, no storage)")
 	flag.Parse()
 	n, err := parseSize(*size)
@@ -229,6 +233,15 @@ func run(ctx context.Context, o *options) error {
 		}
 	}
 	machine.Repo = describeCheckout(o.repo)
+	if o.s3 {
+		stop, yaml, err := startMinIO(ctx, filepath.Join(work, "minio"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+		bins = append(bins, binary{label: "s3", repo: o.repo, path: bins[0].path, storage: yaml})
+		machine.Alts = append(machine.Alts, "s3 = the -repo build with storage on a MinIO server on loopback")
+	}
 	started := time.Now()
 	var results []*engineResult
 	for _, engine := range o.engines {
@@ -334,7 +347,7 @@ func runEngine(ctx context.Context, o *options, engine string, bins []binary, wo
 		}
 		for i, b := range bins {
 			svcDir := filepath.Join(work, fmt.Sprintf("%s-service-%d-%d", engine, run, i))
-			svc, err := startService(ctx, b.label, b.path, svcDir, src)
+			svc, err := startService(ctx, b.label, b.path, b.storage, svcDir, src)
 			if err != nil {
 				stopAll()
 				return nil, err

@@ -47,7 +47,7 @@ type service struct {
 const passwordEnv = "BACKUPPERF_DB_PASSWORD"
 
 // startService writes a config registering src and starts the service.
-func startService(ctx context.Context, label, bin, dir string, src *dbServer) (*service, error) {
+func startService(ctx context.Context, label, bin, storage, dir string, src *dbServer) (*service, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
@@ -70,7 +70,7 @@ instances:
     dsn: "%s"
 backups:
   schedule: false
-`, s.addr, filepath.Join(dir, "data"), s.instanceID, engine, src.rdsbackupDSN(passwordEnv))
+%s`, s.addr, filepath.Join(dir, "data"), s.instanceID, engine, src.rdsbackupDSN(passwordEnv), storage)
 	cfgPath := filepath.Join(dir, "rdsbackup.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -85,6 +85,7 @@ backups:
 		passwordEnv+"="+src.password,
 		"RDSBACKUP_ACCESS_KEY_ID="+s.ak,
 		"RDSBACKUP_ACCESS_KEY_SECRET="+s.secret,
+		s3SecretEnv+"="+minioSecret,
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
