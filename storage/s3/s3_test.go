@@ -3,12 +3,14 @@ package s3_test
 import (
 	"bytes"
 	"crypto/rand"
+	"hash/crc64"
 	"io"
 	"net"
 	"net/http"
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -520,5 +522,48 @@ func TestMemoryBound(t *testing.T) {
 	}
 	if info, err := s.Stat(t.Context(), "k"); err != nil || info.Size != total {
 		t.Fatalf("stat: %+v %v", info, err)
+	}
+}
+
+// crcTransport adds the CRC64 header OSS sends on reads, with a value of
+// the test's choosing ("" sends the right one, computed from want).
+type crcTransport struct {
+	value string
+}
+
+func (c *crcTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && r.Method == http.MethodGet && c.value != "" {
+		resp.Header.Set("X-Oss-Hash-Crc64ecma", c.value)
+	}
+	return resp, err
+}
+
+// TestServerCRC: when the server reports the object's CRC64-ECMA, as OSS
+// does, an upload whose stored bytes do not match what was sent fails and
+// leaves nothing; one that matches commits.
+func TestServerCRC(t *testing.T) {
+	srv := s3test.Shared(t)
+	data := random(3 << 20)
+	tr := &crcTransport{value: "12345"}
+	cfg := config(srv, srv.NewBucket(t), "")
+	cfg.Transport = tr
+	s := newStore(t, cfg)
+	w, err := s.Create(t.Context(), "k")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Write(data)
+	if err := w.Commit(); err == nil || !strings.Contains(err.Error(), "stored with CRC64 12345") {
+		t.Fatalf("commit with a mismatching server CRC64: %v", err)
+	}
+	tr.value = ""
+	if _, err := s.Stat(t.Context(), "k"); rdsbackup.ErrorCode(err) != rdsbackup.ENOTFOUND {
+		t.Fatalf("the mismatching object is still there: %v", err)
+	}
+	tr.value = strconv.FormatUint(crc64.Checksum(data, crc64.MakeTable(crc64.ECMA)), 10)
+	put(t, s, "k", data)
+	if got := get(t, s, "k", 0, -1); !bytes.Equal(got, data) {
+		t.Fatal("read back other bytes")
 	}
 }
