@@ -155,3 +155,16 @@ func (p *Postgres) Stop() {
 	p.checkNotShared("Stop")
 	p.stop()
 }
+
+// Start starts the server again after Stop or Kill, on the same data
+// directory and port, and waits until it accepts connections. It panics on
+// a shared server.
+func (p *Postgres) Start(t testing.TB) {
+	t.Helper()
+	p.checkNotShared("Start")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := p.local.(*localserver.Postgres).Start(ctx); err != nil {
+		t.Fatalf("enginetest: start PostgreSQL again: %v", err)
+	}
+}

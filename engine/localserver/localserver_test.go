@@ -188,3 +188,39 @@ func TestPostgresUnreachableDir(t *testing.T) {
 		t.Errorf("directory of the failed start: %v", err)
 	}
 }
+
+// TestPostgresStopStart stops a server and starts it again: same port, data
+// kept, password still required.
+func TestPostgresStopStart(t *testing.T) {
+	skipUnlessServers(t)
+	t.Parallel()
+	ctx := t.Context()
+	p, err := StartPostgres(ctx, PostgresOptions{Dir: filepath.Join(testParent(t), "pg"), Password: "again"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Remove()
+	if err := p.CreateDatabase(ctx, "kept"); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.Start(ctx); err == nil {
+		t.Error("Start on a running server succeeded")
+	}
+	port := p.Port
+	p.Stop()
+	closed(t, port)
+	if err := p.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if p.Port != port || !p.Running() {
+		t.Errorf("after Start: port %d (was %d), running %v", p.Port, port, p.Running())
+	}
+	db, err := p.Open(ctx, "kept")
+	if err != nil {
+		t.Fatalf("the database made before the restart: %v", err)
+	}
+	db.Close()
+	if _, err := (&Postgres{Host: "127.0.0.1", Port: port, User: "postgres"}).Open(ctx, "postgres"); err == nil {
+		t.Error("connected without the password after the restart")
+	}
+}

@@ -165,7 +165,25 @@ func (p *Postgres) start(ctx context.Context, acct *account) error {
 	if err := p.writeHBA(acct); err != nil {
 		return err
 	}
+	return p.run(ctx, acct, false)
+}
 
+// Start starts a stopped (or killed) server again on its data directory and
+// port, and waits until it accepts connections.
+func (p *Postgres) Start(ctx context.Context) error {
+	if p.Running() {
+		return errors.New("localserver: the PostgreSQL server is running")
+	}
+	acct, err := postgresAccount()
+	if err != nil {
+		return err
+	}
+	return p.run(ctx, acct, true)
+}
+
+// run starts postgres on the initialized data directory: on a free port, or
+// exactly on p.Port when samePort is set.
+func (p *Postgres) run(ctx context.Context, acct *account, samePort bool) error {
 	settings := map[string]string{
 		"listen_addresses":  "127.0.0.1",
 		"wal_level":         "replica",
@@ -185,6 +203,9 @@ func (p *Postgres) start(ctx context.Context, acct *account) error {
 
 	for try := 1; ; try++ {
 		port, err := pickPort(try, p.Options.Port)
+		if samePort {
+			port, err = p.Port, nil
+		}
 		if err != nil {
 			return err
 		}
@@ -221,7 +242,7 @@ func (p *Postgres) start(ctx context.Context, acct *account) error {
 		p.srv.closeAdmin()
 		p.srv.mu.Unlock()
 		proc.kill()
-		if errors.Is(err, errExited) && IsBindFailure(logSince(p.LogFile, off)) && try < startTries {
+		if errors.Is(err, errExited) && IsBindFailure(logSince(p.LogFile, off)) && try < startTries && !samePort {
 			continue
 		}
 		return fmt.Errorf("postgres on port %d: %w\n%s", port, err, LogTail(p.LogFile))

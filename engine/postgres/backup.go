@@ -4,8 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"regexp"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
@@ -95,6 +99,10 @@ func (e *Engine) backupPhysical(ctx context.Context, c *conn, sink rdsbackup.Par
 	if err != nil {
 		return res, err
 	}
+	segSize, err := c.walSegmentSize(ctx)
+	if err != nil {
+		return res, err
+	}
 	// pg_basebackup holds no connection of ours; the time is read on a new
 	// one at the end.
 	c.close()
@@ -104,8 +112,11 @@ func (e *Engine) backupPhysical(ctx context.Context, c *conn, sink rdsbackup.Par
 	}
 	defer s.close()
 	part := rdsbackup.Part{Name: "instance", Kind: rdsbackup.PartPhysical}
-	args := []string{"--pgdata=-", "--format=tar", "--wal-method=fetch", "--checkpoint=fast", "--no-sync", "--no-password", "--label=rdsbackup"}
-	if err := e.streamPart(ctx, s, sink, part, basebackup, "", args); err != nil {
+	// --verbose, for the WAL start point: where a restore to a time
+	// begins rolling forward.
+	args := []string{"--pgdata=-", "--format=tar", "--wal-method=fetch", "--checkpoint=fast", "--no-sync", "--no-password", "--label=rdsbackup", "--verbose"}
+	points := &walPoints{}
+	if err := e.streamPartWith(ctx, s, sink, part, basebackup, "", args, points); err != nil {
 		var te *ToolError
 		switch {
 		case !errors.As(err, &te):
@@ -115,6 +126,11 @@ func (e *Engine) backupPhysical(ctx context.Context, c *conn, sink rdsbackup.Par
 			err = fmt.Errorf("%w (a physical backup streams one tar, which holds a single tablespace: an instance with tablespaces of its own needs Logical backups)", err)
 		}
 		return res, err
+	}
+	if pos, ok := points.position(segSize); ok {
+		res.LogPositions = map[string]rdsbackup.LogPosition{part.Name: pos}
+	} else {
+		log.Warn("pg_basebackup did not report its WAL start point: the set cannot be rolled forward to a time")
 	}
 	// The restored instance is consistent as of the end of the backup.
 	if c2, err := connect(ctx, c.dsn, ""); err == nil {
@@ -137,7 +153,13 @@ func (e *Engine) backupPhysical(ctx context.Context, c *conn, sink rdsbackup.Par
 // The tool's exit is checked after WritePart returns: a tool that fails
 // after writing bytes fails the backup.
 func (e *Engine) streamPart(ctx context.Context, s *session, sink rdsbackup.PartSink, part rdsbackup.Part, path, what string, args []string) error {
-	c, err := e.start(ctx, s, path, what, args, startOptions{stdout: true})
+	return e.streamPartWith(ctx, s, sink, part, path, what, args, nil)
+}
+
+// streamPartWith is streamPart with the tool's stderr also written to
+// stderr (when not nil).
+func (e *Engine) streamPartWith(ctx context.Context, s *session, sink rdsbackup.PartSink, part rdsbackup.Part, path, what string, args []string, stderr io.Writer) error {
+	c, err := e.start(ctx, s, path, what, args, startOptions{stdout: true, stderr: stderr})
 	if err != nil {
 		return err
 	}
@@ -164,4 +186,48 @@ func (e *Engine) streamPart(ctx context.Context, s *session, sink rdsbackup.Part
 	}
 	e.logger().Debug("part done", "part", part.Name, "tool", c.tool)
 	return nil
+}
+
+// walPoints reads the WAL start point pg_basebackup --verbose reports:
+// "pg_basebackup: write-ahead log start point: 0/2000028 on timeline 1".
+type walPoints struct {
+	mu    sync.Mutex
+	buf   []byte
+	start LSN
+	tli   uint32
+	found bool
+}
+
+var walStartRE = regexp.MustCompile(`write-ahead log start point: ([0-9A-F]+/[0-9A-F]+) on timeline (\d+)`)
+
+func (w *walPoints) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.found || len(w.buf) > 64<<10 {
+		return len(p), nil
+	}
+	w.buf = append(w.buf, p...)
+	if m := walStartRE.FindSubmatch(w.buf); m != nil {
+		lsn, err := ParseLSN(string(m[1]))
+		tli, err2 := strconv.ParseUint(string(m[2]), 10, 32)
+		if err == nil && err2 == nil {
+			w.start, w.tli, w.found = lsn, uint32(tli), true
+		}
+	}
+	return len(p), nil
+}
+
+// position is the start point as a log position: the segment holding it.
+func (w *walPoints) position(segSize int64) (rdsbackup.LogPosition, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.found {
+		return rdsbackup.LogPosition{}, false
+	}
+	return rdsbackup.LogPosition{
+		File:     SegmentOf(w.tli, w.start, segSize),
+		Offset:   int64(uint64(w.start) % uint64(segSize)),
+		LSN:      w.start.String(),
+		Timeline: int(w.tli),
+	}, true
 }

@@ -84,7 +84,19 @@
 //
 // ConsistentTime of a physical backup is the server's now() read after
 // pg_basebackup finished, which is just after the end of the backup, the
-// point the restored instance is consistent at.
+// point the restored instance is consistent at. Its WAL start point (from
+// pg_basebackup --verbose) is BackupResult.LogPositions["instance"]: where
+// a restore to a time starts rolling forward.
+//
+// # Point-in-time recovery
+//
+// StreamWAL (StreamLogs on the root port) streams an instance's WAL with
+// pg_receivewal through a replication slot rdsbackup owns into a spool
+// directory and hands each complete segment over with its commit-time span,
+// size and CRC64; RecoverToTime (RestoreToTime on the port) restores a
+// physical backup and replays WAL up to a time with recovery_target_time,
+// and checks that PostgreSQL reached it. CheckLogBackup names what a server
+// lacks for streaming; DropSlot frees the slot. See docs/pitr-postgres.md.
 //
 // # Restoring
 //

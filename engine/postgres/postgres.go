@@ -31,6 +31,15 @@ type Engine struct {
 	// Children, when set, records every running tool so that the next
 	// start can kill what a killed service left (see childproc.Registry).
 	Children *childproc.Registry
+	// WALSynchronous streams WAL with pg_receivewal --synchronous (see
+	// WALStreamOptions.Synchronous).
+	WALSynchronous bool
+	// WALPartialInterval spaces the offers of the WAL segment being
+	// written to LogSink.PartialLog; 0 means 10 s.
+	WALPartialInterval time.Duration
+	// Now is the clock of log streaming (gap detection times, the time
+	// span of segments without transactions); nil means time.Now.
+	Now func() time.Time
 }
 
 var _ rdsbackup.BackupEngine = (*Engine)(nil)

@@ -31,7 +31,7 @@ import (
 func TestMain(m *testing.M) { os.Exit(enginetest.Main(m)) }
 
 // tools are the tools the engine runs.
-var tools = []string{"pg_dump", "pg_dumpall", "pg_basebackup", "pg_restore", "psql"}
+var tools = []string{"pg_dump", "pg_dumpall", "pg_basebackup", "pg_restore", "psql", "pg_receivewal", "pg_waldump"}
 
 // testEngine is an engine whose tools are wrappers that log their command
 // line and PG* environment before running the real tool, and whose private
@@ -55,6 +55,11 @@ func newEngine(t *testing.T) *testEngine {
 		if err := os.WriteFile(filepath.Join(bin, name), []byte(script), 0o755); err != nil {
 			t.Fatal(err)
 		}
+	}
+	// The server finds its share directory from its own path, through
+	// symbolic links but not through a script.
+	if err := os.Symlink(filepath.Join(real, "postgres"), filepath.Join(bin, "postgres")); err != nil {
+		t.Fatal(err)
 	}
 	tmp, err := os.MkdirTemp("", "pgengine-tmp-")
 	if err != nil {
