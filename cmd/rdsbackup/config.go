@@ -42,6 +42,7 @@ type Config struct {
 	Metrics   MetricsConfig    `yaml:"metrics"`
 	TLS       TLSConfig        `yaml:"tls"`
 	Catalog   CatalogConfig    `yaml:"catalog"`
+	Storage   StorageConfig    `yaml:"storage"`
 	Logs      LogsConfig       `yaml:"logs"`
 	// Encryption encrypts every stored object (see EncryptionConfig).
 	Encryption EncryptionConfig `yaml:"encryption"`
@@ -241,6 +242,10 @@ type DownloadsConfig struct {
 	IntranetBaseURL string `yaml:"intranetBaseURL"`
 	// LinkTTL is how long a link stays valid (default 1h, at most 7 days).
 	LinkTTL Duration `yaml:"linkTTL"`
+	// Mode is proxy (default: links point at rdsbackup, which streams from
+	// storage) or presigned (with storage type s3, the links to whole sets
+	// are presigned GET URLs of the bucket; per-database links stay proxied).
+	Mode string `yaml:"mode"`
 }
 
 // Duration is a time.Duration written as "90s", "1h".
@@ -369,6 +374,12 @@ func (c *Config) Validate() error {
 			return err
 		}
 	}
+	if err := c.Storage.validate(); err != nil {
+		return err
+	}
+	if c.Downloads.Mode == DownloadsPresigned && c.Storage.Type != StorageS3 {
+		return fmt.Errorf("config: downloads.mode presigned needs storage.type s3: localfs has no URLs to presign")
+	}
 	if c.Encryption.KeyFile == "" {
 		c.Encryption.KeyFile = c.Path("encryption.keys")
 	}
@@ -488,6 +499,13 @@ func (d *DownloadsConfig) validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 			return fmt.Errorf("config: downloads.%s %q: must be an http(s) URL such as https://backup.example.com", name, v)
 		}
+	}
+	switch d.Mode {
+	case "":
+		d.Mode = DownloadsProxy
+	case DownloadsProxy, DownloadsPresigned:
+	default:
+		return fmt.Errorf("config: downloads.mode %q: use proxy or presigned", d.Mode)
 	}
 	if d.LinkTTL == 0 {
 		d.LinkTTL = Duration(time.Hour)
