@@ -422,3 +422,22 @@ func TestCloneRefusals(t *testing.T) {
 	wantServerError(t, err, "OperationDenied.ClonesDisabled", 403)
 	wantServerError(t, deleteInstance(user, "rm-a"), "Forbidden.RAM", 403)
 }
+
+// TestClonesDirUnreachable: run as root, PostgreSQL clones run as the
+// postgres user; a clones.dir that user cannot reach (the default, under a
+// private dataDir) stops the start with a message naming clones.dir. Not
+// as root the same config starts.
+func TestClonesDirUnreachable(t *testing.T) {
+	t.Parallel()
+	cfg := instancesYAML("pg-a") + "clones:\n  ports: \"34000-34009\"\n"
+	cfg = strings.Replace(cfg, "engine: MySQL", "engine: PostgreSQL", 1)
+	cfg = regexp.MustCompile(`dsn: .*`).ReplaceAllString(cfg, `dsn: "postgres://u@127.0.0.1:1/postgres"`)
+	if os.Geteuid() != 0 {
+		startService(t, t.TempDir(), cfg, testEnv(nil))
+		return
+	}
+	code, stderr := runConfig(t, cfg, nil)
+	if code != exitFailed || !strings.Contains(stderr, "config: clones.dir") || !strings.Contains(stderr, "cannot reach") {
+		t.Errorf("exit %d, stderr %s", code, stderr)
+	}
+}
