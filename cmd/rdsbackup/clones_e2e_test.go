@@ -441,3 +441,56 @@ func TestClonesDirUnreachable(t *testing.T) {
 		t.Errorf("exit %d, stderr %s", code, stderr)
 	}
 }
+
+// TestCloneMariaDBToTime: a clone to a RestoreTime, from a Logical set
+// rolled forward with the streamed binary log (docs/pitr.md).
+func TestCloneMariaDBToTime(t *testing.T) {
+	t.Parallel()
+	const inst = "rm-src"
+	src := enginetest.StartMariaDB(t, enginetest.MariaDBOptions{ServerID: 5, LogBin: true, RootPassword: "src-pw#5", Args: []string{"--binlog-format=ROW"}})
+	fx := newBackupFixture(t, backupInstance{inst, "MariaDB", src.DSN("")})
+	fx.YAML += "logs:\n  uploadInterval: 1s\nbackups:\n  schedule: false\n  tickInterval: 1s\n"
+	dir := clonesSection(t, fx, 1)
+	svc := fx.start(t)
+	c := rootClients(t, svc)
+	db := src.DB(t, "")
+	sqlExec(t, db, "CREATE DATABASE shop",
+		"CREATE TABLE shop.t (id INT PRIMARY KEY, v VARBINARY(32) NULL, s VARCHAR(32) CHARACTER SET utf8mb4 NULL)",
+		"INSERT INTO shop.t VALUES (1, 'base', 'base')")
+	mustModifyPolicy(t, c, inst, func(r *rds.ModifyBackupPolicyRequest) {
+		r.BackupPolicyMode, r.EnableBackupLog, r.LogBackupRetentionPeriod = "LogBackupPolicy", "True", "7"
+	})
+	sqlExec(t, db, "INSERT INTO shop.t VALUES (100, 'warm', 'up')", "FLUSH BINARY LOGS")
+	waitBinlogFiles(t, c, inst, 1)
+	setID := createBackup(t, c, inst, "Logical", nil)
+	waitFinished(t, c, inst, setID)
+	sqlExec(t, db, "INSERT INTO shop.t VALUES (2, NULL, 'ünïcødé ✓')", "UPDATE shop.t SET s = 'changed' WHERE id = 1", "FLUSH BINARY LOGS")
+	time.Sleep(1100 * time.Millisecond)
+	target := time.Now().UTC().Truncate(time.Second)
+	time.Sleep(1100 * time.Millisecond)
+	sqlExec(t, db, "INSERT INTO shop.t VALUES (5, 't3', 't3')", "DELETE FROM shop.t WHERE id = 2")
+	atTarget := "1|62617365|changed\n2|NULL|ünïcødé ✓\n100|7761726D|up"
+	waitWindowEnd(t, c, inst, target.Add(time.Second))
+
+	_, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.RestoreTime = "2001-01-01T00:00:00Z" }))
+	wantServerError(t, err, "InvalidRestoreTime.NotCovered", 400)
+	resp, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.RestoreTime = target.Format(pitrLayout) }))
+	if err != nil {
+		t.Fatalf("CloneDBInstance: %v", err)
+	}
+	port := checkCloneResponse(t, resp, firstPort(t, fx))
+	a, seen := waitClone(t, c, resp.DBInstanceId)
+	if a.DBInstanceStatus != "Running" {
+		t.Fatalf("clone: %s (%s); statuses %v; log:\n%s", a.DBInstanceStatus, a.DBInstanceDescription, seen, svc.Stderr.String())
+	}
+	if !strings.Contains(a.DBInstanceDescription, inst) {
+		t.Errorf("description %q", a.DBInstanceDescription)
+	}
+	if got := rowsOf(t, openMariaDB(t, port, clonePW, ""), "shop.t"); got != atTarget {
+		t.Errorf("the clone at %s:\n%s\nwant\n%s", target.Format(pitrLayout), got, atTarget)
+	}
+	if err := deleteInstance(c, resp.DBInstanceId); err != nil {
+		t.Fatalf("DeleteDBInstance: %v", err)
+	}
+	checkGone(t, c, dir, resp.DBInstanceId, port)
+}
