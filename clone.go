@@ -37,6 +37,9 @@ type Clone struct {
 	// Databases maps source databases to their names in the clone; empty
 	// means all of the set's.
 	Databases map[string]string
+	// Physical: the set is a physical image, restored as the server's data
+	// directory before the server starts (the whole instance).
+	Physical  bool
 	Status    CloneStatus
 	Reason    string // why it failed
 	Host      string // ConnectionString
@@ -54,6 +57,7 @@ type CloneRequest struct {
 	BackupID    int64
 	RestoreTime time.Time
 	Databases   map[string]string
+	Physical    bool
 	Description string
 }
 

@@ -43,8 +43,18 @@ func (s *Server) cloneDBInstance(ctx context.Context, c *call) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if backupParam != "" && set.Method != rdsbackup.MethodLogical {
-		return nil, rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Backup set %d is a %s backup: clones are made from Logical sets, or from a RestoreTime.", set.ID, set.Method)
+	if backupParam != "" && set.Method == rdsbackup.MethodPhysical {
+		// A physical image becomes the clone's data directory: PostgreSQL
+		// only (a MariaDB image carries the source's root password).
+		if src.Engine != rdsbackup.EnginePostgreSQL {
+			return nil, rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Backup set %d is a Physical backup: %s clones are made from Logical sets, or from a RestoreTime.", set.ID, src.Engine)
+		}
+		if len(req.Databases) > 0 {
+			return nil, rdsbackup.Errorf(rdsbackup.EInvalidCombination, "Backup set %d is a Physical backup: its clone is the whole instance, so DbNames cannot be given.", set.ID)
+		}
+		req.Physical = true
+	} else if backupParam != "" && set.Method != rdsbackup.MethodLogical {
+		return nil, rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Backup set %d is a %s backup: clones are made from Logical or Physical sets, or from a RestoreTime.", set.ID, set.Method)
 	}
 	req.Source, req.BackupID = src, set.ID
 	inSet := setDatabases(set)

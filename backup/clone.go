@@ -21,6 +21,37 @@ type GlobalsRestorer interface {
 	RestoreGlobals(ctx context.Context, dsn string, sql io.Reader) error
 }
 
+// PhysicalRestorer restores a physical set's image into an empty data
+// directory (the engines' RestorePhysical).
+type PhysicalRestorer interface {
+	RestorePhysical(ctx context.Context, stream io.Reader, dataDir string) error
+}
+
+// RestorePhysicalClone restores a physical set of c's source into the
+// empty data directory of the clone's server-to-be (clone.Restorer).
+func (r *Recoverer) RestorePhysicalClone(ctx context.Context, c *rdsbackup.Clone, dataDir string) error {
+	set, err := r.Catalog.FindBackupSet(ctx, c.BackupID)
+	if err != nil {
+		return fmt.Errorf("backup set %d: %w", c.BackupID, err)
+	}
+	engine, _ := r.Logical[c.Engine].(PhysicalRestorer)
+	if set.Method != rdsbackup.MethodPhysical || engine == nil {
+		return rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Backup set %d cannot be restored as a %s data directory.", set.ID, c.Engine)
+	}
+	for _, a := range set.Artifacts {
+		if a.Kind != rdsbackup.PartPhysical {
+			continue
+		}
+		rc, err := OpenChecked(ctx, r.Store, set.ObjectKey, a.Offset, a.Length, a.Checksum)
+		if err != nil {
+			return err
+		}
+		defer rc.Close()
+		return engine.RestorePhysical(ctx, rc, dataDir)
+	}
+	return rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Backup set %d has no physical part.", set.ID)
+}
+
 // RestoreClone fills a clone's new server (clone.Restorer): a restore to
 // c.RestoreTime goes through RestoreInto; a logical set is restored part
 // by part with the engine's own tools, the globals (roles) first, so that

@@ -33,10 +33,12 @@ import (
 	"github.com/rdsbackup/rdsbackup/engine/localserver"
 )
 
-// Restorer restores a clone's data into its running server (target: the
-// clone's DSN as the engine's superuser).
+// Restorer restores a clone's data: into its running server (target: the
+// clone's DSN as the engine's superuser), or, for a physical set, into the
+// empty data directory its server then starts on.
 type Restorer interface {
 	RestoreClone(ctx context.Context, c *rdsbackup.Clone, source, target *rdsbackup.Instance, progress func(int)) error
+	RestorePhysicalClone(ctx context.Context, c *rdsbackup.Clone, dataDir string) error
 }
 
 // Manager runs the clones; it implements rdsbackup.CloneService. Set the
@@ -230,7 +232,7 @@ func (m *Manager) CreateClone(ctx context.Context, req rdsbackup.CloneRequest) (
 	e := &entry{
 		c: rdsbackup.Clone{
 			ID: id, SourceID: req.Source.ID, Engine: req.Source.Engine, Description: req.Description,
-			BackupID: req.BackupID, RestoreTime: req.RestoreTime, Databases: req.Databases,
+			BackupID: req.BackupID, RestoreTime: req.RestoreTime, Databases: req.Databases, Physical: req.Physical,
 			Status: rdsbackup.CloneCreating, Host: m.Host, Port: port, CreatedAt: m.now().UTC().Truncate(time.Second),
 		},
 		source: req.Source,
@@ -301,10 +303,17 @@ func (m *Manager) newID(engine rdsbackup.Engine) (string, error) {
 func (m *Manager) make(ctx context.Context, e *entry) {
 	log := m.logger().With("clone", e.c.ID, "source", e.c.SourceID)
 	log.Info("clone started", "backupId", e.c.BackupID, "restoreTime", e.c.RestoreTime, "port", e.c.Port)
-	srv, target, err := m.start(ctx, e)
-	if err == nil {
-		m.set(e, func() { e.srv, e.c.Status = srv, rdsbackup.CloneRestoring })
-		err = m.Restorer.RestoreClone(ctx, &e.c, e.source, target, func(int) {})
+	var srv server
+	var err error
+	if e.c.Physical {
+		srv, err = m.makePhysical(ctx, e)
+	} else {
+		var target *rdsbackup.Instance
+		srv, target, err = m.start(ctx, e)
+		if err == nil {
+			m.set(e, func() { e.srv, e.c.Status = srv, rdsbackup.CloneRestoring })
+			err = m.Restorer.RestoreClone(ctx, &e.c, e.source, target, func(int) {})
+		}
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -348,6 +357,29 @@ func (m *Manager) set(e *entry, change func()) {
 	}
 }
 
+// makePhysical restores a physical set into the clone's new data
+// directory, then starts the server on it; on error nothing of it is left.
+func (m *Manager) makePhysical(ctx context.Context, e *entry) (server, error) {
+	if e.c.Engine != rdsbackup.EnginePostgreSQL {
+		return nil, rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Clones of %s instances are made from Logical sets.", e.c.Engine)
+	}
+	data, err := localserver.MakePostgresDataDir(m.dir(e.c.ID))
+	if err != nil {
+		return nil, fmt.Errorf("make the clone's data directory: %w", err)
+	}
+	m.set(e, func() { e.c.Status = rdsbackup.CloneRestoring })
+	if err := m.Restorer.RestorePhysicalClone(ctx, &e.c, data); err != nil {
+		os.RemoveAll(m.dir(e.c.ID))
+		return nil, err
+	}
+	srv, err := m.startServer(ctx, &e.c, true)
+	if err != nil {
+		os.RemoveAll(m.dir(e.c.ID))
+		return nil, fmt.Errorf("start the clone's server on the restored data: %w", err)
+	}
+	return srv, nil
+}
+
 // start starts the new clone's server; on error nothing of it is left.
 func (m *Manager) start(ctx context.Context, e *entry) (server, *rdsbackup.Instance, error) {
 	srv, err := m.startServer(ctx, &e.c, false)
@@ -370,8 +402,11 @@ func (m *Manager) startServer(ctx context.Context, c *rdsbackup.Clone, existing 
 			Dir: dir, Port: c.Port, ExactPort: true, Bind: m.Bind, RootPassword: m.Password, Existing: existing,
 		})
 	case rdsbackup.EnginePostgreSQL:
+		// A clone never archives its WAL: a physical set may carry the
+		// source's archive settings.
 		return localserver.StartPostgres(ctx, localserver.PostgresOptions{
 			Dir: dir, Port: c.Port, ExactPort: true, Bind: m.Bind, Password: m.Password, Existing: existing,
+			Settings: map[string]string{"archive_mode": "off"},
 		})
 	}
 	return nil, rdsbackup.Errorf(rdsbackup.EUnsupportedEngine, "Clones of %s instances are not supported.", c.Engine)

@@ -340,6 +340,7 @@ func TestClonePostgres(t *testing.T) {
 	// A role of the source: in the set's globals part, so in the clone.
 	sqlExec(t, src.DB(t, "postgres"), "CREATE ROLE app_reader LOGIN PASSWORD 'reader pw'", "GRANT CONNECT ON DATABASE "+`"`+dbA+`"`+" TO app_reader")
 	wantA := enginetest.PostgresContents(t, src.DB(t, dbA))
+	wantB := enginetest.PostgresContents(t, src.DB(t, dbB))
 	fx := newBackupFixture(t, backupInstance{inst, "PostgreSQL", src.URL("postgres")})
 	dir := clonesSection(t, fx, 2)
 	first := firstPort(t, fx)
@@ -383,6 +384,39 @@ func TestClonePostgres(t *testing.T) {
 	t.Run("UnknownDatabase", func(t *testing.T) {
 		_, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.BackupId = setID; r.DbNames = "nosuchdb" }))
 		wantServerError(t, err, "InvalidDBName.NotFound", 404)
+	})
+
+	t.Run("Physical", func(t *testing.T) {
+		// The set's image becomes the clone's data directory: the whole
+		// instance, as it was at the backup.
+		physID := createBackup(t, c, inst, "Physical", nil)
+		waitFinished(t, c, inst, physID)
+		sqlExec(t, src.DB(t, dbB), "CREATE TABLE after_physical (id int)")
+		_, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.BackupId = physID; r.DbNames = dbA }))
+		wantServerError(t, err, "InvalidParameterCombination", 400)
+		resp, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.BackupId = physID }))
+		if err != nil {
+			t.Fatalf("CloneDBInstance: %v", err)
+		}
+		pport := checkCloneResponse(t, resp, first)
+		a, seen := waitClone(t, c, resp.DBInstanceId)
+		if a.DBInstanceStatus != "Running" {
+			t.Fatalf("physical clone: %s (%s); statuses %v; log:\n%s", a.DBInstanceStatus, a.DBInstanceDescription, seen, svc.Stderr.String())
+		}
+		if n, err := strconv.ParseInt(a.DBInstanceDiskUsed, 10, 64); err != nil || n < 1<<20 {
+			t.Errorf("DBInstanceDiskUsed %q", a.DBInstanceDiskUsed)
+		}
+		admin := (&url.URL{Scheme: "postgres", User: url.UserPassword("postgres", clonePW), Host: net.JoinHostPort(a.ConnectionString, a.Port), RawQuery: "sslmode=disable"}).String()
+		sameContents(t, dbA, wantA, enginetest.PostgresContents(t, openPostgres(t, admin, dbA)))
+		sameContents(t, dbB, wantB, enginetest.PostgresContents(t, openPostgres(t, admin, dbB)))
+		var n int
+		if err := openPostgres(t, admin, dbB).QueryRow("SELECT count(*) FROM pg_tables WHERE tablename = 'after_physical'").Scan(&n); err != nil || n != 0 {
+			t.Errorf("the table made after the backup: %d %v", n, err)
+		}
+		if err := deleteInstance(c, resp.DBInstanceId); err != nil {
+			t.Fatalf("DeleteDBInstance: %v", err)
+		}
+		checkGone(t, c, dir, resp.DBInstanceId, pport)
 	})
 
 	if err := deleteInstance(c, resp.DBInstanceId); err != nil {

@@ -162,6 +162,19 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if opts.Existing {
 		// Nothing of it is removed on failure: the data is the caller's.
 		p.Port = opts.Port
+		// A data directory restored from a server whose configuration
+		// lives elsewhere (Debian's /etc/postgresql) has none.
+		conf := filepath.Join(data, "postgresql.conf")
+		if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(conf, []byte("# written by localserver\n"), 0o600); err != nil {
+				return nil, err
+			}
+			if acct != nil {
+				if err := os.Chown(conf, int(acct.uid), int(acct.gid)); err != nil {
+					return nil, err
+				}
+			}
+		}
 		if err := p.writeHBA(acct); err != nil {
 			return nil, err
 		}

@@ -418,3 +418,22 @@ func CheckPostgresParent(dir string) error {
 	}
 	return nil
 }
+
+// MakePostgresDataDir makes a server's directory dir (created, or existing
+// and empty) and an empty data directory in it for a restored PostgreSQL
+// data directory, owned by the user the server will run as; start the
+// server on it with Existing. It returns the data directory's path.
+func MakePostgresDataDir(dir string) (string, error) {
+	acct, err := postgresAccount()
+	if err != nil {
+		return "", err
+	}
+	if dir, err = makeServerDir(dir, "", "postgres", acct); err != nil {
+		return "", err
+	}
+	data := filepath.Join(dir, "data")
+	if err := makeDataDir(data, acct); err != nil {
+		return "", err
+	}
+	return data, nil
+}
