@@ -333,8 +333,20 @@ func (p *Postgres) finishStart(ctx context.Context, sock *sql.DB) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if p.Password != "" {
-		q := "ALTER USER " + pgIdent(p.User) + " PASSWORD '" + strings.ReplaceAll(p.Password, "'", "''") + "'"
-		if _, err := sock.ExecContext(ctx, q); err != nil {
+		// One session, whose failing statements are not written to the
+		// server's log: the statement holds the password, and the log's
+		// tail goes into start errors.
+		conn, err := sock.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("set password: %w", err)
+		}
+		_, err = conn.ExecContext(ctx, "SET log_min_error_statement = panic")
+		if err == nil {
+			q := "ALTER USER " + pgIdent(p.User) + " PASSWORD '" + strings.ReplaceAll(p.Password, "'", "''") + "'"
+			_, err = conn.ExecContext(ctx, q)
+		}
+		conn.Close()
+		if err != nil {
 			return fmt.Errorf("set password: %w", err)
 		}
 	}
