@@ -159,6 +159,13 @@ func checkGone(t *testing.T, c *clients, dir, id string, port int) {
 	if _, err := os.Stat(filepath.Join(dir, id)); !os.IsNotExist(err) {
 		t.Errorf("the clone's directory %s is still there (%v)", filepath.Join(dir, id), err)
 	}
+	// No process runs on the clone's directory (the server, a tool).
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, p := range procs {
+		if b, err := os.ReadFile(p); err == nil && strings.Contains(string(b), filepath.Join(dir, id)) {
+			t.Errorf("a process still runs on the deleted clone's directory: %s: %q", p, strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
 }
 
 func checkCloneResponse(t *testing.T, resp *rds.CloneDBInstanceResponse, first int) int {
@@ -285,6 +292,26 @@ func TestCloneMariaDB(t *testing.T) {
 	if got := listedClones(t, c, inst); len(got) != 0 {
 		t.Errorf("clones after the delete: %v", got)
 	}
+
+	t.Run("DeleteWhileCreating", func(t *testing.T) {
+		// Deleted at once: the start or the restore is cancelled, and
+		// nothing of the clone is left.
+		resp, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.BackupId = setID }))
+		if err != nil {
+			t.Fatalf("CloneDBInstance: %v", err)
+		}
+		if st := cloneAttribute(t, c, resp.DBInstanceId).DBInstanceStatus; st != "Creating" {
+			t.Errorf("a clone just asked for is %s", st)
+		}
+		if err := deleteInstance(c, resp.DBInstanceId); err != nil {
+			t.Fatalf("DeleteDBInstance: %v", err)
+		}
+		p, _ := strconv.Atoi(resp.Port)
+		checkGone(t, c, dir, resp.DBInstanceId, p)
+		if got := listedClones(t, c, inst); len(got) != 0 {
+			t.Errorf("clones after the delete: %v", got)
+		}
+	})
 
 	t.Run("RestoreFails", func(t *testing.T) {
 		// A set whose stored bytes were damaged: the clone's restore
