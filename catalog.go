@@ -48,6 +48,10 @@ type Catalog interface {
 	IdentityService
 	SettingService
 	CatalogTransfer
+	// Nonces returns the catalog's replay protection, remembering nonces
+	// for window and holding at most maxEntries: shared by every handle on
+	// the catalog (every node) and kept across restarts.
+	Nonces(window time.Duration, maxEntries int) NonceStore
 	Close() error
 }
 

@@ -21,6 +21,7 @@ import (
 	driver "modernc.org/sqlite" // also registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/rdsbackup/rdsbackup/catalog/internal/noncetotals"
 	"github.com/rdsbackup/rdsbackup/catalog/internal/sealed"
 )
 
@@ -38,6 +39,9 @@ type DB struct {
 	// pool, which WAL mode lets run beside the writer.
 	write *sql.DB
 	read  *sql.DB
+	// nonceW writes the replay protection's rows, unsynced (see Nonces).
+	nonceW     *sql.DB
+	nonceSweep noncetotals.Sweeper
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared read statements by query text
@@ -84,6 +88,12 @@ func (db *DB) Open() error {
 		db.write.Close()
 		return fmt.Errorf("open catalog for reading: %w", err)
 	}
+	noncePragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	if db.nonceW, err = sql.Open("sqlite", "file:"+(&url.URL{Path: db.Path}).EscapedPath()+"?"+noncePragmas); err != nil {
+		db.Close()
+		return fmt.Errorf("open catalog for nonces: %w", err)
+	}
+	db.nonceW.SetMaxOpenConns(1)
 	if err := rdsbackup.CheckMasterKey(context.Background(), db, db.Box); err != nil {
 		db.Close()
 		return err
@@ -119,6 +129,7 @@ func restrictFiles(path string) error {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.nonceSweep.Wait()
 	db.stmtMu.Lock()
 	for _, s := range db.stmts {
 		s.Close()
@@ -126,6 +137,9 @@ func (db *DB) Close() error {
 	db.stmts = map[string]*sql.Stmt{}
 	db.stmtMu.Unlock()
 	var errs []error
+	if db.nonceW != nil {
+		errs = append(errs, db.nonceW.Close())
+	}
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}

@@ -1,0 +1,55 @@
+package postgres_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/catalogtest"
+	"github.com/rdsbackup/rdsbackup/engine/enginetest"
+	"github.com/rdsbackup/rdsbackup/rpc/noncetest"
+)
+
+// Every handle is another pool on one schema, as nodes are.
+func TestNonceConformance(t *testing.T) {
+	srv := enginetest.SharedPostgres(t)
+	name := srv.NewDatabase(t)
+	noncetest.Run(t, noncetest.Harness{New: func(t *testing.T, window time.Duration, max int) func(*testing.T) rdsbackup.NonceStore {
+		open := opener(newSchema(t, srv, name))
+		return func(t *testing.T) rdsbackup.NonceStore {
+			return catalogtest.Open(t, open).Nonces(window, max)
+		}
+	}})
+}
+
+// Expired buckets leave the tables, in batches, without a request waiting
+// for them.
+func TestNonceSweep(t *testing.T) {
+	srv := enginetest.SharedPostgres(t)
+	dsn := newSchema(t, srv, srv.NewDatabase(t))
+	c := catalogtest.Open(t, opener(dsn))
+	s := c.Nonces(15*time.Minute, 100000)
+	ctx := t.Context()
+	for i := range 3 {
+		at := noncetest.T0.Add(time.Duration(i) * time.Minute)
+		noncetest.WantCode(t, "use", s.UseNonce(ctx, "ak", false, fmt.Sprint(i), at, at), "")
+	}
+	// The counters go last, once every expired nonce is gone.
+	later := noncetest.T0.Add(40 * time.Minute)
+	noncetest.WantCode(t, "use", s.UseNonce(ctx, "ak", true, "new", later, later), "")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		n, err := s.NonceCount(ctx, noncetest.T0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 1 { // the new one
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d nonces counted, want 1: the first minutes' are left", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,0 +1,130 @@
+package sqlite_test
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/aesgcm"
+	"github.com/rdsbackup/rdsbackup/catalog/sqlite"
+	"github.com/rdsbackup/rdsbackup/rpc/noncetest"
+)
+
+func TestMain(m *testing.M) {
+	if os.Getenv("NONCE_KILL_HELPER") == "1" {
+		nonceKillHelper()
+	}
+	os.Exit(m.Run())
+}
+
+func TestNonceConformance(t *testing.T) {
+	noncetest.Run(t, noncetest.Harness{New: func(t *testing.T, window time.Duration, max int) func(*testing.T) rdsbackup.NonceStore {
+		path := filepath.Join(t.TempDir(), "catalog.db")
+		return func(t *testing.T) rdsbackup.NonceStore {
+			db := openDB(t, path, testKey)
+			t.Cleanup(func() { db.Close() })
+			return db.Nonces(window, max)
+		}
+	}})
+}
+
+// nonceKillHelper is the child of TestNonceSurvivesKill: it records a
+// nonce, says so, and waits to be killed.
+func nonceKillHelper() {
+	box, err := aesgcm.New(testKey)
+	if err != nil {
+		panic(err)
+	}
+	db := sqlite.NewDB(os.Getenv("NONCE_KILL_CATALOG"), box)
+	if err := db.Open(); err != nil {
+		println(err.Error())
+		os.Exit(2)
+	}
+	err = db.Nonces(15*time.Minute, 1000).UseNonce(context.Background(), "ak", true, "n", noncetest.T0, noncetest.T0)
+	if err != nil {
+		println(err.Error())
+		os.Exit(2)
+	}
+	os.Stdout.WriteString("used\n")
+	select {}
+}
+
+// A nonce recorded by a process that is then killed (SIGKILL: no Close, no
+// checkpoint) is refused after the catalog is opened again.
+func TestNonceSurvivesKill(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "catalog.db")
+	openDB(t, path, testKey).Close() // migrated, so the child starts at once
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), "NONCE_KILL_HELPER=1", "NONCE_KILL_CATALOG="+path)
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	cmd.Process.Kill()
+	cmd.Wait()
+	if line != "used\n" {
+		t.Fatalf("helper said %q, stderr %q", line, stderr.String())
+	}
+	if _, err := os.Stat(path + "-wal"); err != nil {
+		t.Fatalf("the killed process left no write-ahead log (%v): the test proves nothing", err)
+	}
+	db := openDB(t, path, testKey)
+	defer db.Close()
+	s := db.Nonces(15*time.Minute, 1000)
+	noncetest.WantCode(t, "replay after kill", s.UseNonce(t.Context(), "ak", true, "n", noncetest.T0, noncetest.T0.Add(time.Minute)), rdsbackup.ENonceUsed)
+	noncetest.WantCode(t, "new nonce after kill", s.UseNonce(t.Context(), "ak", true, "m", noncetest.T0, noncetest.T0.Add(time.Minute)), "")
+}
+
+// Expired buckets leave the file, in batches, without a request waiting
+// for them.
+func TestNonceSweep(t *testing.T) {
+	db, _ := openTemp(t)
+	s := db.Nonces(15*time.Minute, 100000)
+	ctx := t.Context()
+	// More than one sweep batch, in one minute.
+	tx, err := db.Raw().BeginTx(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	minute := rdsbackup.NonceMinute(noncetest.T0)
+	for i := range 4500 {
+		if _, err := tx.ExecContext(ctx, `INSERT INTO nonces (hash, minute) VALUES (?, ?)`, rdsbackup.NonceHash("ak", fmt.Sprint(i)), minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO nonce_counts (access_key, minute, root, n) VALUES ('ak', ?, 1, 4500)`, minute); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	later := noncetest.T0.Add(20 * time.Minute)
+	noncetest.WantCode(t, "use", s.UseNonce(ctx, "ak", true, "new", later, later), "")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var nonces, counts int
+		if err := db.Raw().QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM nonces), (SELECT COUNT(*) FROM nonce_counts)`).Scan(&nonces, &counts); err != nil {
+			t.Fatal(err)
+		}
+		if nonces == 1 && counts == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d nonces and %d counters left, want 1 and 1", nonces, counts)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
