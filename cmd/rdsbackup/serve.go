@@ -27,6 +27,14 @@ import (
 	"github.com/rdsbackup/rdsbackup/storage/localfs"
 )
 
+// newNonceStore returns the replay memory auth.nonceStore names.
+func newNonceStore(ac AuthConfig, cat rdsbackup.Catalog) rdsbackup.NonceStore {
+	if ac.NonceStore == NonceStoreMemory {
+		return rpc.NewNonceCache(rpc.DefaultMaxSkew, ac.MaxNonces)
+	}
+	return cat.Nonces(rpc.DefaultMaxSkew, ac.MaxNonces)
+}
+
 // Environment variables read by serve.
 const (
 	envAccessKeyID     = "RDSBACKUP_ACCESS_KEY_ID"
@@ -75,8 +83,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	srv.Logger, srv.Metrics = logger, met
 	srv.Region, srv.AccountID = cfg.Region, accountID
 	srv.Responder = &rpc.Responder{HostID: "rdsbackup", Logger: logger}
-	nonces := rpc.NewNonceCache(rpc.DefaultMaxSkew, cfg.Auth.MaxNonces)
-	met.ReplayMemory(nonces.Len, cfg.Auth.MaxNonces)
+	nonces := newNonceStore(cfg.Auth, db)
+	met.ReplayMemory(func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, _ := nonces.NonceCount(ctx, time.Now())
+		return n
+	}, cfg.Auth.MaxNonces)
 	srv.Auth = &rpc.Authenticator{
 		Lookup:  srv.LookupKey,
 		Nonces:  nonces,
