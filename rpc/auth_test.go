@@ -235,6 +235,27 @@ func TestAuthenticateNeedsNonces(t *testing.T) {
 	wantCode(t, err, rdsbackup.EINTERNAL)
 }
 
+// brokenNonces is a replay memory that cannot answer (its catalog is down).
+type brokenNonces struct{}
+
+func (brokenNonces) UseNonce(context.Context, string, bool, string, time.Time, time.Time) error {
+	return errors.New("catalog unreachable")
+}
+
+func (brokenNonces) NonceCount(context.Context, time.Time) (int, error) { return 0, nil }
+
+// A request whose nonce cannot be recorded is refused, as an internal
+// error: it must not run unprotected.
+func TestAuthenticateNonceStoreDown(t *testing.T) {
+	a := newTestAuth()
+	a.Nonces = brokenNonces{}
+	err := a.Authenticate(context.Background(), mustParse(t, v2Request("GET", v2Params(testAK, "x", testNow), testSecret)))
+	wantCode(t, err, rdsbackup.EINTERNAL)
+	if !strings.Contains(err.Error(), "replay protection") || !strings.Contains(err.Error(), "catalog unreachable") {
+		t.Errorf("error %v", err)
+	}
+}
+
 // v3Request builds a request the way the Tea SDK does and signs it.
 type v3Req struct {
 	method, target, contentType string

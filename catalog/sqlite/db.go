@@ -40,8 +40,10 @@ type DB struct {
 	write *sql.DB
 	read  *sql.DB
 	// nonceW writes the replay protection's rows, unsynced (see Nonces).
-	nonceW     *sql.DB
-	nonceSweep noncetotals.Sweeper
+	nonceW      *sql.DB
+	nonceSweep  noncetotals.Sweeper
+	nonceStmtMu sync.Mutex
+	nonceStmts  *nonceStmts
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared read statements by query text
@@ -137,6 +139,12 @@ func (db *DB) Close() error {
 	db.stmts = map[string]*sql.Stmt{}
 	db.stmtMu.Unlock()
 	var errs []error
+	if st := db.nonceStmts; st != nil {
+		for _, p := range []*sql.Stmt{st.seen, st.held, st.totals, st.insert, st.count} {
+			p.Close()
+		}
+		db.nonceStmts = nil
+	}
 	if db.nonceW != nil {
 		errs = append(errs, db.nonceW.Close())
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
@@ -15,12 +16,14 @@ import (
 // refused after a restart too, killed process included. At most maxEntries
 // nonces are held, shared as rdsbackup.NonceStore says.
 //
-// Each nonce is one small write transaction on a writer connection of its
-// own whose commits are not synced to disk (synchronous=NORMAL in WAL mode):
-// a commit is in the operating system's cache when UseNonce returns, so a
-// killed process loses nothing, and only a power cut or a kernel crash can
-// forget the last moments' nonces. Syncing each one as the catalog's own
-// writes are would cost a disk flush per request (BENCHMARKS.md).
+// Writes go through a writer connection of their own whose commits are not
+// synced to disk (synchronous=NORMAL in WAL mode): a commit is in the
+// operating system's cache when UseNonce returns, so a killed process loses
+// nothing, and only a power cut or a kernel crash can forget the last
+// moments' nonces. Syncing each one as the catalog's own writes are would
+// cost a disk flush per request. Requests that arrive while a transaction
+// runs are recorded together in the next one (group commit), so that at
+// any concurrency there is about one commit in flight.
 func (db *DB) Nonces(window time.Duration, maxEntries int) rdsbackup.NonceStore {
 	return &nonceStore{db: db, window: window, shares: rdsbackup.NonceShares{Max: maxEntries}}
 }
@@ -30,66 +33,167 @@ type nonceStore struct {
 	window time.Duration
 	shares rdsbackup.NonceShares
 	totals noncetotals.Totals
+
+	mu         sync.Mutex
+	queue      []*nonceUse
+	committing bool // a goroutine is running batches
+}
+
+// nonceUse is one request waiting for its batch.
+type nonceUse struct {
+	ak             string
+	root           bool
+	hash           []byte
+	minute, oldest int64
+	now            time.Time
+	done           chan error
 }
 
 // nonceSweepBatch is how many expired nonces one sweep transaction deletes,
 // so that requests get the writer in between.
 const nonceSweepBatch = 2000
 
+// maxNonceBatch bounds a batch (and so its transaction).
+const maxNonceBatch = 256
+
 func (s *nonceStore) UseNonce(ctx context.Context, ak string, root bool, nonce string, signedAt, now time.Time) error {
 	if d := now.Sub(signedAt); d > s.window || d < -s.window {
 		return rdsbackup.ErrNonceExpired()
 	}
-	hash := rdsbackup.NonceHash(ak, nonce)
-	minute := rdsbackup.NonceMinute(signedAt)
-	oldest := rdsbackup.NonceMinute(now.Add(-s.window))
-	s.db.nonceSweep.Maybe(oldest, s.sweep)
+	u := &nonceUse{ak: ak, root: root, hash: rdsbackup.NonceHash(ak, nonce), minute: rdsbackup.NonceMinute(signedAt),
+		oldest: rdsbackup.NonceMinute(now.Add(-s.window)), now: now, done: make(chan error, 1)}
+	s.db.nonceSweep.Maybe(u.oldest, s.sweep)
+	s.mu.Lock()
+	s.queue = append(s.queue, u)
+	lead := !s.committing
+	s.committing = true
+	s.mu.Unlock()
+	if lead {
+		// This goroutine commits batches until none is waiting; its own
+		// use is in the first.
+		s.commitBatches()
+	}
+	select {
+	case err := <-u.done:
+		return err
+	case <-ctx.Done():
+		// The batch may still record the nonce: the request is refused
+		// either way, and a retry signs a new one.
+		return ctx.Err()
+	}
+}
 
-	var refused error
-	err := diskFull(s.db.nonceTx(ctx, func(tx *sql.Tx) error {
-		var one int
-		err := tx.QueryRowContext(ctx, `SELECT 1 FROM nonces WHERE hash = ? AND minute >= ?`, hash, oldest).Scan(&one)
-		if err == nil {
-			refused = rdsbackup.ErrNonceUsed()
-			return nil
-		} else if err != sql.ErrNoRows {
-			return err
+func (s *nonceStore) commitBatches() {
+	for {
+		s.mu.Lock()
+		batch := s.queue[:min(len(s.queue), maxNonceBatch)]
+		s.queue = s.queue[len(batch):]
+		if len(batch) == 0 {
+			s.queue = nil
+			s.committing = false
+			s.mu.Unlock()
+			return
 		}
-		held := 0
-		if !root {
-			if err := tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(n), 0) FROM nonce_counts WHERE access_key = ? AND minute >= ?`,
-				ak, oldest).Scan(&held); err != nil {
+		s.mu.Unlock()
+		s.commit(batch)
+	}
+}
+
+// commit records a batch in one transaction; each use gets its own answer.
+func (s *nonceStore) commit(batch []*nonceUse) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	refused := make([]error, len(batch))
+	err := diskFull(s.db.nonceTx(ctx, func(tx *sql.Tx, st *nonceStmts) error {
+		for i, u := range batch {
+			var err error
+			if refused[i], err = s.use(ctx, tx, st, u); err != nil {
 				return err
 			}
 		}
-		total, users, err := s.totals.Get(now, oldest, func() (total, users int, err error) {
-			err = tx.QueryRowContext(ctx, `SELECT COALESCE(SUM(n), 0), COALESCE(SUM(CASE WHEN root = 0 THEN n ELSE 0 END), 0)
-				FROM nonce_counts WHERE minute >= ?`, oldest).Scan(&total, &users)
-			return total, users, err
-		})
-		if err != nil {
-			return err
-		}
-		if refused = s.shares.Check(root, held, users, total); refused != nil {
-			return nil
-		}
-		// A row still here from an expired bucket is taken over.
-		if _, err := tx.ExecContext(ctx, `INSERT INTO nonces (hash, minute) VALUES (?, ?)
-			ON CONFLICT (hash) DO UPDATE SET minute = excluded.minute WHERE nonces.minute < ?`, hash, minute, oldest); err != nil {
-			return err
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO nonce_counts (access_key, minute, root, n) VALUES (?, ?, ?, 1)
-			ON CONFLICT (access_key, minute) DO UPDATE SET n = n + 1`, ak, minute, boolInt(root)); err != nil {
-			return err
-		}
-		s.totals.Add(root)
 		return nil
 	}))
 	if err != nil {
 		s.totals.Invalidate()
-		return fmt.Errorf("record request nonce: %w", err)
+		err = fmt.Errorf("record request nonce: %w", err)
 	}
-	return refused
+	for i, u := range batch {
+		if err != nil {
+			u.done <- err
+		} else {
+			u.done <- refused[i]
+		}
+	}
+}
+
+// use records one nonce in tx, or returns why it is refused.
+func (s *nonceStore) use(ctx context.Context, tx *sql.Tx, st *nonceStmts, u *nonceUse) (refused, err error) {
+	var one int
+	err = tx.StmtContext(ctx, st.seen).QueryRowContext(ctx, u.hash, u.oldest).Scan(&one)
+	if err == nil {
+		return rdsbackup.ErrNonceUsed(), nil
+	} else if err != sql.ErrNoRows {
+		return nil, err
+	}
+	held := 0
+	if !u.root {
+		if err := tx.StmtContext(ctx, st.held).QueryRowContext(ctx, u.ak, u.oldest).Scan(&held); err != nil {
+			return nil, err
+		}
+	}
+	total, users, err := s.totals.Get(u.now, u.oldest, func() (total, users int, err error) {
+		err = tx.StmtContext(ctx, st.totals).QueryRowContext(ctx, u.oldest).Scan(&total, &users)
+		return total, users, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	if refused := s.shares.Check(u.root, held, users, total); refused != nil {
+		return refused, nil
+	}
+	if _, err := tx.StmtContext(ctx, st.insert).ExecContext(ctx, u.hash, u.minute, u.oldest); err != nil {
+		return nil, err
+	}
+	if _, err := tx.StmtContext(ctx, st.count).ExecContext(ctx, u.ak, u.minute, boolInt(u.root)); err != nil {
+		return nil, err
+	}
+	s.totals.Add(u.root)
+	return nil, nil
+}
+
+// nonceStmts are the nonce writer's prepared statements.
+type nonceStmts struct {
+	seen, held, totals, insert, count *sql.Stmt
+}
+
+var nonceQueries = [...]string{
+	`SELECT 1 FROM nonces WHERE hash = ? AND minute >= ?`,
+	`SELECT COALESCE(SUM(n), 0) FROM nonce_counts WHERE access_key = ? AND minute >= ?`,
+	`SELECT COALESCE(SUM(n), 0), COALESCE(SUM(CASE WHEN root = 0 THEN n ELSE 0 END), 0) FROM nonce_counts WHERE minute >= ?`,
+	// A row still here from an expired minute is taken over.
+	`INSERT INTO nonces (hash, minute) VALUES (?, ?) ON CONFLICT (hash) DO UPDATE SET minute = excluded.minute WHERE nonces.minute < ?`,
+	`INSERT INTO nonce_counts (access_key, minute, root, n) VALUES (?, ?, ?, 1) ON CONFLICT (access_key, minute) DO UPDATE SET n = n + 1`,
+}
+
+// prepareNonces prepares the nonce writer's statements, once.
+func (db *DB) prepareNonces(ctx context.Context) (*nonceStmts, error) {
+	db.nonceStmtMu.Lock()
+	defer db.nonceStmtMu.Unlock()
+	if db.nonceStmts != nil {
+		return db.nonceStmts, nil
+	}
+	var ps [len(nonceQueries)]*sql.Stmt
+	for i, q := range nonceQueries {
+		var err error
+		if ps[i], err = db.nonceW.PrepareContext(ctx, q); err != nil {
+			for _, p := range ps[:i] {
+				p.Close()
+			}
+			return nil, err
+		}
+	}
+	db.nonceStmts = &nonceStmts{seen: ps[0], held: ps[1], totals: ps[2], insert: ps[3], count: ps[4]}
+	return db.nonceStmts, nil
 }
 
 func (s *nonceStore) NonceCount(ctx context.Context, now time.Time) (int, error) {
@@ -102,13 +206,13 @@ func (s *nonceStore) NonceCount(ctx context.Context, now time.Time) (int, error)
 	return n, nil
 }
 
-// sweep deletes the buckets older than oldest, a batch per transaction.
+// sweep deletes the minutes older than oldest, a batch per transaction.
 func (s *nonceStore) sweep(oldest int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	for {
 		var n int64
-		err := s.db.nonceTx(ctx, func(tx *sql.Tx) error {
+		err := s.db.nonceTx(ctx, func(tx *sql.Tx, _ *nonceStmts) error {
 			// The minute is checked again in the outer statement so that a
 			// row taken over meanwhile is kept (on SQLite the writer is one,
 			// so this only keeps the statement the same as PostgreSQL's).
@@ -127,20 +231,24 @@ func (s *nonceStore) sweep(oldest int64) error {
 			break
 		}
 	}
-	return s.db.nonceTx(ctx, func(tx *sql.Tx) error {
+	return s.db.nonceTx(ctx, func(tx *sql.Tx, _ *nonceStmts) error {
 		_, err := tx.ExecContext(ctx, `DELETE FROM nonce_counts WHERE minute < ?`, oldest)
 		return err
 	})
 }
 
 // nonceTx runs fn in a transaction on the nonce writer.
-func (db *DB) nonceTx(ctx context.Context, fn func(tx *sql.Tx) error) error {
+func (db *DB) nonceTx(ctx context.Context, fn func(tx *sql.Tx, st *nonceStmts) error) error {
+	st, err := db.prepareNonces(ctx)
+	if err != nil {
+		return fmt.Errorf("prepare: %w", err)
+	}
 	tx, err := db.nonceW.BeginTx(ctx, nil)
 	if err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer tx.Rollback()
-	if err := fn(tx); err != nil {
+	if err := fn(tx, st); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {

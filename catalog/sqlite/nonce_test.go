@@ -7,7 +7,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -127,4 +129,22 @@ func TestNonceSweep(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// BenchmarkNonces: one UseNonce per op, 4 goroutines (the DescribeBackups
+// benchmark's concurrency), root key, fresh nonce each time.
+func BenchmarkNonces(b *testing.B) {
+	db, _ := openTemp(b)
+	s := db.Nonces(15*time.Minute, 1<<21)
+	var seq atomic.Int64
+	now := time.Now()
+	b.SetParallelism(2)
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := s.UseNonce(context.Background(), "ak", true, strconv.FormatInt(seq.Add(1), 10), now, now); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
