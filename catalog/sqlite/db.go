@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -27,6 +28,9 @@ import (
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
+
+//go:embed nonces.sql
+var noncesSchema string
 
 // DB is the catalog. Configure the exported fields, then Open.
 type DB struct {
@@ -90,12 +94,10 @@ func (db *DB) Open() error {
 		db.write.Close()
 		return fmt.Errorf("open catalog for reading: %w", err)
 	}
-	noncePragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
-	if db.nonceW, err = sql.Open("sqlite", "file:"+(&url.URL{Path: db.Path}).EscapedPath()+"?"+noncePragmas); err != nil {
+	if err := db.openNonces(); err != nil {
 		db.Close()
-		return fmt.Errorf("open catalog for nonces: %w", err)
+		return err
 	}
-	db.nonceW.SetMaxOpenConns(1)
 	if err := rdsbackup.CheckMasterKey(context.Background(), db, db.Box); err != nil {
 		db.Close()
 		return err
@@ -108,6 +110,32 @@ func (db *DB) Open() error {
 	db.read.SetMaxOpenConns(readers)
 	db.read.SetMaxIdleConns(readers)
 	return restrictFiles(db.Path)
+}
+
+// NoncePath is the file of the replay protection (see Nonces): beside the
+// catalog's, catalog-nonces.db for catalog.db.
+func (db *DB) NoncePath() string {
+	ext := filepath.Ext(db.Path)
+	return strings.TrimSuffix(db.Path, ext) + "-nonces" + ext
+}
+
+// openNonces opens (creating) the replay protection's file, with one
+// writer connection whose commits are not synced (see Nonces).
+func (db *DB) openNonces() error {
+	path := db.NoncePath()
+	if err := restrictFiles(path); err != nil {
+		return err
+	}
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	var err error
+	if db.nonceW, err = sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+pragmas); err != nil {
+		return fmt.Errorf("open the replay protection file: %w", err)
+	}
+	db.nonceW.SetMaxOpenConns(1)
+	if _, err := db.nonceW.Exec(noncesSchema); err != nil {
+		return fmt.Errorf("create the replay protection tables: %w", diskFull(err))
+	}
+	return restrictFiles(path)
 }
 
 // restrictFiles makes the catalog file, creating it if needed, and its

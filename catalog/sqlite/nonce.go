@@ -16,14 +16,19 @@ import (
 // refused after a restart too, killed process included. At most maxEntries
 // nonces are held, shared as rdsbackup.NonceStore says.
 //
-// Writes go through a writer connection of their own whose commits are not
-// synced to disk (synchronous=NORMAL in WAL mode): a commit is in the
+// The nonces live in a file of their own beside the catalog's (NoncePath).
+// In the catalog's file every commit would make each reader connection drop
+// its whole page cache at its next read (SQLite resets a WAL reader's cache
+// when the log changed), so DescribeBackups would read its index pages
+// again on every call: 7–9 more reads per request and most of the cost
+// (BENCHMARKS.md). The file is written by one connection whose commits are
+// not synced to disk (synchronous=NORMAL in WAL mode): a commit is in the
 // operating system's cache when UseNonce returns, so a killed process loses
 // nothing, and only a power cut or a kernel crash can forget the last
-// moments' nonces. Syncing each one as the catalog's own writes are would
+// moments' nonces; syncing each one as the catalog's own writes are would
 // cost a disk flush per request. Requests that arrive while a transaction
-// runs are recorded together in the next one (group commit), so that at
-// any concurrency there is about one commit in flight.
+// runs are recorded together in the next one (group commit), so that at any
+// concurrency there is about one commit in flight.
 func (db *DB) Nonces(window time.Duration, maxEntries int) rdsbackup.NonceStore {
 	return &nonceStore{db: db, window: window, shares: rdsbackup.NonceShares{Max: maxEntries}}
 }
@@ -198,7 +203,7 @@ func (db *DB) prepareNonces(ctx context.Context) (*nonceStmts, error) {
 
 func (s *nonceStore) NonceCount(ctx context.Context, now time.Time) (int, error) {
 	var n int
-	err := s.db.read.QueryRowContext(ctx, `SELECT COALESCE(SUM(n), 0) FROM nonce_counts WHERE minute >= ?`,
+	err := s.db.nonceW.QueryRowContext(ctx, `SELECT COALESCE(SUM(n), 0) FROM nonce_counts WHERE minute >= ?`,
 		rdsbackup.NonceMinute(now.Add(-s.window))).Scan(&n)
 	if err != nil {
 		return 0, fmt.Errorf("count request nonces: %w", err)

@@ -62,7 +62,8 @@ func nonceKillHelper() {
 // checkpoint) is refused after the catalog is opened again.
 func TestNonceSurvivesKill(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "catalog.db")
-	openDB(t, path, testKey).Close() // migrated, so the child starts at once
+	db0 := openDB(t, path, testKey) // migrated, so the child starts at once
+	db0.Close()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "NONCE_KILL_HELPER=1", "NONCE_KILL_CATALOG="+path)
 	out, err := cmd.StdoutPipe()
@@ -80,7 +81,7 @@ func TestNonceSurvivesKill(t *testing.T) {
 	if line != "used\n" {
 		t.Fatalf("helper said %q, stderr %q", line, stderr.String())
 	}
-	if _, err := os.Stat(path + "-wal"); err != nil {
+	if _, err := os.Stat(db0.NoncePath() + "-wal"); err != nil {
 		t.Fatalf("the killed process left no write-ahead log (%v): the test proves nothing", err)
 	}
 	db := openDB(t, path, testKey)
@@ -88,6 +89,19 @@ func TestNonceSurvivesKill(t *testing.T) {
 	s := db.Nonces(15*time.Minute, 1000)
 	noncetest.WantCode(t, "replay after kill", s.UseNonce(t.Context(), "ak", true, "n", noncetest.T0, noncetest.T0.Add(time.Minute)), rdsbackup.ENonceUsed)
 	noncetest.WantCode(t, "new nonce after kill", s.UseNonce(t.Context(), "ak", true, "m", noncetest.T0, noncetest.T0.Add(time.Minute)), "")
+	// The file is private, as the catalog's, and the catalog's holds no
+	// nonce (see DB.Nonces).
+	for _, p := range []string{db.NoncePath(), db.NoncePath() + "-wal"} {
+		if fi, err := os.Stat(p); err != nil {
+			t.Error(err)
+		} else if fi.Mode().Perm() != 0o600 {
+			t.Errorf("%s: mode %v, want 0600", p, fi.Mode())
+		}
+	}
+	var n int
+	if err := db.Raw().QueryRow(`SELECT COUNT(*) FROM sqlite_master WHERE name LIKE 'nonce%'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("catalog.db has %d nonce tables (%v)", n, err)
+	}
 }
 
 // Expired buckets leave the file, in batches, without a request waiting
@@ -97,7 +111,7 @@ func TestNonceSweep(t *testing.T) {
 	s := db.Nonces(15*time.Minute, 100000)
 	ctx := t.Context()
 	// More than one sweep batch, in one minute.
-	tx, err := db.Raw().BeginTx(ctx, nil)
+	tx, err := db.RawNonces().BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +132,7 @@ func TestNonceSweep(t *testing.T) {
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		var nonces, counts int
-		if err := db.Raw().QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM nonces), (SELECT COUNT(*) FROM nonce_counts)`).Scan(&nonces, &counts); err != nil {
+		if err := db.RawNonces().QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM nonces), (SELECT COUNT(*) FROM nonce_counts)`).Scan(&nonces, &counts); err != nil {
 			t.Fatal(err)
 		}
 		if nonces == 1 && counts == 1 {
