@@ -131,15 +131,10 @@ func (s *nonceStore) commit(batch []*nonceUse) {
 	}
 }
 
-// use records one nonce in tx, or returns why it is refused.
+// use records one nonce in tx, or returns why it is refused. The insert
+// itself finds a replay; only a refusal for the shares looks first, so
+// that a replay is told as one.
 func (s *nonceStore) use(ctx context.Context, tx *sql.Tx, st *nonceStmts, u *nonceUse) (refused, err error) {
-	var one int
-	err = tx.StmtContext(ctx, st.seen).QueryRowContext(ctx, u.hash, u.oldest).Scan(&one)
-	if err == nil {
-		return rdsbackup.ErrNonceUsed(), nil
-	} else if err != sql.ErrNoRows {
-		return nil, err
-	}
 	held := 0
 	if !u.root {
 		if err := tx.StmtContext(ctx, st.held).QueryRowContext(ctx, u.ak, u.oldest).Scan(&held); err != nil {
@@ -154,10 +149,23 @@ func (s *nonceStore) use(ctx context.Context, tx *sql.Tx, st *nonceStmts, u *non
 		return nil, err
 	}
 	if refused := s.shares.Check(u.root, held, users, total); refused != nil {
+		var one int
+		switch err := tx.StmtContext(ctx, st.seen).QueryRowContext(ctx, u.hash, u.oldest).Scan(&one); {
+		case err == nil:
+			return rdsbackup.ErrNonceUsed(), nil
+		case err != sql.ErrNoRows:
+			return nil, err
+		}
 		return refused, nil
 	}
-	if _, err := tx.StmtContext(ctx, st.insert).ExecContext(ctx, u.hash, u.minute, u.oldest); err != nil {
+	r, err := tx.StmtContext(ctx, st.insert).ExecContext(ctx, u.hash, u.minute, u.oldest)
+	if err != nil {
 		return nil, err
+	}
+	if n, err := r.RowsAffected(); err != nil {
+		return nil, err
+	} else if n == 0 {
+		return rdsbackup.ErrNonceUsed(), nil
 	}
 	if _, err := tx.StmtContext(ctx, st.count).ExecContext(ctx, u.ak, u.minute, boolInt(u.root)); err != nil {
 		return nil, err
@@ -175,7 +183,8 @@ var nonceQueries = [...]string{
 	`SELECT 1 FROM nonces WHERE hash = ? AND minute >= ?`,
 	`SELECT COALESCE(SUM(n), 0) FROM nonce_counts WHERE access_key = ? AND minute >= ?`,
 	`SELECT COALESCE(SUM(n), 0), COALESCE(SUM(CASE WHEN root = 0 THEN n ELSE 0 END), 0) FROM nonce_counts WHERE minute >= ?`,
-	// A row still here from an expired minute is taken over.
+	// A row still here from an expired minute is taken over; a live one
+	// is a replay, and the statement changes nothing.
 	`INSERT INTO nonces (hash, minute) VALUES (?, ?) ON CONFLICT (hash) DO UPDATE SET minute = excluded.minute WHERE nonces.minute < ?`,
 	`INSERT INTO nonce_counts (access_key, minute, root, n) VALUES (?, ?, ?, 1) ON CONFLICT (access_key, minute) DO UPDATE SET n = n + 1`,
 }

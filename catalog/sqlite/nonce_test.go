@@ -153,6 +153,12 @@ func BenchmarkNonces(b *testing.B) {
 	var seq atomic.Int64
 	now := time.Now()
 	b.SetParallelism(2)
+	r0, w0 := syscalls(b)
+	b.Cleanup(func() {
+		r1, w1 := syscalls(b)
+		b.ReportMetric(float64(r1-r0)/float64(b.N), "reads/op")
+		b.ReportMetric(float64(w1-w0)/float64(b.N), "writes/op")
+	})
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
 			if err := s.UseNonce(context.Background(), "ak", true, strconv.FormatInt(seq.Add(1), 10), now, now); err != nil {
@@ -161,4 +167,23 @@ func BenchmarkNonces(b *testing.B) {
 			}
 		}
 	})
+}
+
+// syscalls returns the process's read and write system calls so far.
+func syscalls(tb testing.TB) (reads, writes int64) {
+	buf, err := os.ReadFile("/proc/self/io")
+	if err != nil {
+		tb.Skip("no /proc/self/io")
+	}
+	for _, line := range strings.Split(string(buf), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		n, _ := strconv.ParseInt(v, 10, 64)
+		switch k {
+		case "syscr":
+			reads = n
+		case "syscw":
+			writes = n
+		}
+	}
+	return reads, writes
 }
