@@ -13,7 +13,7 @@ CREATE INDEX nonces_by_minute ON nonces (minute);
 
 -- How many nonces each access key holds per minute, so that a key's share
 -- is a sum of at most 31 rows and the totals (read once a second per node)
--- a sum over the live minutes' rows.
+-- a scan of this small table. n is in no index, so its updates are HOT.
 CREATE TABLE nonce_counts (
 	access_key text NOT NULL,
 	minute     bigint NOT NULL,
@@ -21,7 +21,6 @@ CREATE TABLE nonce_counts (
 	n          bigint NOT NULL,
 	PRIMARY KEY (access_key, minute)
 );
-CREATE INDEX nonce_counts_by_minute ON nonce_counts (minute);
 
 -- use_nonce records a nonce in one round trip and returns 0 (accepted),
 -- 1 (replayed), 2 (the key holds its whole share) or 3 (full: the caller's
@@ -38,19 +37,22 @@ DECLARE
 	inserted int;
 BEGIN
 	PERFORM set_config('synchronous_commit', 'off', true);
-	IF EXISTS (SELECT 1 FROM nonces WHERE hash = p_hash AND minute >= p_oldest) THEN
-		RETURN 1;
-	END IF;
 	IF NOT p_root THEN
 		SELECT COALESCE(SUM(n), 0) INTO held FROM nonce_counts WHERE access_key = p_key AND minute >= p_oldest;
-		IF held >= p_share THEN
+	END IF;
+	IF p_full OR (NOT p_root AND held >= p_share) THEN
+		-- Refused; but a replay is told as one.
+		IF EXISTS (SELECT 1 FROM nonces WHERE hash = p_hash AND minute >= p_oldest) THEN
+			RETURN 1;
+		END IF;
+		IF NOT p_root AND held >= p_share THEN
 			RETURN 2;
 		END IF;
-	END IF;
-	IF p_full THEN
 		RETURN 3;
 	END IF;
-	-- A row still here from an expired bucket is taken over.
+	-- A row still here from an expired minute is taken over; a live one is
+	-- a replay (also one another node inserted a moment ago: the insert
+	-- waits for that node's transaction), and nothing changes.
 	INSERT INTO nonces (hash, minute) VALUES (p_hash, p_minute)
 		ON CONFLICT (hash) DO UPDATE SET minute = EXCLUDED.minute WHERE nonces.minute < p_oldest;
 	GET DIAGNOSTICS inserted = ROW_COUNT;
