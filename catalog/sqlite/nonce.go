@@ -20,8 +20,7 @@ import (
 // In the catalog's file every commit would make each reader connection drop
 // its whole page cache at its next read (SQLite resets a WAL reader's cache
 // when the log changed), so DescribeBackups would read its index pages
-// again on every call: 7–9 more reads per request and most of the cost
-// (BENCHMARKS.md). The file is written by one connection whose commits are
+// again on every call (BENCHMARKS.md). The file is written by one connection whose commits are
 // not synced to disk (synchronous=NORMAL in WAL mode): a commit is in the
 // operating system's cache when UseNonce returns, so a killed process loses
 // nothing, and only a power cut or a kernel crash can forget the last
