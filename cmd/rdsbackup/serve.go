@@ -28,11 +28,12 @@ import (
 )
 
 // newNonceStore returns the replay memory auth.nonceStore names.
-func newNonceStore(ac AuthConfig, cat rdsbackup.Catalog) rdsbackup.NonceStore {
+func newNonceStore(ac AuthConfig, cat rdsbackup.Catalog, logger *slog.Logger) rdsbackup.NonceStore {
+	local := rpc.NewNonceCache(rpc.DefaultMaxSkew, ac.MaxNonces)
 	if ac.NonceStore == NonceStoreMemory {
-		return rpc.NewNonceCache(rpc.DefaultMaxSkew, ac.MaxNonces)
+		return local
 	}
-	return cat.Nonces(rpc.DefaultMaxSkew, ac.MaxNonces)
+	return &rpc.LayeredNonces{Local: local, Shared: cat.Nonces(rpc.DefaultMaxSkew, ac.MaxNonces), Logger: logger}
 }
 
 // Environment variables read by serve.
@@ -83,7 +84,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	srv.Logger, srv.Metrics = logger, met
 	srv.Region, srv.AccountID = cfg.Region, accountID
 	srv.Responder = &rpc.Responder{HostID: "rdsbackup", Logger: logger}
-	nonces := newNonceStore(cfg.Auth, db)
+	nonces := newNonceStore(cfg.Auth, db, logger)
 	met.ReplayMemory(func() int {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
