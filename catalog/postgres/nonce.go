@@ -42,7 +42,7 @@ func (s *nonceStore) UseNonce(ctx context.Context, ak string, root bool, nonce s
 		return rdsbackup.ErrNonceExpired()
 	}
 	oldest := rdsbackup.NonceMinute(now.Add(-s.window))
-	s.db.nonceSweep.Maybe(oldest, s.sweep)
+	s.db.nonceSweep.Maybe(oldest-noncetotals.SweepMargin, s.sweep)
 	total, users, err := s.totals.Get(now, oldest, func() (total, users int, err error) {
 		err = s.db.pool.QueryRow(ctx, `SELECT COALESCE(SUM(n), 0), COALESCE(SUM(n) FILTER (WHERE NOT root), 0)
 			FROM nonce_counts WHERE minute >= $1`, oldest).Scan(&total, &users)

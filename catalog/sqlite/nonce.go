@@ -66,7 +66,7 @@ func (s *nonceStore) UseNonce(ctx context.Context, ak string, root bool, nonce s
 	}
 	u := &nonceUse{ak: ak, root: root, hash: rdsbackup.NonceHash(ak, nonce), minute: rdsbackup.NonceMinute(signedAt),
 		oldest: rdsbackup.NonceMinute(now.Add(-s.window)), now: now, done: make(chan error, 1)}
-	s.db.nonceSweep.Maybe(u.oldest, s.sweep)
+	s.db.nonceSweep.Maybe(u.oldest-noncetotals.SweepMargin, s.sweep)
 	s.mu.Lock()
 	s.queue = append(s.queue, u)
 	lead := !s.committing

@@ -124,10 +124,18 @@ func TestNonceSweep(t *testing.T) {
 	if _, err := tx.ExecContext(ctx, `INSERT INTO nonce_counts (access_key, minute, root, n) VALUES ('ak', ?, 1, 4500)`, minute); err != nil {
 		t.Fatal(err)
 	}
+	// Expired too at the time below, but within the sweep margin (another
+	// node's clock may be behind): kept.
+	if _, err := tx.ExecContext(ctx, `INSERT INTO nonces (hash, minute) VALUES (?, ?)`, rdsbackup.NonceHash("ak", "margin"), minute+6); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO nonce_counts (access_key, minute, root, n) VALUES ('ak', ?, 1, 1)`, minute+6); err != nil {
+		t.Fatal(err)
+	}
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	later := noncetest.T0.Add(20 * time.Minute)
+	later := noncetest.T0.Add(25 * time.Minute) // past the window and the sweep margin
 	noncetest.WantCode(t, "use", s.UseNonce(ctx, "ak", true, "new", later, later), "")
 	deadline := time.Now().Add(10 * time.Second)
 	for {
@@ -135,11 +143,11 @@ func TestNonceSweep(t *testing.T) {
 		if err := db.RawNonces().QueryRowContext(ctx, `SELECT (SELECT COUNT(*) FROM nonces), (SELECT COUNT(*) FROM nonce_counts)`).Scan(&nonces, &counts); err != nil {
 			t.Fatal(err)
 		}
-		if nonces == 1 && counts == 1 {
+		if nonces == 2 && counts == 2 {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("%d nonces and %d counters left, want 1 and 1", nonces, counts)
+			t.Fatalf("%d nonces and %d counters left, want 2 and 2 (the new one's, the one within the margin)", nonces, counts)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

@@ -11,6 +11,13 @@ import (
 // RefreshEvery is how old, in request time, cached totals may get.
 const RefreshEvery = time.Second
 
+// SweepMargin is how many minutes past the window a minute's nonces are
+// kept before they are deleted. Nodes sweep by their own clocks: a node
+// whose clock is ahead must not delete what a node behind it still takes
+// as live (it would then accept a replay), so clocks may differ by up to
+// this much. Expired minutes are not counted meanwhile.
+const SweepMargin = 5
+
 // Totals caches the number of nonces a store holds (total, and those of
 // RAM users' keys). Reading them on every request would sum the counters of
 // every active key; once a second, plus this handle's own additions, is
