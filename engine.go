@@ -42,6 +42,12 @@ type BackupResult struct {
 	Info           ServerInfo
 	ConsistentTime int64 // unix seconds of the consistent point
 	Databases      []string
+	// LogPositions, when the server writes a log that point-in-time
+	// recovery can replay, says where in it each part starts (part name →
+	// position): the binlog file and position a dump's snapshot was taken
+	// at, the start LSN and timeline of a physical PostgreSQL backup. The
+	// runner stores them (LogService.PutSetLogPositions) and the manifest.
+	LogPositions map[string]LogPosition
 }
 
 // BackupEngine takes backups of one engine's servers with its own tools.

@@ -47,7 +47,6 @@ const (
 	EInvalidCombination     = "InvalidParameterCombination"
 	EInvalidBackupLocation  = "InvalidBackupSetLocation.Format"
 	EInstanceIdNotFound     = "InvalidDBInstanceId.NotFound"
-	EInstanceNotFound       = "InvalidDBInstance.NotFound"
 	EIncorrectInstanceState = "IncorrectDBInstanceState"
 
 	// Backups.
@@ -64,6 +63,13 @@ const (
 	EMethodNotAllowed = "MethodNotAllowed"
 	ENoSuchKey        = "NoSuchKey"
 	EInvalidRange     = "InvalidRange"
+
+	// Point-in-time recovery (docs/pitr.md).
+	// EInvalidRestoreTime: RestoreTime is not yyyy-MM-ddTHH:mm:ssZ.
+	EInvalidRestoreTime = "InvalidRestoreTime.Format"
+	// EPITRNotCovered: no recovery window holds the restore time (outside
+	// the window, in a gap, log backup off); the message names the windows.
+	EPITRNotCovered = "InvalidRestoreTime.NotCovered"
 
 	// RAM.
 	EEntityNotExistUser       = "EntityNotExist.User"

@@ -3,6 +3,7 @@ package rdsbackup
 import (
 	"context"
 	"io"
+	"iter"
 	"time"
 )
 
@@ -41,7 +42,30 @@ type ObjectStore interface {
 	Stat(ctx context.Context, key string) (ObjectInfo, error)
 	// Delete removes an object; deleting a missing object is not an error.
 	Delete(ctx context.Context, key string) error
-	// List returns the committed objects whose keys start with prefix, in
-	// key order.
-	List(ctx context.Context, prefix string) ([]ObjectInfo, error)
+	// List yields the committed objects whose keys start with prefix, in
+	// key (byte) order. It is streamed, because a bucket can hold millions
+	// of objects: a store fetches them page by page as the loop asks, and
+	// holds no more than a page. A failure is yielded once, as the error of
+	// the last pair; an invalid prefix is either EINVALID or lists nothing.
+	// Objects created or deleted during the loop may or may not be seen;
+	// deleting the objects already yielded is safe.
+	List(ctx context.Context, prefix string) iter.Seq2[ObjectInfo, error]
+}
+
+// CollectObjects gathers what a List yields, for lists known to be small
+// (the objects of one set) and for tests.
+func CollectObjects(seq iter.Seq2[ObjectInfo, error]) ([]ObjectInfo, error) {
+	var infos []ObjectInfo
+	for info, err := range seq {
+		if err != nil {
+			return nil, err
+		}
+		infos = append(infos, info)
+	}
+	return infos, nil
+}
+
+// ListError returns a List that yields only err.
+func ListError(err error) iter.Seq2[ObjectInfo, error] {
+	return func(yield func(ObjectInfo, error) bool) { yield(ObjectInfo{}, err) }
 }

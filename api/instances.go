@@ -250,7 +250,7 @@ func (s *Server) describeDBInstanceAttribute(ctx context.Context, c *call) (any,
 	for _, id := range ids {
 		inst, err := s.Instances.FindInstance(ctx, id)
 		if rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND {
-			return nil, rdsbackup.Errorf(rdsbackup.EInstanceNotFound, "The specified instance %s does not exist or is not supported.", rdsbackup.QuoteValue(id))
+			return nil, rdsbackup.Errorf(rdsbackup.EInstanceIdNotFound, "The DBInstanceId provided does not exist in records: %s.", rdsbackup.QuoteValue(id))
 		} else if err != nil {
 			return nil, err
 		}

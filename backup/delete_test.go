@@ -65,7 +65,7 @@ func (c *orderCatalog) DeleteBackupSet(ctx context.Context, id int64) error {
 		if s.ID != id {
 			continue
 		}
-		objs, err := c.fs.List(ctx, fmt.Sprintf("backups/%s/%d/", s.InstanceID, s.ID))
+		objs, err := rdsbackup.CollectObjects(c.fs.List(ctx, fmt.Sprintf("backups/%s/%d/", s.InstanceID, s.ID)))
 		if err != nil {
 			return err
 		}
@@ -219,7 +219,7 @@ func (f *delFixture) checkStorageMatchesCatalog(t *testing.T, allowDeleting bool
 	for _, s := range deleting {
 		rows[s.ID] = s
 	}
-	objs, err := f.fs.List(ctx, "")
+	objs, err := rdsbackup.CollectObjects(f.fs.List(ctx, ""))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +257,7 @@ func (f *delFixture) gone(t *testing.T, sets ...*rdsbackup.BackupSet) {
 		if _, err := f.db.FindBackupSet(t.Context(), s.ID); rdsbackup.ErrorCode(err) != rdsbackup.ENOTFOUND {
 			t.Errorf("set %d: FindBackupSet %v, want ENOTFOUND", s.ID, err)
 		}
-		if objs, _ := f.fs.List(t.Context(), fmt.Sprintf("backups/%s/%d/", s.InstanceID, s.ID)); len(objs) != 0 {
+		if objs, _ := rdsbackup.CollectObjects(f.fs.List(t.Context(), fmt.Sprintf("backups/%s/%d/", s.InstanceID, s.ID))); len(objs) != 0 {
 			t.Errorf("set %d: objects left: %v", s.ID, objs)
 		}
 	}

@@ -29,12 +29,11 @@ type RebuildResult struct {
 // catalog must not point at data that is not there.
 func Rebuild(ctx context.Context, store rdsbackup.ObjectStore, catalog Importer) (RebuildResult, error) {
 	var res RebuildResult
-	objs, err := store.List(ctx, "backups/")
-	if err != nil {
-		return res, fmt.Errorf("list backups: %w", err)
-	}
 	var sets []*rdsbackup.BackupSet
-	for _, o := range objs {
+	for o, err := range store.List(ctx, "backups/") {
+		if err != nil {
+			return res, fmt.Errorf("list backups: %w", err)
+		}
 		if path.Base(o.Key) != "manifest.json" {
 			continue
 		}

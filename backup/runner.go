@@ -580,24 +580,22 @@ func (r *Runner) removeSetObjects(ctx context.Context, instanceID string, id int
 }
 
 func removeSetObjects(ctx context.Context, store rdsbackup.ObjectStore, instanceID string, id int64) error {
-	objs, err := store.List(ctx, setPrefix(instanceID, id))
-	if err != nil {
-		return fmt.Errorf("list objects of set %d: %w", id, err)
-	}
 	// The manifest goes last, and only once the data is gone, so whatever
 	// is left after a failure or crash is still described by it.
-	for _, o := range objs {
-		if path.Base(o.Key) != "manifest.json" {
-			if err := store.Delete(ctx, o.Key); err != nil {
-				return err
-			}
+	var manifests []string
+	for o, err := range store.List(ctx, setPrefix(instanceID, id)) {
+		if err != nil {
+			return fmt.Errorf("list objects of set %d: %w", id, err)
+		}
+		if path.Base(o.Key) == "manifest.json" {
+			manifests = append(manifests, o.Key)
+		} else if err := store.Delete(ctx, o.Key); err != nil {
+			return err
 		}
 	}
-	for _, o := range objs {
-		if path.Base(o.Key) == "manifest.json" {
-			if err := store.Delete(ctx, o.Key); err != nil {
-				return err
-			}
+	for _, key := range manifests {
+		if err := store.Delete(ctx, key); err != nil {
+			return err
 		}
 	}
 	return nil

@@ -188,7 +188,7 @@ func crc(b []byte) string {
 // noObjects checks that storage holds nothing (temp files included).
 func (f *fixture) noObjects(t *testing.T) {
 	t.Helper()
-	objs, err := f.fs.List(t.Context(), "")
+	objs, err := rdsbackup.CollectObjects(f.fs.List(t.Context(), ""))
 	if err != nil || len(objs) != 0 {
 		t.Fatalf("storage not empty: %v %v", objs, err)
 	}

@@ -118,7 +118,7 @@ func TestStoreErrors(t *testing.T) {
 	w.Write(make([]byte, 100))
 	w.Write(make([]byte, 100))
 	w.Commit()
-	s.List(ctx, "backups/")
+	rdsbackup.CollectObjects(s.List(ctx, "backups/"))
 	w, _ = s.Create(ctx, "backups/a/2/set.zst")
 	w.Write([]byte("data"))
 	if err := w.Commit(); err != nil {

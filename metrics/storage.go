@@ -3,6 +3,7 @@ package metrics
 import (
 	"context"
 	"io"
+	"iter"
 
 	"github.com/rdsbackup/rdsbackup"
 )
@@ -47,10 +48,15 @@ func (s *store) Delete(ctx context.Context, key string) error {
 	return err
 }
 
-func (s *store) List(ctx context.Context, prefix string) ([]rdsbackup.ObjectInfo, error) {
-	objs, err := s.ObjectStore.List(ctx, prefix)
-	s.m.storageError("list", err)
-	return objs, err
+func (s *store) List(ctx context.Context, prefix string) iter.Seq2[rdsbackup.ObjectInfo, error] {
+	return func(yield func(rdsbackup.ObjectInfo, error) bool) {
+		for info, err := range s.ObjectStore.List(ctx, prefix) {
+			s.m.storageError("list", err)
+			if !yield(info, err) || err != nil {
+				return
+			}
+		}
+	}
 }
 
 // writer counts the first failure of a write only: an ObjectWriter's

@@ -221,7 +221,7 @@ func TestWriteErrorDetail(t *testing.T) {
 func TestWriteErrorXML(t *testing.T) {
 	req := testRequest(FormatXML, "DescribeBackups")
 	w := httptest.NewRecorder()
-	(&Responder{HostID: "rdsbackup"}).WriteError(w, req, rdsbackup.Errorf(rdsbackup.EInstanceNotFound, "The specified instance does not exist or is not supported."))
+	(&Responder{HostID: "rdsbackup"}).WriteError(w, req, rdsbackup.Errorf(rdsbackup.EEntityNotExistUser, "The user does not exist."))
 
 	if w.Code != 404 {
 		t.Errorf("status %d", w.Code)
@@ -241,9 +241,9 @@ func TestWriteErrorXML(t *testing.T) {
 		XMLName:   xml.Name{Local: "Error"},
 		RequestID: req.RequestID,
 		HostID:    "rdsbackup",
-		Code:      rdsbackup.EInstanceNotFound,
-		Message:   "The specified instance does not exist or is not supported.",
-		Recommend: RecommendURL + "#" + rdsbackup.EInstanceNotFound,
+		Code:      rdsbackup.EEntityNotExistUser,
+		Message:   "The user does not exist.",
+		Recommend: RecommendURL + "#" + rdsbackup.EEntityNotExistUser,
 	}
 	if got != want {
 		t.Errorf("got %+v\nwant %+v", got, want)

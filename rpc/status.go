@@ -40,7 +40,6 @@ var statusByCode = map[string]int{
 	rdsbackup.EInvalidCombination:     http.StatusBadRequest,
 	rdsbackup.EInvalidBackupLocation:  http.StatusBadRequest,
 	rdsbackup.EInstanceIdNotFound:     http.StatusBadRequest, // sic, as documented
-	rdsbackup.EInstanceNotFound:       http.StatusNotFound,
 	rdsbackup.EIncorrectInstanceState: http.StatusForbidden,
 
 	rdsbackup.EInvalidPolicyDocument: http.StatusBadRequest,
@@ -52,6 +51,9 @@ var statusByCode = map[string]int{
 	rdsbackup.EDownloadDenied:    http.StatusForbidden,
 
 	rdsbackup.EBackupNotDeletable: http.StatusForbidden,
+
+	rdsbackup.EInvalidRestoreTime: http.StatusBadRequest,
+	rdsbackup.EPITRNotCovered:     http.StatusBadRequest,
 
 	rdsbackup.EMethodNotAllowed: http.StatusMethodNotAllowed,
 	rdsbackup.ENoSuchKey:        http.StatusNotFound,

@@ -42,7 +42,6 @@ var wantStatus = map[string]int{
 	rdsbackup.EInvalidCombination:       400,
 	rdsbackup.EInvalidBackupLocation:    400,
 	rdsbackup.EInstanceIdNotFound:       400,
-	rdsbackup.EInstanceNotFound:         404,
 	rdsbackup.EIncorrectInstanceState:   403,
 	rdsbackup.EEntityNotExistUser:       404,
 	rdsbackup.EEntityNotExistPolicy:     404,
@@ -66,6 +65,8 @@ var wantStatus = map[string]int{
 	rdsbackup.EMethodNotAllowed:         405,
 	rdsbackup.ENoSuchKey:                404,
 	rdsbackup.EInvalidRange:             416,
+	rdsbackup.EInvalidRestoreTime:       400,
+	rdsbackup.EPITRNotCovered:           400,
 }
 
 func TestHTTPStatus(t *testing.T) {

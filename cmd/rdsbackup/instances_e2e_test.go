@@ -158,7 +158,9 @@ func TestDescribeDBInstanceAttribute(t *testing.T) {
 	req = rds.CreateDescribeDBInstanceAttributeRequest()
 	req.DBInstanceId = "rm-nope"
 	_, err = c.RDS.DescribeDBInstanceAttribute(req)
-	wantServerError(t, err, "InvalidDBInstance.NotFound", 404)
+	// terraform-provider-alicloud's DescribeDBInstance treats only this code
+	// as "gone" (a resource deleted outside Terraform is then dropped).
+	wantServerError(t, err, "InvalidDBInstanceId.NotFound", 400)
 
 	req = rds.CreateDescribeDBInstanceAttributeRequest()
 	_, err = c.RDS.DescribeDBInstanceAttribute(req)

@@ -41,7 +41,7 @@ func TestDiskFull(t *testing.T) {
 	if msg := rdsbackup.ErrorMessage(err); !strings.Contains(msg, "backup storage") {
 		t.Errorf("message %q does not name the backup storage", msg)
 	}
-	if objs, err := s.List(t.Context(), ""); err != nil || len(objs) != 0 {
+	if objs, err := rdsbackup.CollectObjects(s.List(t.Context(), "")); err != nil || len(objs) != 0 {
 		t.Errorf("objects after the failure: %v %v", objs, err)
 	}
 	var files []string

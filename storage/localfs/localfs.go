@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"iter"
 	"os"
 	"path"
 	"slices"
@@ -384,65 +385,98 @@ func prune(root *os.Root, dir string) {
 	}
 }
 
-// List walks only the directories that can hold keys with the prefix, and
-// sorts at the end because a walk's order is not key order ("a/b" is walked
-// before "a-b"). A prefix that no valid key can have is EINVALID, so that
-// a malformed prefix is not mistaken for an empty store.
-func (s *FS) List(ctx context.Context, prefix string) ([]rdsbackup.ObjectInfo, error) {
+// List walks only the directories that can hold keys with the prefix, one
+// directory at a time, so it holds the entries of the directories on the
+// current path and never the whole tree. Within a directory it visits the
+// entries in the order of the keys under them (a directory "a" sorts as
+// "a/"), which makes the walk's order key order: "a-b" < "a.b" < "a/b" <
+// "ab". A prefix that no valid key can have is EINVALID, so that a
+// malformed prefix is not mistaken for an empty store.
+func (s *FS) List(ctx context.Context, prefix string) iter.Seq2[rdsbackup.ObjectInfo, error] {
 	start := "."
 	if i := strings.LastIndexByte(prefix, '/'); i >= 0 {
 		start = prefix[:i]
 	}
 	if strings.ContainsAny(prefix, "\\\x00") || (start != "." && checkKey(start) != nil) {
-		return nil, rdsbackup.Errorf(rdsbackup.EINVALID, "invalid object key prefix %q", prefix)
+		return rdsbackup.ListError(rdsbackup.Errorf(rdsbackup.EINVALID, "invalid object key prefix %q", prefix))
 	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	root, err := s.openRoot(false)
-	if isNotExist(err) {
-		return nil, nil
-	} else if err != nil {
-		return nil, err
-	}
-	defer root.Close()
-
-	var infos []rdsbackup.ObjectInfo
-	err = fs.WalkDir(root.FS(), start, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			// Missing start, or something deleted during the walk.
-			if isNotExist(err) {
-				return nil
-			}
-			return err
-		}
+	return func(yield func(rdsbackup.ObjectInfo, error) bool) {
 		if err := ctx.Err(); err != nil {
+			yield(rdsbackup.ObjectInfo{}, err)
+			return
+		}
+		root, err := s.openRoot(false)
+		if isNotExist(err) {
+			return
+		} else if err != nil {
+			yield(rdsbackup.ObjectInfo{}, err)
+			return
+		}
+		defer root.Close()
+		l := lister{ctx: ctx, root: root, prefix: prefix, yield: yield}
+		if err := l.walk(start); err != nil && err != errStopped {
+			yield(rdsbackup.ObjectInfo{}, fmt.Errorf("list %q: %w", prefix, err))
+		}
+	}
+}
+
+// errStopped ends a walk whose loop stopped asking.
+var errStopped = errors.New("list stopped")
+
+type lister struct {
+	ctx    context.Context
+	root   *os.Root
+	prefix string
+	yield  func(rdsbackup.ObjectInfo, error) bool
+}
+
+func (l *lister) walk(dir string) error {
+	entries, err := fs.ReadDir(l.root.FS(), dir)
+	if isNotExist(err) {
+		// Missing, a file, or deleted during the walk.
+		return nil
+	} else if err != nil {
+		return err
+	}
+	sortKey := func(e fs.DirEntry) string {
+		if e.IsDir() {
+			return e.Name() + "/"
+		}
+		return e.Name()
+	}
+	slices.SortFunc(entries, func(a, b fs.DirEntry) int { return strings.Compare(sortKey(a), sortKey(b)) })
+	for _, e := range entries {
+		if err := l.ctx.Err(); err != nil {
 			return err
 		}
-		if d.IsDir() {
-			if p == tmpDir || (p != "." && !strings.HasPrefix(p+"/", prefix) && !strings.HasPrefix(prefix, p+"/")) {
-				return fs.SkipDir
+		p := e.Name()
+		if dir != "." {
+			p = dir + "/" + p
+		}
+		if e.IsDir() {
+			if p == tmpDir || (!strings.HasPrefix(p+"/", l.prefix) && !strings.HasPrefix(l.prefix, p+"/")) {
+				continue
 			}
-			return nil
+			if err := l.walk(p); err != nil {
+				return err
+			}
+			continue
 		}
 		// Skip what Open would refuse: links, stray files with odd names.
-		if !d.Type().IsRegular() || !strings.HasPrefix(p, prefix) || checkKey(p) != nil {
-			return nil
+		if !e.Type().IsRegular() || !strings.HasPrefix(p, l.prefix) || checkKey(p) != nil {
+			continue
 		}
-		fi, err := d.Info()
+		fi, err := e.Info()
 		if isNotExist(err) {
-			return nil
+			continue
 		} else if err != nil {
 			return err
 		}
-		infos = append(infos, rdsbackup.ObjectInfo{Key: p, Size: fi.Size(), ModTime: fi.ModTime()})
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list %q: %w", prefix, err)
+		if !l.yield(rdsbackup.ObjectInfo{Key: p, Size: fi.Size(), ModTime: fi.ModTime()}, nil) {
+			return errStopped
+		}
 	}
-	slices.SortFunc(infos, func(a, b rdsbackup.ObjectInfo) int { return strings.Compare(a.Key, b.Key) })
-	return infos, nil
+	return nil
 }
 
 // CleanTemp removes every temp file: what writers killed before Commit or
@@ -509,6 +543,9 @@ func keyProblem(key string) string {
 		return "not UTF-8"
 	case strings.ContainsAny(key, "\\\x00"):
 		return "contains a backslash or NUL"
+	case strings.ContainsFunc(key, isControl):
+		// S3 lists keys in XML, which cannot carry most of them.
+		return "contains a control character"
 	case key[0] == '/':
 		return "absolute"
 	}
@@ -526,6 +563,8 @@ func keyProblem(key string) string {
 	}
 	return ""
 }
+
+func isControl(r rune) bool { return r < 0x20 || r == 0x7f }
 
 func notFound(key string) error {
 	return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "object %q not found", key)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"iter"
 	"strings"
 	"sync"
 
@@ -43,7 +44,9 @@ type Fault struct {
 	// start with it; "" matches all.
 	Prefix string
 	// After is, for OpWrite and OpRead, how many bytes pass before the
-	// failure, like a connection that drops mid-stream.
+	// failure, like a connection that drops mid-stream; for OpList, how
+	// many objects are listed before it, like a failure fetching a later
+	// page.
 	After int64
 	// Times is how often the fault fires before it is removed; 0 is always.
 	Times int
@@ -97,7 +100,7 @@ func (f *Faulty) hit(op Op, key string, pos, n int64) (limit int64, err error) {
 		if flt.Op != op || !strings.HasPrefix(key, flt.Prefix) {
 			continue
 		}
-		if op == OpWrite || op == OpRead {
+		if op == OpWrite || op == OpRead || op == OpList {
 			if pos+n <= flt.After {
 				continue
 			}
@@ -156,11 +159,27 @@ func (f *Faulty) Delete(ctx context.Context, key string) error {
 	return f.ObjectStore.Delete(ctx, key)
 }
 
-func (f *Faulty) List(ctx context.Context, prefix string) ([]rdsbackup.ObjectInfo, error) {
-	if _, err := f.hit(OpList, prefix, 0, 0); err != nil {
-		return nil, err
+func (f *Faulty) List(ctx context.Context, prefix string) iter.Seq2[rdsbackup.ObjectInfo, error] {
+	return func(yield func(rdsbackup.ObjectInfo, error) bool) {
+		// The object at position n is listed if the fault lets n+1 pass.
+		if _, err := f.hit(OpList, prefix, 0, 1); err != nil {
+			yield(rdsbackup.ObjectInfo{}, err)
+			return
+		}
+		var n int64
+		for info, err := range f.ObjectStore.List(ctx, prefix) {
+			if err == nil && n > 0 {
+				if _, ferr := f.hit(OpList, prefix, n, 1); ferr != nil {
+					yield(rdsbackup.ObjectInfo{}, ferr)
+					return
+				}
+			}
+			n++
+			if !yield(info, err) || err != nil {
+				return
+			}
+		}
 	}
-	return f.ObjectStore.List(ctx, prefix)
 }
 
 type faultyWriter struct {

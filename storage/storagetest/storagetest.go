@@ -23,15 +23,30 @@ import (
 	"io"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/rdsbackup/rdsbackup"
 )
 
+// Options adapts the suite to a store.
+type Options struct {
+	// Leftovers returns what writes that never committed left in the
+	// store: temp files, incomplete multipart uploads. The suite checks
+	// it is empty after every aborted or failed write. Nil skips the check.
+	Leftovers func(t *testing.T, s rdsbackup.ObjectStore) []string
+}
+
 // Run runs the suite. open returns a fresh, empty store for each subtest
 // and registers its cleanup with t.
 func Run(t *testing.T, open func(t *testing.T) rdsbackup.ObjectStore) {
+	RunWith(t, open, Options{})
+}
+
+// RunWith runs the suite with options.
+func RunWith(t *testing.T, open func(t *testing.T) rdsbackup.ObjectStore, opts Options) {
+	leftovers = opts.Leftovers
 	tests := []struct {
 		name string
 		fn   func(*testing.T, rdsbackup.ObjectStore)
@@ -52,6 +67,8 @@ func Run(t *testing.T, open func(t *testing.T) rdsbackup.ObjectStore) {
 		{"FaultyCommit", testFaultyCommit},
 		{"FaultyCreate", testFaultyCreate},
 		{"FaultyReads", testFaultyReads},
+		{"ListStreamed", testListStreamed},
+		{"KeyCharacters", testKeyCharacters},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
@@ -59,6 +76,22 @@ func Run(t *testing.T, open func(t *testing.T) rdsbackup.ObjectStore) {
 }
 
 // ---------------------------------------------------------------- helpers
+
+// leftovers is Options.Leftovers of the suite being run. Suites of
+// different stores run one after another, never in parallel, within a
+// test binary.
+var leftovers func(t *testing.T, s rdsbackup.ObjectStore) []string
+
+// wantNoLeftovers checks that no uncommitted write left anything behind.
+func wantNoLeftovers(t *testing.T, s rdsbackup.ObjectStore) {
+	t.Helper()
+	if leftovers == nil {
+		return
+	}
+	if got := leftovers(t, s); len(got) != 0 {
+		t.Fatalf("uncommitted writes left %v", got)
+	}
+}
 
 // put writes and commits an object.
 func put(t *testing.T, s rdsbackup.ObjectStore, key string, data []byte) {
@@ -126,7 +159,7 @@ func wantAbsent(t *testing.T, s rdsbackup.ObjectStore, key string) {
 
 func list(t *testing.T, s rdsbackup.ObjectStore, prefix string) []rdsbackup.ObjectInfo {
 	t.Helper()
-	infos, err := s.List(t.Context(), prefix)
+	infos, err := rdsbackup.CollectObjects(s.List(t.Context(), prefix))
 	if err != nil {
 		t.Fatalf("list %q: %v", prefix, err)
 	}
@@ -234,6 +267,7 @@ func testAborted(t *testing.T, s rdsbackup.ObjectStore) {
 	if infos := list(t, s, ""); len(infos) != 0 {
 		t.Fatalf("list after abort: %v", keys(infos))
 	}
+	wantNoLeftovers(t, s)
 	// Aborting without writing anything.
 	w, err = s.Create(t.Context(), "c")
 	if err != nil {
@@ -243,6 +277,7 @@ func testAborted(t *testing.T, s rdsbackup.ObjectStore) {
 		t.Fatal(err)
 	}
 	wantAbsent(t, s, "c")
+	wantNoLeftovers(t, s)
 }
 
 func testReplace(t *testing.T, s rdsbackup.ObjectStore) {
@@ -284,6 +319,7 @@ func testReplace(t *testing.T, s rdsbackup.ObjectStore) {
 		t.Fatal(err)
 	}
 	wantData(t, s, "k", v2)
+	wantNoLeftovers(t, s)
 }
 
 // testReplaceWhileReading replaces an object over and over while readers
@@ -469,7 +505,7 @@ func testList(t *testing.T, s rdsbackup.ObjectStore) {
 // invalidKeys are refused by every store.
 var invalidKeys = []string{
 	"", "/", "/a", "a/", "a//b", ".", "..", "./a", "../a", "a/.", "a/..", "a/./b", "a/../b", "../../etc/passwd",
-	`a\b`, `..\a`, "a\x00b", "a/\xff",
+	`a\b`, `..\a`, "a\x00b", "a/\xff", "a\nb", "a\x01b", "a/\x7f", "\tb",
 }
 
 func testInvalidKeys(t *testing.T, s rdsbackup.ObjectStore) {
@@ -492,7 +528,7 @@ func testInvalidKeys(t *testing.T, s rdsbackup.ObjectStore) {
 	}
 	// A prefix no key can have either fails or finds nothing.
 	for _, prefix := range []string{"/", "/a", "../", "a/../", "a//"} {
-		infos, err := s.List(ctx, prefix)
+		infos, err := rdsbackup.CollectObjects(s.List(ctx, prefix))
 		if err != nil {
 			wantCode(t, err, rdsbackup.EINVALID, fmt.Sprintf("list %q", prefix))
 		} else if len(infos) != 0 {
@@ -626,6 +662,7 @@ func testFaultyWrite(t *testing.T, s rdsbackup.ObjectStore) {
 	if len(infos) != 1 || infos[0].Key != "f/old" || infos[0].Size != int64(len(old)) {
 		t.Fatalf("list after failed writes: %+v", infos)
 	}
+	wantNoLeftovers(t, s)
 
 	// Once the fault is cleared, writing works again.
 	f.Clear()
@@ -650,6 +687,7 @@ func testFaultyCommit(t *testing.T, s rdsbackup.ObjectStore) {
 	if infos := list(t, s, ""); len(infos) != 0 {
 		t.Fatalf("list after failed commit: %v", keys(infos))
 	}
+	wantNoLeftovers(t, s)
 	// The fault fired its one time.
 	put(t, f, "m/manifest.json", []byte("{}"))
 	wantData(t, s, "m/manifest.json", []byte("{}"))
@@ -687,7 +725,7 @@ func testFaultyReads(t *testing.T, s rdsbackup.ObjectStore) {
 	if _, err := f.Stat(ctx, "k"); !errors.Is(err, ErrInjected) {
 		t.Fatalf("stat: %v, want ErrInjected", err)
 	}
-	if _, err := f.List(ctx, ""); !errors.Is(err, ErrInjected) {
+	if _, err := rdsbackup.CollectObjects(f.List(ctx, "")); !errors.Is(err, ErrInjected) {
 		t.Fatalf("list: %v, want ErrInjected", err)
 	}
 	if err := f.Delete(ctx, "k"); !errors.Is(err, ErrInjected) {
@@ -714,4 +752,143 @@ func testFaultyReads(t *testing.T, s rdsbackup.ObjectStore) {
 		t.Fatal(err)
 	}
 	wantAbsent(t, s, "k")
+}
+
+// testListStreamed lists more objects than an S3 page holds (1000), and
+// checks what a streamed List promises: key order across pages, a loop
+// that stops early, deleting what was listed during the loop, and a
+// failure after some objects.
+func testListStreamed(t *testing.T, s rdsbackup.ObjectStore) {
+	const n = 1100
+	var want []string
+	for i := range n {
+		want = append(want, fmt.Sprintf("many/%d/%04d", i%3, i))
+	}
+	order := slices.Clone(want)
+	slices.Sort(want)
+	var wg sync.WaitGroup
+	for part := range slices.Chunk(order, n/4+1) {
+		wg.Go(func() {
+			for _, key := range part {
+				w, err := s.Create(t.Context(), key)
+				if err != nil {
+					t.Errorf("create %s: %v", key, err)
+					return
+				}
+				w.Write([]byte(key))
+				if err := w.Commit(); err != nil {
+					t.Errorf("commit %s: %v", key, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+	put(t, s, "more", []byte("x"))
+	if got := keys(list(t, s, "many/")); !slices.Equal(got, want) {
+		t.Fatalf("list: %d keys, want %d in key order", len(got), len(want))
+	}
+	var want1 []string
+	for _, key := range want {
+		if strings.HasPrefix(key, "many/1/") {
+			want1 = append(want1, key)
+		}
+	}
+	if got := keys(list(t, s, "many/1/")); !slices.Equal(got, want1) {
+		t.Fatalf("list many/1/: %d keys, want %d", len(got), len(want1))
+	}
+
+	// Stopping early: the loop body runs no more.
+	seen := 0
+	for _, err := range s.List(t.Context(), "") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen++; seen == 3 {
+			break
+		}
+	}
+	if seen != 3 {
+		t.Fatalf("loop ran %d times", seen)
+	}
+
+	// A fault after 1050 objects: those, then the error.
+	f := NewFaulty(s)
+	f.Inject(Fault{Op: OpList, After: 1050, Times: 1})
+	got := 0
+	var failed error
+	for _, err := range f.List(t.Context(), "many/") {
+		if err != nil {
+			failed = err
+			break
+		}
+		got++
+	}
+	if got != 1050 || !errors.Is(failed, ErrInjected) {
+		t.Fatalf("faulty list: %d objects, %v; want 1050 and ErrInjected", got, failed)
+	}
+
+	// Deleting each object as it is listed deletes them all.
+	deleted := 0
+	for info, err := range s.List(t.Context(), "many/") {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Delete(t.Context(), info.Key); err != nil {
+			t.Fatal(err)
+		}
+		deleted++
+	}
+	if deleted != n {
+		t.Fatalf("deleted %d while listing, want %d", deleted, n)
+	}
+	if got := keys(list(t, s, "")); !slices.Equal(got, []string{"more"}) {
+		t.Fatalf("list after deleting: %v", got)
+	}
+}
+
+// testKeyCharacters stores keys with every kind of character a key may
+// hold, which URL-based stores must escape and sign correctly.
+func testKeyCharacters(t *testing.T, s rdsbackup.ObjectStore) {
+	ctx := t.Context()
+	all := []string{
+		"chars/ space and  two",
+		"chars/!\"#$%&'()*+,-.:;<=>?@[]^_`{|}~",
+		"chars/%2F%00%zz",
+		"chars/plus+sign=equals&amp?q=1#frag",
+		"chars/ünïcödé/日本語/😀",
+		"chars/...dots.../-",
+		"chars/trailing space ",
+		"chars/a\u00a0nbsp",
+	}
+	for i, key := range all {
+		put(t, s, key, pattern(uint64(200+i), 10+i))
+	}
+	want := slices.Clone(all)
+	slices.Sort(want)
+	if got := keys(list(t, s, "chars/")); !slices.Equal(got, want) {
+		t.Fatalf("list: %q, want %q", got, want)
+	}
+	for i, key := range all {
+		wantData(t, s, key, pattern(uint64(200+i), 10+i))
+		if got := get(t, s, key, 2, 3); !bytes.Equal(got, pattern(uint64(200+i), 10+i)[2:5]) {
+			t.Fatalf("range of %q: %s", key, summary(got))
+		}
+		if info, err := s.Stat(ctx, key); err != nil || info.Key != key || info.Size != int64(10+i) {
+			t.Fatalf("stat %q: %+v, %v", key, info, err)
+		}
+	}
+	// A prefix with special characters lists exactly its keys.
+	if got := keys(list(t, s, "chars/plus+")); !slices.Equal(got, []string{"chars/plus+sign=equals&amp?q=1#frag"}) {
+		t.Fatalf("list chars/plus+: %q", got)
+	}
+	for _, key := range all {
+		if err := s.Delete(ctx, key); err != nil {
+			t.Fatalf("delete %q: %v", key, err)
+		}
+		wantAbsent(t, s, key)
+	}
 }
