@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/rdsbackup/rdsbackup"
@@ -29,18 +28,17 @@ import (
 // runs are recorded together in the next one (group commit), so that at any
 // concurrency there is about one commit in flight.
 func (db *DB) Nonces(window time.Duration, maxEntries int) rdsbackup.NonceStore {
-	return &nonceStore{db: db, window: window, shares: rdsbackup.NonceShares{Max: maxEntries}}
+	s := &nonceStore{db: db, window: window, shares: rdsbackup.NonceShares{Max: maxEntries}}
+	s.batches = noncetotals.Batcher[*nonceUse]{Run: s.commit, Max: maxNonceBatch}
+	return s
 }
 
 type nonceStore struct {
-	db     *DB
-	window time.Duration
-	shares rdsbackup.NonceShares
-	totals noncetotals.Totals
-
-	mu         sync.Mutex
-	queue      []*nonceUse
-	committing bool // a goroutine is running batches
+	db      *DB
+	window  time.Duration
+	shares  rdsbackup.NonceShares
+	totals  noncetotals.Totals
+	batches noncetotals.Batcher[*nonceUse]
 }
 
 // nonceUse is one request waiting for its batch.
@@ -67,16 +65,7 @@ func (s *nonceStore) UseNonce(ctx context.Context, ak string, root bool, nonce s
 	u := &nonceUse{ak: ak, root: root, hash: rdsbackup.NonceHash(ak, nonce), minute: rdsbackup.NonceMinute(signedAt),
 		oldest: rdsbackup.NonceMinute(now.Add(-s.window)), now: now, done: make(chan error, 1)}
 	s.db.nonceSweep.Maybe(u.oldest-noncetotals.SweepMargin, s.sweep)
-	s.mu.Lock()
-	s.queue = append(s.queue, u)
-	lead := !s.committing
-	s.committing = true
-	s.mu.Unlock()
-	if lead {
-		// This goroutine commits batches until none is waiting; its own
-		// use is in the first.
-		s.commitBatches()
-	}
+	s.batches.Add(u)
 	select {
 	case err := <-u.done:
 		return err
@@ -84,22 +73,6 @@ func (s *nonceStore) UseNonce(ctx context.Context, ak string, root bool, nonce s
 		// The batch may still record the nonce: the request is refused
 		// either way, and a retry signs a new one.
 		return ctx.Err()
-	}
-}
-
-func (s *nonceStore) commitBatches() {
-	for {
-		s.mu.Lock()
-		batch := s.queue[:min(len(s.queue), maxNonceBatch)]
-		s.queue = s.queue[len(batch):]
-		if len(batch) == 0 {
-			s.queue = nil
-			s.committing = false
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-		s.commit(batch)
 	}
 }
 

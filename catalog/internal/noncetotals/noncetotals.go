@@ -103,3 +103,45 @@ func (s *Sweeper) Maybe(oldest int64, sweep func(oldest int64) error) {
 
 // Wait waits for a running sweep.
 func (s *Sweeper) Wait() { s.wg.Wait() }
+
+// Batcher gathers the items that arrive while a batch runs into the next
+// one (group commit): the goroutine that finds no batch running runs
+// batches until none is waiting, so there is one in flight at a time and
+// as many items in each as came meanwhile.
+type Batcher[T any] struct {
+	// Run handles a batch; it must answer every item (the items carry
+	// their own way back).
+	Run func(batch []T)
+	// Max bounds a batch.
+	Max int
+
+	mu      sync.Mutex
+	queue   []T
+	running bool
+}
+
+// Add queues item, and runs batches if none is running. The caller then
+// waits for its item's answer.
+func (b *Batcher[T]) Add(item T) {
+	b.mu.Lock()
+	b.queue = append(b.queue, item)
+	lead := !b.running
+	b.running = true
+	b.mu.Unlock()
+	if !lead {
+		return
+	}
+	for {
+		b.mu.Lock()
+		batch := b.queue[:min(len(b.queue), b.Max)]
+		b.queue = b.queue[len(batch):]
+		if len(batch) == 0 {
+			b.queue = nil
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+		b.Run(batch)
+	}
+}
