@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"fmt"
+	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -51,5 +53,53 @@ func TestNonceSweep(t *testing.T) {
 			t.Fatalf("%d nonces counted, want 1: the first minutes' are left", n)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Two nodes, many requests at once over the same nonces and keys, in
+// different orders: batches on the two nodes lock the same rows, and must
+// neither deadlock nor accept a nonce twice.
+func TestNonceBatchesRace(t *testing.T) {
+	srv := enginetest.SharedPostgres(t)
+	open := opener(newSchema(t, srv, srv.NewDatabase(t)))
+	nodes := []rdsbackup.NonceStore{
+		catalogtest.Open(t, open).Nonces(15*time.Minute, 100000),
+		catalogtest.Open(t, open).Nonces(15*time.Minute, 100000),
+	}
+	const keys, nonces, goroutines = 4, 40, 8
+	var mu sync.Mutex
+	accepted := map[string]int{}
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(g), 1))
+			order := r.Perm(keys * nonces)
+			for _, i := range order {
+				ak, nonce := fmt.Sprint("k", i%keys), fmt.Sprint("n", i/keys)
+				err := nodes[g%2].UseNonce(t.Context(), ak, false, nonce, noncetest.T0, noncetest.T0)
+				switch rdsbackup.ErrorCode(err) {
+				case "":
+					mu.Lock()
+					accepted[ak+"/"+nonce]++
+					mu.Unlock()
+				case rdsbackup.ENonceUsed:
+				default:
+					t.Errorf("%s %s: %v", ak, nonce, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if len(accepted) != keys*nonces {
+		t.Errorf("%d pairs accepted, want %d", len(accepted), keys*nonces)
+	}
+	for p, n := range accepted {
+		if n != 1 {
+			t.Errorf("%s accepted %d times", p, n)
+		}
+	}
+	if n, err := nodes[0].NonceCount(t.Context(), noncetest.T0); err != nil || n != keys*nonces {
+		t.Errorf("NonceCount = %d, %v; want %d", n, err, keys*nonces)
 	}
 }
