@@ -1,0 +1,177 @@
+//go:build linux
+
+package mysql_test
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/engine/enginetest"
+)
+
+// shopRows lists shop.t as id|hex(v)|s, NULL as "NULL".
+func shopRows(t *testing.T, db *sql.DB, table string) string {
+	t.Helper()
+	r, err := db.Query("SELECT id, COALESCE(HEX(v), 'NULL'), COALESCE(s, 'NULL') FROM " + table + " ORDER BY id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	var list []string
+	for r.Next() {
+		var id int
+		var v, s string
+		if err := r.Scan(&id, &v, &s); err != nil {
+			t.Fatal(err)
+		}
+		list = append(list, fmt.Sprintf("%d|%s|%s", id, v, s))
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(list, "\n")
+}
+
+// TestPhysicalPositionAndRestoreToTime: a physical set records the binary
+// log position of its consistent point (the server's position once the
+// backup is done, nothing written since), and rolled forward from there to
+// a time T between two writes, in a non-UTC time zone, it holds every row
+// written before the backup and up to T, once, and none after: into a data
+// directory (a server started on it afterwards) and into a target instance
+// under a new name.
+func TestPhysicalPositionAndRestoreToTime(t *testing.T) {
+	requireTool(t, "mariadb-backup", "mariadb-backup")
+	t.Setenv("TZ", "America/New_York") // --stop-datetime must still be read as UTC
+	srv, inst := rowServer(t)
+	e := newEngine(t)
+	root := srv.DB(t, "")
+	mustExec(t, root, "CREATE DATABASE shop", "CREATE TABLE shop.t (id INT PRIMARY KEY, v VARBINARY(20) NULL, s VARCHAR(20) CHARACTER SET utf8mb4 NULL)",
+		"INSERT INTO shop.t VALUES (0, 'base', 'base')")
+
+	spool, queue := t.TempDir(), t.TempDir()
+	sink := &collectSink{dir: queue}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- e.StreamLogs(ctx, inst, rdsbackup.StreamSpec{SpoolDir: spool, ServerID: 4000000003}, sink)
+	}()
+	stopped := false
+	stop := func() error {
+		if stopped {
+			return nil
+		}
+		stopped = true
+		cancel()
+		return <-done
+	}
+	t.Cleanup(func() { stop() })
+	waitFor(t, "the stream to connect", func() bool {
+		var n int
+		return root.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Binlog Dump'").Scan(&n) == nil && n > 0
+	})
+
+	fs := newFileSink(t)
+	res, err := e.Backup(context.Background(), inst, rdsbackup.BackupRequest{Method: rdsbackup.MethodPhysical}, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var file string
+	var pos int64
+	var doDB, ignoreDB, gtid string
+	if err := root.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		t.Fatal(err)
+	}
+	if err := root.QueryRow("SELECT @@gtid_binlog_pos").Scan(&gtid); err != nil {
+		t.Fatal(err)
+	}
+	want := rdsbackup.LogPosition{File: file, Offset: pos, GTID: gtid}
+	if got := res.LogPositions["instance"]; got != want || len(res.LogPositions) != 1 {
+		t.Fatalf("positions %+v, want instance: %+v (the server's once the backup was done)", res.LogPositions, want)
+	}
+
+	// After the backup: rows at t1 and t2, an account, then T, then t3.
+	mustExec(t, root, "INSERT INTO shop.t VALUES (1, NULL, 'ünïcødé ✓')", "CREATE USER 'late'@'%' IDENTIFIED BY 'late pw'", "FLUSH BINARY LOGS")
+	time.Sleep(1100 * time.Millisecond)
+	mustExec(t, root, "INSERT INTO shop.t VALUES (2, X'00FF10', NULL)", "UPDATE shop.t SET s = 'changed' WHERE id = 0")
+	time.Sleep(1100 * time.Millisecond)
+	target := time.Now().UTC().Truncate(time.Second)
+	time.Sleep(1100 * time.Millisecond)
+	mustExec(t, root, "INSERT INTO shop.t VALUES (3, 'after', 'after')", "FLUSH BINARY LOGS", "FLUSH BINARY LOGS")
+	waitFor(t, "the complete files", func() bool { return len(sink.files()) >= 3 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	var logs []*rdsbackup.LogFile
+	for _, f := range sink.files() {
+		logs = append(logs, &rdsbackup.LogFile{Name: f.Name, Seq: f.Seq, BeginTime: f.BeginTime, EndTime: f.EndTime, RawSize: f.RawSize})
+	}
+	if logs[0].Name != file {
+		t.Fatalf("the first file streamed is %s, the set's position is in %s", logs[0].Name, file)
+	}
+	set := &rdsbackup.BackupSet{ID: 7, Method: rdsbackup.MethodPhysical, DBNames: res.Databases,
+		Artifacts: []rdsbackup.Artifact{{Database: "instance", Kind: rdsbackup.PartPhysical}}}
+	base := rdsbackup.PointInTimeRequest{
+		Source: inst, Set: set, Positions: res.LogPositions, Logs: logs, Time: target,
+		OpenPart: func(ctx context.Context, a rdsbackup.Artifact) (io.ReadCloser, error) { return fs.open(t, 0), nil },
+		OpenLog: func(ctx context.Context, f *rdsbackup.LogFile) (io.ReadCloser, error) {
+			return os.Open(filepath.Join(queue, f.Name))
+		},
+	}
+	const atT = "0|62617365|changed\n1|NULL|ünïcødé ✓\n2|00FF10|NULL"
+
+	// Into a data directory, then a server started on it.
+	req := base
+	req.WorkDir = t.TempDir()
+	req.DataDir = filepath.Join(t.TempDir(), "restored")
+	var pcts []int
+	if err := e.RestoreToTime(context.Background(), req, func(p int) { pcts = append(pcts, p) }); err != nil {
+		t.Fatal(err)
+	}
+	if len(pcts) == 0 || pcts[len(pcts)-1] != 100 {
+		t.Errorf("progress %v", pcts)
+	}
+	if left, _ := os.ReadDir(e.TempDir); len(left) != 0 {
+		t.Errorf("left in the temporary directory: %v", left)
+	}
+	restored := startOnDataDir(t, req.DataDir, srv.Password)
+	rdb := openDB(t, restored.dsn(srv.Password, ""))
+	if got := shopRows(t, rdb, "shop.t"); got != atT {
+		t.Errorf("data directory at T:\n%s\nwant\n%s", got, atT)
+	}
+	var users string
+	if err := rdb.QueryRow("SELECT GROUP_CONCAT(User ORDER BY User) FROM mysql.user WHERE User IN ('late', 'rdsbackup_restore')").Scan(&users); err != nil || users != "late" {
+		t.Errorf("accounts late and rdsbackup_restore in the restored instance: %q, %v", users, err)
+	}
+
+	// Into a target instance, under a new name.
+	dst := enginetest.StartMariaDB(t, enginetest.MariaDBOptions{RootPassword: "dst pw"})
+	req = base
+	req.WorkDir = t.TempDir()
+	req.Target = &rdsbackup.Instance{ID: "rm-dst", Engine: rdsbackup.EngineMariaDB, DSN: dst.DSN("")}
+	req.Databases = map[string]string{"shop": "shop_at_t"}
+	if err := e.RestoreToTime(context.Background(), req, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := shopRows(t, dst.DB(t, ""), "shop_at_t.t"); got != atT {
+		t.Errorf("target at T:\n%s\nwant\n%s", got, atT)
+	}
+
+	// Refused before anything is written: an existing name; a set without
+	// a position.
+	if err := e.RestoreToTime(context.Background(), req, nil); rdsbackup.ErrorCode(err) != rdsbackup.ECONFLICT {
+		t.Errorf("restore over an existing database: %v", err)
+	}
+	req.Databases = map[string]string{"shop": "shop_again"}
+	req.Positions = nil
+	if err := e.RestoreToTime(context.Background(), req, nil); rdsbackup.ErrorCode(err) != rdsbackup.EPITRNotCovered {
+		t.Errorf("a set without a position: %v", err)
+	}
+}
