@@ -280,6 +280,10 @@ func (e *Engine) startScratch(ctx context.Context, server tool, dataDir string) 
 	// The socket's path must fit in sun_path (108 bytes): a directory of
 	// its own in the temporary directory, not under the work directory.
 	dir, err := os.MkdirTemp(e.TempDir, "rdsbackup-mysqld-") // 0700
+	if err == nil && len(dir) > 90 {
+		os.Remove(dir)
+		dir, err = os.MkdirTemp("", "rdsbackup-mysqld-")
+	}
 	if err != nil {
 		return nil, fmt.Errorf("start a server on the restored data directory: %w", err)
 	}
