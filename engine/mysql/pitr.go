@@ -53,9 +53,11 @@ func (p *positionSniffer) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// RestoreToTime restores the databases of a Logical set into the target
-// server and replays the binary log from each database's position up to
-// req.Time:
+// RestoreToTime restores a set rolled forward to req.Time. A Physical set
+// (MariaDB) is restored whole and replayed in a temporary server, into
+// req.DataDir or copied into the target (see restorePhysicalToTime). A
+// Logical set's databases are restored into the target server and the
+// binary log replayed from each database's position up to req.Time:
 //
 //	mariadb-binlog --database=SRC [--rewrite-db=SRC->DST] --start-position=POS
 //	    --stop-datetime=T+1s FILE… | mariadb --binary-mode

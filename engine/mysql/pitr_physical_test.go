@@ -164,6 +164,19 @@ func TestPhysicalPositionAndRestoreToTime(t *testing.T) {
 		t.Errorf("target at T:\n%s\nwant\n%s", got, atT)
 	}
 
+	// The set as it is (RecoveryDBInstance with BackupId): no replay, no
+	// position needed.
+	asIs := req
+	asIs.Time, asIs.Logs, asIs.Positions = time.Time{}, nil, nil
+	asIs.WorkDir = t.TempDir()
+	asIs.Databases = map[string]string{"shop": "shop_as_set"}
+	if err := e.RestoreToTime(context.Background(), asIs, nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := shopRows(t, dst.DB(t, ""), "shop_as_set.t"); got != "0|62617365|base" {
+		t.Errorf("the set as it is:\n%s", got)
+	}
+
 	// Refused before anything is written: an existing name; a set without
 	// a position.
 	if err := e.RestoreToTime(context.Background(), req, nil); rdsbackup.ErrorCode(err) != rdsbackup.ECONFLICT {
