@@ -40,13 +40,24 @@ func shopRows(t *testing.T, db *sql.DB, table string) string {
 	return strings.Join(list, "\n")
 }
 
-// TestPhysicalPositionAndRestoreToTime: a physical set records the binary
-// log position of its consistent point (the server's position once the
-// backup is done, nothing written since), and rolled forward from there to
-// a time T between two writes, in a non-UTC time zone, it holds every row
-// written before the backup and up to T, once, and none after: into a data
-// directory (a server started on it afterwards) and into a target instance
-// under a new name.
+// checkWritten checks that table holds ids 1 to n.
+func checkWritten(t *testing.T, db *sql.DB, table string, n int) {
+	t.Helper()
+	var count, low, high int
+	if err := db.QueryRow("SELECT COUNT(*), COALESCE(MIN(id), 0), COALESCE(MAX(id), 0) FROM "+table).Scan(&count, &low, &high); err != nil {
+		t.Fatal(err)
+	}
+	if count != n || low != 1 || high != n {
+		t.Errorf("%s: %d rows, ids %d to %d; %d were written", table, count, low, high, n)
+	}
+}
+
+// TestPhysicalPositionAndRestoreToTime: a physical set taken while rows
+// are written records the binary log position of its consistent point,
+// and rolled forward from there to a time T between two writes, in a
+// non-UTC time zone, it holds every row written before T, once, and none
+// after: into a data directory (a server started on it afterwards) and
+// into a target instance under a new name.
 func TestPhysicalPositionAndRestoreToTime(t *testing.T) {
 	requireTool(t, "mariadb-backup", "mariadb-backup")
 	t.Setenv("TZ", "America/New_York") // --stop-datetime must still be read as UTC
@@ -78,23 +89,56 @@ func TestPhysicalPositionAndRestoreToTime(t *testing.T) {
 		return root.QueryRow("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE COMMAND = 'Binlog Dump'").Scan(&n) == nil && n > 0
 	})
 
+	// Rows keep coming while the backup runs: the restores below hold each
+	// exactly once only if the set's position is its consistent point (a
+	// row replayed twice fails the replay on its key; one missed fails the
+	// comparison).
+	mustExec(t, root, "CREATE TABLE shop.w (id INT PRIMARY KEY)")
+	var before rdsbackup.LogPosition
+	if err := root.QueryRow("SHOW MASTER STATUS").Scan(&before.File, &before.Offset, new(string), new(string)); err != nil {
+		t.Fatal(err)
+	}
+	stopWriter := make(chan struct{})
+	written := make(chan int)
+	go func() {
+		n := 0
+		for {
+			select {
+			case <-stopWriter:
+				written <- n
+				return
+			default:
+			}
+			if _, err := root.Exec("INSERT INTO shop.w VALUES (?)", n+1); err != nil {
+				t.Errorf("insert %d: %v", n+1, err)
+				written <- n
+				return
+			}
+			n++
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	time.Sleep(200 * time.Millisecond)
 	fs := newFileSink(t)
 	res, err := e.Backup(context.Background(), inst, rdsbackup.BackupRequest{Method: rdsbackup.MethodPhysical}, fs)
+	time.Sleep(200 * time.Millisecond)
+	close(stopWriter)
+	nw := <-written
 	if err != nil {
 		t.Fatal(err)
 	}
-	var file string
-	var pos int64
-	var doDB, ignoreDB, gtid string
-	if err := root.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+	var after rdsbackup.LogPosition
+	if err := root.QueryRow("SHOW MASTER STATUS").Scan(&after.File, &after.Offset, new(string), new(string)); err != nil {
 		t.Fatal(err)
 	}
-	if err := root.QueryRow("SELECT @@gtid_binlog_pos").Scan(&gtid); err != nil {
-		t.Fatal(err)
+	got := res.LogPositions["instance"]
+	if len(res.LogPositions) != 1 || got.File != before.File || got.File != after.File || got.Offset <= before.Offset || got.Offset >= after.Offset || got.GTID == "" {
+		t.Fatalf("positions %+v; the server was at %+v before the backup, %+v after", res.LogPositions, before, after)
 	}
-	want := rdsbackup.LogPosition{File: file, Offset: pos, GTID: gtid}
-	if got := res.LogPositions["instance"]; got != want || len(res.LogPositions) != 1 {
-		t.Fatalf("positions %+v, want instance: %+v (the server's once the backup was done)", res.LogPositions, want)
+	file := got.File
+	t.Logf("%d rows written during the backup; position %+v", nw, got)
+	if nw < 50 {
+		t.Fatalf("only %d rows written while the backup ran", nw)
 	}
 
 	// After the backup: rows at t1 and t2, an account, then T, then t3.
@@ -146,6 +190,7 @@ func TestPhysicalPositionAndRestoreToTime(t *testing.T) {
 	if got := shopRows(t, rdb, "shop.t"); got != atT {
 		t.Errorf("data directory at T:\n%s\nwant\n%s", got, atT)
 	}
+	checkWritten(t, rdb, "shop.w", nw)
 	var users string
 	if err := rdb.QueryRow("SELECT GROUP_CONCAT(User ORDER BY User) FROM mysql.user WHERE User IN ('late', 'rdsbackup_restore')").Scan(&users); err != nil || users != "late" {
 		t.Errorf("accounts late and rdsbackup_restore in the restored instance: %q, %v", users, err)
@@ -163,6 +208,7 @@ func TestPhysicalPositionAndRestoreToTime(t *testing.T) {
 	if got := shopRows(t, dst.DB(t, ""), "shop_at_t.t"); got != atT {
 		t.Errorf("target at T:\n%s\nwant\n%s", got, atT)
 	}
+	checkWritten(t, dst.DB(t, ""), "shop_at_t.w", nw)
 
 	// The set as it is (RecoveryDBInstance with BackupId): no replay, no
 	// position needed.
