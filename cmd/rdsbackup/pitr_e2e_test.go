@@ -316,6 +316,14 @@ func TestPointInTimeRecoveryMariaDB(t *testing.T) {
 	if got := rowsOf(t, dst, "shop_cli.t"); got != atTarget {
 		t.Errorf("restore --time: shop_cli at %s:\n%s\nwant\n%s", target.Format(pitrLayout), got, atTarget)
 	}
+	// A Logical base restores into a server only.
+	stderr = syncBuffer{}
+	m = &Main{Stdout: io.Discard, Stderr: &stderr, Getenv: getenv}
+	if code := m.Run(t.Context(), []string{"restore", "--work-dir", t.TempDir(), "--time", target.Format(pitrLayout),
+		"--instance", "rm-src", "--config", cfgFile, "--data-dir", filepath.Join(t.TempDir(), "d")}); code == exitOK ||
+		!strings.Contains(stderr.String(), "only a Physical set restores into a data directory") {
+		t.Errorf("restore --time --data-dir from a Logical set: exit %d:\n%s", code, stderr.String())
+	}
 	stderr = syncBuffer{}
 	m = &Main{Stdout: io.Discard, Stderr: &stderr, Getenv: getenv}
 	if code := m.Run(t.Context(), []string{"restore", "--time", "2001-01-01T00:00:00Z", "--instance", "rm-src", "--config", cfgFile,
@@ -696,6 +704,13 @@ func TestPointInTimeRecoveryMariaDBPhysical(t *testing.T) {
 	if code := cli.Run(t.Context(), []string{"restore", "--work-dir", t.TempDir(), "--time", target.Format(pitrLayout),
 		"--instance", "rm-src", "--config", cfgFile, "--data-dir", dir}); code != exitOK {
 		t.Fatalf("restore --time --data-dir: exit %d:\n%s", code, stderr.String())
+	}
+	stderr = syncBuffer{}
+	cli = &Main{Stdout: io.Discard, Stderr: &stderr, Getenv: getenv}
+	if code := cli.Run(t.Context(), []string{"restore", "--work-dir", t.TempDir(), "--time", target.Format(pitrLayout),
+		"--instance", "rm-src", "--config", cfgFile, "--data-dir", filepath.Join(t.TempDir(), "one"), "--database", "shop"}); code == exitOK ||
+		!strings.Contains(stderr.String(), "restores the whole instance") {
+		t.Errorf("restore --time --data-dir --database: exit %d:\n%s", code, stderr.String())
 	}
 	port := startMariaDBOn(t, dir, "src-pw#1")
 	if got := rowsOf(t, openMariaDB(t, port, "src-pw#1", ""), "shop.t"); got != atTarget {
