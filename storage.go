@@ -94,3 +94,19 @@ const NoEncryption = "{}"
 func EncryptionDoc(algorithm, keyID string) string {
 	return `{"EncryptionType":"` + algorithm + `","KeyId":"` + keyID + `"}`
 }
+
+type sizeHintKey struct{}
+
+// WithSizeHint returns a context telling Create about how many bytes the
+// object will have. Stores that upload in parts size their parts from it
+// (an object store takes a bounded number of parts); others ignore it.
+// It is a hint: the object may turn out smaller or somewhat larger.
+func WithSizeHint(ctx context.Context, size int64) context.Context {
+	return context.WithValue(ctx, sizeHintKey{}, size)
+}
+
+// SizeHint returns the hint WithSizeHint put in ctx, or 0.
+func SizeHint(ctx context.Context) int64 {
+	n, _ := ctx.Value(sizeHintKey{}).(int64)
+	return n
+}

@@ -41,6 +41,7 @@ type Config struct {
 	Metrics   MetricsConfig    `yaml:"metrics"`
 	TLS       TLSConfig        `yaml:"tls"`
 	Catalog   CatalogConfig    `yaml:"catalog"`
+	Storage   StorageConfig    `yaml:"storage"`
 	Logs      LogsConfig       `yaml:"logs"`
 	// Encryption encrypts every stored object (see EncryptionConfig).
 	Encryption EncryptionConfig `yaml:"encryption"`
@@ -126,11 +127,23 @@ type AuthConfig struct {
 	// about 2,200 requests/s; past the bound requests are refused with
 	// ServiceUnavailable rather than let a replay through.
 	MaxNonces int `yaml:"maxNonces"`
+	// NonceStore is where the replay memory lives: "catalog" (the
+	// default) keeps it in the catalog, so that a request is refused when
+	// replayed to any node sharing the catalog and after any restart;
+	// "memory" keeps it in the process, a little faster but forgotten at a
+	// restart and not shared between nodes.
+	NonceStore string `yaml:"nonceStore"`
 	// RatePerKey limits each RAM user's access key; the account's (root)
 	// keys are not limited. A key over its rate is refused with
 	// Throttling.User before its request takes any replay memory.
 	RatePerKey RateConfig `yaml:"ratePerKey"`
 }
+
+// Values of auth.nonceStore.
+const (
+	NonceStoreCatalog = "catalog"
+	NonceStoreMemory  = "memory"
+)
 
 // RateConfig is a token bucket: Rate requests per second sustained, Burst
 // at once (defaults rpc.DefaultRatePerKey and rpc.DefaultBurstPerKey).
@@ -178,6 +191,10 @@ type DownloadsConfig struct {
 	IntranetBaseURL string `yaml:"intranetBaseURL"`
 	// LinkTTL is how long a link stays valid (default 1h, at most 7 days).
 	LinkTTL Duration `yaml:"linkTTL"`
+	// Mode is proxy (default: links point at rdsbackup, which streams from
+	// storage) or presigned (with storage type s3, the links to whole sets
+	// are presigned GET URLs of the bucket; per-database links stay proxied).
+	Mode string `yaml:"mode"`
 }
 
 // Duration is a time.Duration written as "90s", "1h".
@@ -301,6 +318,12 @@ func (c *Config) Validate() error {
 	if err := c.Catalog.validate(); err != nil {
 		return err
 	}
+	if err := c.Storage.validate(); err != nil {
+		return err
+	}
+	if c.Downloads.Mode == DownloadsPresigned && c.Storage.Type != StorageS3 {
+		return fmt.Errorf("config: downloads.mode presigned needs storage.type s3: localfs has no URLs to presign")
+	}
 	if c.Encryption.KeyFile == "" {
 		c.Encryption.KeyFile = c.Path("encryption.keys")
 	}
@@ -308,6 +331,13 @@ func (c *Config) Validate() error {
 		c.Auth.MaxNonces = rpc.DefaultMaxNonces
 	} else if c.Auth.MaxNonces < 1000 || c.Auth.MaxNonces > 1<<27 {
 		return fmt.Errorf("config: auth.maxNonces %d: must be between 1000 and %d", c.Auth.MaxNonces, 1<<27)
+	}
+	switch c.Auth.NonceStore {
+	case "":
+		c.Auth.NonceStore = NonceStoreCatalog
+	case NonceStoreCatalog, NonceStoreMemory:
+	default:
+		return fmt.Errorf("config: auth.nonceStore %q: use catalog or memory", c.Auth.NonceStore)
 	}
 	if r := &c.Auth.RatePerKey; r.Rate == 0 {
 		r.Rate = rpc.DefaultRatePerKey
@@ -420,6 +450,13 @@ func (d *DownloadsConfig) validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 			return fmt.Errorf("config: downloads.%s %q: must be an http(s) URL such as https://backup.example.com", name, v)
 		}
+	}
+	switch d.Mode {
+	case "":
+		d.Mode = DownloadsProxy
+	case DownloadsProxy, DownloadsPresigned:
+	default:
+		return fmt.Errorf("config: downloads.mode %q: use proxy or presigned", d.Mode)
 	}
 	if d.LinkTTL == 0 {
 		d.LinkTTL = Duration(time.Hour)

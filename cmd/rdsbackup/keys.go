@@ -13,7 +13,6 @@ import (
 
 	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/storage/encrypted"
-	"github.com/rdsbackup/rdsbackup/storage/localfs"
 )
 
 const keysUsage = `Usage: rdsbackup keys (list | rotate | rewrap) [--config FILE]
@@ -94,7 +93,7 @@ func (m *Main) rewrap(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	defer db.Close()
-	store, err := m.encryptStore(ctx, cfg, localfs.New(cfg.Path("storage")), nil, logger)
+	store, _, err := m.openStoreForTool(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
