@@ -110,3 +110,20 @@ func SizeHint(ctx context.Context) int64 {
 	n, _ := ctx.Value(sizeHintKey{}).(int64)
 	return n
 }
+
+// ContextReader returns r failing its reads with ctx's error once ctx is
+// done, so a copy from a source that never blocks on ctx (a file, a pipe)
+// still stops when it is cancelled.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

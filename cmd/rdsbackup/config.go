@@ -190,11 +190,23 @@ type AuthConfig struct {
 	// about 2,200 requests/s; past the bound requests are refused with
 	// ServiceUnavailable rather than let a replay through.
 	MaxNonces int `yaml:"maxNonces"`
+	// NonceStore is where the replay memory lives: "catalog" (the
+	// default) keeps it in the catalog, so that a request is refused when
+	// replayed to any node sharing the catalog and after any restart;
+	// "memory" keeps it in the process, a little faster but forgotten at a
+	// restart and not shared between nodes.
+	NonceStore string `yaml:"nonceStore"`
 	// RatePerKey limits each RAM user's access key; the account's (root)
 	// keys are not limited. A key over its rate is refused with
 	// Throttling.User before its request takes any replay memory.
 	RatePerKey RateConfig `yaml:"ratePerKey"`
 }
+
+// Values of auth.nonceStore.
+const (
+	NonceStoreCatalog = "catalog"
+	NonceStoreMemory  = "memory"
+)
 
 // RateConfig is a token bucket: Rate requests per second sustained, Burst
 // at once (defaults rpc.DefaultRatePerKey and rpc.DefaultBurstPerKey).
@@ -387,6 +399,13 @@ func (c *Config) Validate() error {
 		c.Auth.MaxNonces = rpc.DefaultMaxNonces
 	} else if c.Auth.MaxNonces < 1000 || c.Auth.MaxNonces > 1<<27 {
 		return fmt.Errorf("config: auth.maxNonces %d: must be between 1000 and %d", c.Auth.MaxNonces, 1<<27)
+	}
+	switch c.Auth.NonceStore {
+	case "":
+		c.Auth.NonceStore = NonceStoreCatalog
+	case NonceStoreCatalog, NonceStoreMemory:
+	default:
+		return fmt.Errorf("config: auth.nonceStore %q: use catalog or memory", c.Auth.NonceStore)
 	}
 	if r := &c.Auth.RatePerKey; r.Rate == 0 {
 		r.Rate = rpc.DefaultRatePerKey

@@ -34,7 +34,7 @@ func TestAuthAndTLSConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Auth.RatePerKey.Rate != 100 || c.Auth.RatePerKey.Burst != 200 || c.TLS.Enabled() {
+	if c.Auth.RatePerKey.Rate != 100 || c.Auth.RatePerKey.Burst != 200 || c.Auth.NonceStore != NonceStoreCatalog || c.TLS.Enabled() {
 		t.Errorf("defaults: %+v %+v", c.Auth, c.TLS)
 	}
 	c, err = ParseConfig([]byte("auth:\n  ratePerKey:\n    rate: 500\n"), env)
@@ -47,6 +47,7 @@ func TestAuthAndTLSConfig(t *testing.T) {
 		{"auth:\n  ratePerKey:\n    rate: -1\n", "auth.ratePerKey.rate"},
 		{"auth:\n  ratePerKey:\n    burst: -5\n", "auth.ratePerKey.burst"},
 		{"auth:\n  ratePerKey:\n    rps: 5\n", "field rps not found"},
+		{"auth:\n  nonceStore: redis\n", `auth.nonceStore "redis": use catalog or memory`},
 	} {
 		if _, err := ParseConfig([]byte(bad.yaml), env); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: %v, want %q", bad.yaml, err, bad.want)

@@ -200,7 +200,7 @@ func (m *Main) decrypt(ctx context.Context, args []string) error {
 		defer outFile.Close()
 		dst = outFile
 	}
-	n, err := encrypted.Decrypt(dst, ctxReader{ctx, src}, keys)
+	n, err := encrypted.Decrypt(dst, rdsbackup.ContextReader(ctx, src), keys)
 	if err != nil {
 		if outFile != nil {
 			outFile.Close()
@@ -242,17 +242,4 @@ func describeErr(err error) string {
 		return e.Code + ": " + e.Message
 	}
 	return err.Error()
-}
-
-// ctxReader stops reading once ctx is done (Ctrl-C).
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -3,6 +3,9 @@ package main
 import (
 	"database/sql"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -98,6 +101,24 @@ func TestPointInTimeRecoveryPostgres(t *testing.T) {
 	}
 	if got := pgRows(t, dst.DB(t, "shop_at_t"), "t"); got != atTarget {
 		t.Errorf("shop at %s:\n%s\nwant\n%s", target.Format(pitrLayout), got, atTarget)
+	}
+
+	// The same from the CLI, into an empty data directory, beside the
+	// running service.
+	var stderr syncBuffer
+	m := &Main{Stdout: io.Discard, Stderr: &stderr, Getenv: testEnv(f.Env)}
+	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf("dataDir: %s\naccountId: \"1234567890\"\n%s", f.DataDir, f.YAML)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := postgresDataDir(t)
+	if code := m.Run(t.Context(), []string{"restore", "--work-dir", t.TempDir(), "--time", target.Format(pitrLayout),
+		"--instance", "pg-src", "--config", cfgFile, "--data-dir", dataDir}); code != exitOK {
+		t.Fatalf("restore --time: exit %d:\n%s", code, stderr.String())
+	}
+	u := startPostgresOn(t, src, dataDir, "src pw:@/%")
+	if got := pgRows(t, openPostgres(t, u, "shop"), "t"); got != atTarget {
+		t.Errorf("restore --time: shop at %s:\n%s\nwant\n%s", target.Format(pitrLayout), got, atTarget)
 	}
 
 	for i := 0; i < 200; i++ {

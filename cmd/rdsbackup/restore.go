@@ -36,9 +36,10 @@ With --time, restores the instance as it was at that time (UTC, to the
 second): the newest full set before it from the service's catalog and
 storage (--config: the service's config; its master key from the
 environment as for serve), rolled forward with the stored logs, into the
-server RDSBACKUP_TARGET_DSN names (MariaDB/MySQL) or an empty --data-dir
-(PostgreSQL). Existing databases on the target are never overwritten;
---database/--as restore one database under a new name. See docs/pitr.md.
+server RDSBACKUP_TARGET_DSN names or, from a Physical set (PostgreSQL, or
+MariaDB), into an empty --data-dir. Existing databases on the target are
+never overwritten; --database/--as restore one database under a new name.
+See docs/pitr.md.
 
 Restores a backup set (or one database of it) into a target server. The set
 is downloaded (or read) completely into a private copy in --work-dir, and its

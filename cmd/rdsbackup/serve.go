@@ -26,6 +26,15 @@ import (
 	"github.com/rdsbackup/rdsbackup/rpc"
 )
 
+// newNonceStore returns the replay memory auth.nonceStore names.
+func newNonceStore(ac AuthConfig, cat rdsbackup.Catalog, logger *slog.Logger) rdsbackup.NonceStore {
+	local := rpc.NewNonceCache(rpc.DefaultMaxSkew, ac.MaxNonces)
+	if ac.NonceStore == NonceStoreMemory {
+		return local
+	}
+	return &rpc.LayeredNonces{Local: local, Shared: cat.Nonces(rpc.DefaultMaxSkew, ac.MaxNonces), Logger: logger}
+}
+
 // Environment variables read by serve.
 const (
 	envAccessKeyID     = "RDSBACKUP_ACCESS_KEY_ID"
@@ -74,8 +83,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	srv.Logger, srv.Metrics = logger, met
 	srv.Region, srv.AccountID = cfg.Region, accountID
 	srv.Responder = &rpc.Responder{HostID: "rdsbackup", Logger: logger}
-	nonces := rpc.NewNonceCache(rpc.DefaultMaxSkew, cfg.Auth.MaxNonces)
-	met.ReplayMemory(nonces.Len, cfg.Auth.MaxNonces)
+	nonces := newNonceStore(cfg.Auth, db, logger)
+	met.ReplayMemory(func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, _ := nonces.NonceCount(ctx, time.Now())
+		return n
+	}, cfg.Auth.MaxNonces)
 	srv.Auth = &rpc.Authenticator{
 		Lookup:  srv.LookupKey,
 		Nonces:  nonces,
