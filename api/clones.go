@@ -44,15 +44,20 @@ func (s *Server) cloneDBInstance(ctx context.Context, c *call) (any, error) {
 		return nil, err
 	}
 	if backupParam != "" && set.Method == rdsbackup.MethodPhysical {
-		// A physical image becomes the clone's data directory: PostgreSQL
-		// only (a MariaDB image carries the source's root password).
-		if src.Engine != rdsbackup.EnginePostgreSQL {
-			return nil, rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Backup set %d is a Physical backup: %s clones are made from Logical sets, or from a RestoreTime.", set.ID, src.Engine)
+		switch src.Engine {
+		case rdsbackup.EnginePostgreSQL:
+			// The image becomes the clone's data directory.
+			if len(req.Databases) > 0 {
+				return nil, rdsbackup.Errorf(rdsbackup.EInvalidCombination, "Backup set %d is a Physical backup: its clone is the whole instance, so DbNames cannot be given.", set.ID)
+			}
+			req.Physical = true
+		case rdsbackup.EngineMariaDB:
+			// Restored into the clone's running server by the engine (a
+			// throwaway server on the image, then a dump), so that the
+			// clone's root keeps the admin password.
+		default:
+			return nil, rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Backup set %d is a Physical backup: %s clones are made from Logical sets.", set.ID, src.Engine)
 		}
-		if len(req.Databases) > 0 {
-			return nil, rdsbackup.Errorf(rdsbackup.EInvalidCombination, "Backup set %d is a Physical backup: its clone is the whole instance, so DbNames cannot be given.", set.ID)
-		}
-		req.Physical = true
 	} else if backupParam != "" && set.Method != rdsbackup.MethodLogical {
 		return nil, rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Backup set %d is a %s backup: clones are made from Logical or Physical sets, or from a RestoreTime.", set.ID, set.Method)
 	}

@@ -52,11 +52,10 @@ func (r *Recoverer) RestorePhysicalClone(ctx context.Context, c *rdsbackup.Clone
 	return rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Backup set %d has no physical part.", set.ID)
 }
 
-// RestoreClone fills a clone's new server (clone.Restorer): a restore to
-// c.RestoreTime goes through RestoreInto; a logical set is restored part
-// by part with the engine's own tools, the globals (roles) first, so that
-// the owners of the databases' objects exist. Physical sets are not
-// restored into a running server.
+// RestoreClone fills a clone's new server (clone.Restorer): a logical set
+// is restored part by part with the engine's own tools, the globals
+// (roles) first, so that the owners of the databases' objects exist; a
+// restore to c.RestoreTime, and any other set, go through RestoreInto.
 func (r *Recoverer) RestoreClone(ctx context.Context, c *rdsbackup.Clone, source, target *rdsbackup.Instance, progress func(int)) error {
 	if !c.RestoreTime.IsZero() {
 		_, err := r.RestoreInto(ctx, Restore{Source: source, Target: target, Time: c.RestoreTime, Databases: c.Databases}, progress)
@@ -66,12 +65,12 @@ func (r *Recoverer) RestoreClone(ctx context.Context, c *rdsbackup.Clone, source
 	if err != nil {
 		return fmt.Errorf("backup set %d: %w", c.BackupID, err)
 	}
-	if set.Method != rdsbackup.MethodLogical {
-		return rdsbackup.Errorf(rdsbackup.EUnsupportedMethod, "Backup set %d is a %s backup: clones are made from Logical sets (or from a restore time).", set.ID, set.Method)
-	}
 	engine := r.Logical[source.Engine]
-	if engine == nil {
-		return rdsbackup.Errorf(rdsbackup.EUnsupportedEngine, "Clones of %s instances are not supported.", source.Engine)
+	if set.Method != rdsbackup.MethodLogical || engine == nil {
+		// A physical MariaDB set goes into a running server through the
+		// engine's restore (a throwaway server on the image, then a dump).
+		_, err := r.RestoreInto(ctx, Restore{Source: source, Target: target, BackupID: set.ID, Databases: c.Databases}, progress)
+		return err
 	}
 	open := func(a rdsbackup.Artifact) (io.ReadCloser, error) {
 		return OpenChecked(ctx, r.Store, set.ObjectKey, a.Offset, a.Length, a.Checksum)

@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -292,6 +293,32 @@ func TestCloneMariaDB(t *testing.T) {
 	if got := listedClones(t, c, inst); len(got) != 0 {
 		t.Errorf("clones after the delete: %v", got)
 	}
+
+	t.Run("Physical", func(t *testing.T) {
+		// A physical set is restored into the clone's running server by
+		// the engine; DbNames picks a database.
+		physID := createBackup(t, c, inst, "Physical", nil)
+		waitFinished(t, c, inst, physID)
+		resp, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) {
+			r.BackupId, r.DbNames = physID, dbB
+		}))
+		if err != nil {
+			t.Fatalf("CloneDBInstance: %v", err)
+		}
+		p := checkCloneResponse(t, resp, first)
+		a, seen := waitClone(t, c, resp.DBInstanceId)
+		if a.DBInstanceStatus != "Running" {
+			t.Fatalf("physical clone: %s (%s); statuses %v", a.DBInstanceStatus, a.DBInstanceDescription, seen)
+		}
+		sameContents(t, dbB, want[dbB], enginetest.MariaDBContents(t, openMariaDB(t, p, clonePW, dbB)))
+		if got := mariadbDatabases(t, openMariaDB(t, p, clonePW, "")); slices.Contains(got, dbA) {
+			t.Errorf("the clone has %s, which DbNames left out: %v", dbA, got)
+		}
+		if err := deleteInstance(c, resp.DBInstanceId); err != nil {
+			t.Fatalf("DeleteDBInstance: %v", err)
+		}
+		checkGone(t, c, dir, resp.DBInstanceId, p)
+	})
 
 	t.Run("DeleteWhileCreating", func(t *testing.T) {
 		// Deleted at once: the start or the restore is cancelled, and
