@@ -435,6 +435,16 @@ func TestClonePostgres(t *testing.T) {
 	}
 	reader.Close()
 
+	// A restart: the clone's server is started again on its data, with the
+	// admin password.
+	svc.Stop()
+	svc = fx.start(t)
+	c = rootClients(t, svc)
+	if a := cloneAttribute(t, c, resp.DBInstanceId); a.DBInstanceStatus != "Running" || a.Port != resp.Port {
+		t.Fatalf("after the restart the clone is %s on %s: %s", a.DBInstanceStatus, a.Port, a.DBInstanceDescription)
+	}
+	sameContents(t, dbA, wantA, enginetest.PostgresContents(t, openPostgres(t, admin, "copy_a")))
+
 	t.Run("UnknownDatabase", func(t *testing.T) {
 		_, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.BackupId = setID; r.DbNames = "nosuchdb" }))
 		wantServerError(t, err, "InvalidDBName.NotFound", 404)
