@@ -592,3 +592,69 @@ func TestCloneMariaDBToTime(t *testing.T) {
 	}
 	checkGone(t, c, dir, resp.DBInstanceId, port)
 }
+
+// TestCloneServiceKilled SIGKILLs the service (a child process) with one
+// clone Running and one still being made: the servers die with it; after
+// the restart the Running one is started again and answers, the other is
+// Failed with the reason, its directory removed, nothing running on it.
+func TestCloneServiceKilled(t *testing.T) {
+	t.Parallel()
+	bin := buildRdsbackup(t)
+	const inst = "rm-src"
+	src := enginetest.StartMariaDB(t, enginetest.MariaDBOptions{RootPassword: "kill clone pw"})
+	name := src.NewDatabase(t)
+	enginetest.FillMariaDB(t, src.DB(t, name), 3000)
+	want := enginetest.MariaDBContents(t, src.DB(t, name))
+	fx := newBackupFixture(t, backupInstance{inst, "MariaDB", src.DSN("")})
+	dir := clonesSection(t, fx, 2)
+	config := fx.configFile(t)
+	p := startServeProcess(t, bin, config, fx.Env)
+	c := p.clients(t)
+	setID := createBackup(t, c, inst, "Logical", nil)
+	waitFinished(t, c, inst, setID)
+	clone := func() *rds.CloneDBInstanceResponse {
+		resp, err := c.RDS.CloneDBInstance(cloneRequest(inst, func(r *rds.CloneDBInstanceRequest) { r.BackupId = setID }))
+		if err != nil {
+			t.Fatalf("CloneDBInstance: %v", err)
+		}
+		return resp
+	}
+	running := clone()
+	if a, seen := waitClone(t, c, running.DBInstanceId); a.DBInstanceStatus != "Running" {
+		t.Fatalf("clone: %s (%s) %v", a.DBInstanceStatus, a.DBInstanceDescription, seen)
+	}
+	making := clone()
+	p.kill()
+	// The servers die with their parent.
+	waitFor(t, 30*time.Second, "the clones' servers to die with the service", func() bool {
+		for _, port := range []string{running.Port, making.Port} {
+			if conn, err := net.DialTimeout("tcp", "127.0.0.1:"+port, time.Second); err == nil {
+				conn.Close()
+				return false
+			}
+		}
+		return true
+	})
+
+	p = startServeProcess(t, bin, config, fx.Env)
+	c = p.clients(t)
+	a := cloneAttribute(t, c, running.DBInstanceId)
+	if a.DBInstanceStatus != "Running" || a.Port != running.Port {
+		t.Fatalf("the running clone after the restart: %s on %s (%s)", a.DBInstanceStatus, a.Port, a.DBInstanceDescription)
+	}
+	port, _ := strconv.Atoi(running.Port)
+	sameContents(t, name, want, enginetest.MariaDBContents(t, openMariaDB(t, port, clonePW, name)))
+	m := cloneAttribute(t, c, making.DBInstanceId)
+	if m.DBInstanceStatus != "Failed" || !strings.Contains(m.DBInstanceDescription, "rdsbackup stopped while the clone was being made") {
+		t.Errorf("the interrupted clone after the restart: %s (%s)", m.DBInstanceStatus, m.DBInstanceDescription)
+	}
+	mport, _ := strconv.Atoi(making.Port)
+	if err := deleteInstance(c, making.DBInstanceId); err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, c, dir, making.DBInstanceId, mport)
+	if err := deleteInstance(c, running.DBInstanceId); err != nil {
+		t.Fatal(err)
+	}
+	checkGone(t, c, dir, running.DBInstanceId, port)
+}
