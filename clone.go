@@ -43,6 +43,7 @@ type Clone struct {
 	Status    CloneStatus
 	Reason    string // why it failed
 	Host      string // ConnectionString
+	Bind      string // the address the server listens on
 	Port      int
 	CreatedAt time.Time
 	// DiskUsed is the bytes of the clone's directory (data, logs), as last

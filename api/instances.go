@@ -23,6 +23,13 @@ func (s *Server) rdsActions() map[string]action {
 
 		"CloneDBInstance":  {fn: s.cloneDBInstance, resources: instanceResources, required: []string{"DBInstanceId"}},
 		"DeleteDBInstance": {fn: s.deleteDBInstance, resources: instanceResources, required: []string{"DBInstanceId"}},
+
+		// What Terraform's alicloud_rds_clone_db_instance reads (instance_net.go).
+		"DescribeDBInstanceNetInfo":     {fn: s.describeDBInstanceNetInfo, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DescribeDBInstanceIPArrayList": {fn: s.describeDBInstanceIPArrayList, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DescribeDBInstanceSSL":         {fn: s.describeDBInstanceSSL, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DescribeDBInstanceHAConfig":    {fn: s.describeDBInstanceHAConfig, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DescribeParameters":            {fn: s.describeParameters, resources: instanceResources, required: []string{"DBInstanceId"}},
 	}
 }
 

@@ -233,7 +233,7 @@ func (m *Manager) CreateClone(ctx context.Context, req rdsbackup.CloneRequest) (
 		c: rdsbackup.Clone{
 			ID: id, SourceID: req.Source.ID, Engine: req.Source.Engine, Description: req.Description,
 			BackupID: req.BackupID, RestoreTime: req.RestoreTime, Databases: req.Databases, Physical: req.Physical,
-			Status: rdsbackup.CloneCreating, Host: m.Host, Port: port, CreatedAt: m.now().UTC().Truncate(time.Second),
+			Status: rdsbackup.CloneCreating, Host: m.Host, Bind: m.Bind, Port: port, CreatedAt: m.now().UTC().Truncate(time.Second),
 		},
 		source: req.Source,
 		done:   make(chan struct{}),

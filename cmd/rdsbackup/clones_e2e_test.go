@@ -435,6 +435,8 @@ func TestClonePostgres(t *testing.T) {
 	}
 	reader.Close()
 
+	checkTerraformReads(t, c, resp.DBInstanceId, "127.0.0.1", a.Port, "PostgreSQL")
+
 	// A restart: the clone's server is started again on its data, with the
 	// admin password.
 	svc.Stop()
@@ -508,6 +510,14 @@ func TestCloneRefusals(t *testing.T) {
 	wantServerError(t, err, "InvalidDBInstanceId.NotFound", 400)
 	wantServerError(t, deleteInstance(root, "clone-rm-nosuchclone0"), "InvalidDBInstanceId.NotFound", 400)
 	wantServerError(t, deleteInstance(root, "rm-b"), "OperationDenied.ConfiguredInstance", 403)
+
+	// The actions Terraform reads after a clone: nothing to say about an
+	// instance of the config (its address is in the DSN).
+	checkTerraformReads(t, root, "rm-a", "", "", "MySQL")
+	for _, action := range []string{"DescribeDBInstanceNetInfo", "DescribeDBInstanceIPArrayList", "DescribeDBInstanceSSL", "DescribeDBInstanceHAConfig", "DescribeParameters"} {
+		r := rawCall(t, s.Addr, rootSigned(url.Values{"Action": {action}, "Version": {"2014-08-15"}, "DBInstanceId": {"rm-nosuch"}}))
+		wantRawError(t, r, "InvalidDBInstanceId.NotFound", 400)
+	}
 
 	// RAM: rds:CloneDBInstance on the source instance.
 	ak, secret := createUserWithKey(t, root, "cloner")
@@ -657,4 +667,59 @@ func TestCloneServiceKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkGone(t, c, dir, running.DBInstanceId, port)
+}
+
+// checkTerraformReads calls the instance actions Terraform's
+// alicloud_rds_clone_db_instance reads after creating (besides
+// DescribeDBInstanceAttribute) through the SDK: for a clone (host set) its
+// address, port, who may connect and no SSL; for an instance of the config
+// (host "") empty lists and strings.
+func checkTerraformReads(t *testing.T, c *clients, id, host, port, engine string) {
+	t.Helper()
+	ni := rds.CreateDescribeDBInstanceNetInfoRequest()
+	ni.DBInstanceId = id
+	nr, err := c.RDS.DescribeDBInstanceNetInfo(ni)
+	if err != nil {
+		t.Fatalf("DescribeDBInstanceNetInfo: %v", err)
+	}
+	infos := nr.DBInstanceNetInfos.DBInstanceNetInfo
+	ip := rds.CreateDescribeDBInstanceIPArrayListRequest()
+	ip.DBInstanceId = id
+	ir, err := c.RDS.DescribeDBInstanceIPArrayList(ip)
+	if err != nil {
+		t.Fatalf("DescribeDBInstanceIPArrayList: %v", err)
+	}
+	sl := rds.CreateDescribeDBInstanceSSLRequest()
+	sl.DBInstanceId = id
+	sr, err := c.RDS.DescribeDBInstanceSSL(sl)
+	if err != nil {
+		t.Fatalf("DescribeDBInstanceSSL: %v", err)
+	}
+	ha := rds.CreateDescribeDBInstanceHAConfigRequest()
+	ha.DBInstanceId = id
+	hr, err := c.RDS.DescribeDBInstanceHAConfig(ha)
+	if err != nil || hr.DBInstanceId != id {
+		t.Fatalf("DescribeDBInstanceHAConfig: %+v %v", hr, err)
+	}
+	pa := rds.CreateDescribeParametersRequest()
+	pa.DBInstanceId = id
+	pr, err := c.RDS.DescribeParameters(pa)
+	if err != nil || pr.Engine != engine || len(pr.RunningParameters.DBInstanceParameter) != 0 {
+		t.Fatalf("DescribeParameters: %+v %v", pr, err)
+	}
+	if host == "" {
+		if len(infos) != 0 || len(ir.Items.DBInstanceIPArray) != 0 || sr.SSLEnabled != "" {
+			t.Errorf("an instance of the config: net %+v, IP arrays %+v, SSLEnabled %q", infos, ir.Items.DBInstanceIPArray, sr.SSLEnabled)
+		}
+		return
+	}
+	if len(infos) != 1 || infos[0].ConnectionString != host || infos[0].IPAddress != host || infos[0].Port != port || infos[0].IPType != "Private" {
+		t.Errorf("DescribeDBInstanceNetInfo of the clone: %+v", infos)
+	}
+	if arr := ir.Items.DBInstanceIPArray; len(arr) != 1 || arr[0].DBInstanceIPArrayName != "default" || arr[0].SecurityIPList != "127.0.0.1" {
+		t.Errorf("DescribeDBInstanceIPArrayList of the clone: %+v", arr)
+	}
+	if sr.SSLEnabled != "off" || sr.ConnectionString != host {
+		t.Errorf("DescribeDBInstanceSSL of the clone: SSLEnabled %q ConnectionString %q", sr.SSLEnabled, sr.ConnectionString)
+	}
 }
