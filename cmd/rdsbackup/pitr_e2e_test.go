@@ -153,9 +153,21 @@ func instanceStatusOf(t *testing.T, c *clients, id string) string {
 	return resp.Items.DBInstanceAttribute[0].DBInstanceStatus
 }
 
+// rowsOf reads a MariaDB table (id, v binary, s text) as id|hex(v)|s lines.
 func rowsOf(t *testing.T, db *sql.DB, table string) string {
 	t.Helper()
-	r, err := db.Query("SELECT id, COALESCE(HEX(v), 'NULL'), COALESCE(s, 'NULL') FROM " + table + " ORDER BY id")
+	return rowLines(t, db, table, "SELECT id, COALESCE(HEX(v), 'NULL'), COALESCE(s, 'NULL') FROM "+table+" ORDER BY id")
+}
+
+// pgRows is rowsOf for PostgreSQL (bytea v).
+func pgRows(t *testing.T, db *sql.DB, table string) string {
+	t.Helper()
+	return rowLines(t, db, table, "SELECT id, COALESCE(upper(encode(v, 'hex')), 'NULL'), COALESCE(s, 'NULL') FROM "+table+" ORDER BY id")
+}
+
+func rowLines(t *testing.T, db *sql.DB, table, query string) string {
+	t.Helper()
+	r, err := db.Query(query)
 	if err != nil {
 		t.Fatalf("read %s: %v", table, err)
 	}

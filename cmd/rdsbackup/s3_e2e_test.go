@@ -46,10 +46,16 @@ func newS3Target(t *testing.T, srv *s3test.Server) *s3Target {
 // use adds the storage section to the fixture; the secret reaches it
 // through ${VAR}, as the README recommends.
 func (s *s3Target) use(fx *backupFixture, extra string) {
-	fx.YAML += fmt.Sprintf("storage:\n  type: s3\n  endpoint: %s\n  region: %s\n  bucket: %s\n  prefix: %s\n"+
+	fx.YAML += s.yaml(extra)
+	fx.Env[envTestS3Secret] = s.srv.SecretKey
+}
+
+// yaml is the storage section of the bucket; its secret is in
+// ${envTestS3Secret}.
+func (s *s3Target) yaml(extra string) string {
+	return fmt.Sprintf("storage:\n  type: s3\n  endpoint: %s\n  region: %s\n  bucket: %s\n  prefix: %s\n"+
 		"  accessKeyId: %s\n  secretAccessKey: \"${%s}\"\n  secure: false\n  pathStyle: path\n  partSize: 5MiB\n  requestTimeout: 10s\n%s",
 		s.endpoint, s3test.Region, s.bucket, s.prefix, s.srv.AccessKey, envTestS3Secret, extra)
-	fx.Env[envTestS3Secret] = s.srv.SecretKey
 }
 
 // keys lists the bucket's objects under the prefix, without it.
