@@ -22,6 +22,7 @@ import (
 
 	"github.com/aliyun/alibaba-cloud-sdk-go/services/rds"
 
+	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/engine/enginetest"
 	"github.com/rdsbackup/rdsbackup/engine/localserver"
 )
@@ -721,5 +722,46 @@ func checkTerraformReads(t *testing.T, c *clients, id, host, port, engine string
 	}
 	if sr.SSLEnabled != "off" || sr.ConnectionString != host {
 		t.Errorf("DescribeDBInstanceSSL of the clone: SSLEnabled %q ConnectionString %q", sr.SSLEnabled, sr.ConnectionString)
+	}
+}
+
+// TestClonePortsTaken: every port of clones.ports is taken by another
+// process: a clear QuotaExceeded.Clones, nothing started. A MySQL Physical
+// set cannot be cloned. No database server is needed for either.
+func TestClonePortsTaken(t *testing.T) {
+	t.Parallel()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	port := l.Addr().(*net.TCPAddr).Port
+	dataDir, clonesDir := t.TempDir(), t.TempDir()
+	cfg := instancesYAML("rm-a") + fmt.Sprintf("clones:\n  dir: %s\n  ports: \"%d-%d\"\n  maxClones: 1\n  adminPassword: x-secret-x\n", clonesDir, port, port)
+	s := startService(t, dataDir, cfg, testEnv(nil))
+	c := rootClients(t, s)
+	db := openCatalog(t, dataDir)
+	logical := sampleSet("rm-a", time.Now().Add(-time.Hour))
+	physical := sampleSet("rm-a", time.Now().Add(-2*time.Hour))
+	physical.Method = rdsbackup.MethodPhysical
+	for _, set := range []*rdsbackup.BackupSet{logical, physical} {
+		if err := db.CreateBackupSet(t.Context(), set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, err = c.RDS.CloneDBInstance(cloneRequest("rm-a", func(r *rds.CloneDBInstanceRequest) { r.BackupId = strconv.FormatInt(logical.ID, 10) }))
+	if e := wantServerError(t, err, "QuotaExceeded.Clones", 403); !strings.Contains(e.Message(), fmt.Sprintf("No port of clones.ports (%d-%d) is free", port, port)) {
+		t.Errorf("message %q", e.Message())
+	}
+	_, err = c.RDS.CloneDBInstance(cloneRequest("rm-a", func(r *rds.CloneDBInstanceRequest) { r.BackupId = strconv.FormatInt(physical.ID, 10) }))
+	wantServerError(t, err, "InvalidBackupMethod.NotSupported", 400)
+	if got := listedClones(t, c, "rm-a"); len(got) != 0 {
+		t.Errorf("clones: %v", got)
+	}
+	if names := dirNames(t, clonesDir); len(names) != 1 || names[0] != "clones.json" {
+		t.Errorf("the clones directory holds %v, want only the records", names)
+	}
+	if strings.Contains(s.Stderr.String(), "x-secret-x") {
+		t.Errorf("the admin password is in the service's log")
 	}
 }
