@@ -655,6 +655,31 @@ func TestCloneServiceKilled(t *testing.T) {
 	}
 	port, _ := strconv.Atoi(running.Port)
 	sameContents(t, name, want, enginetest.MariaDBContents(t, openMariaDB(t, port, clonePW, name)))
+	// The clone's server got none of the service's secrets (its
+	// environment holds the root key, the master key, the admin password
+	// and the DSN), in its environment or on its command line.
+	secrets := []string{clonePW, rootKeySecret, testMasterKey, src.DSN("")}
+	found := 0
+	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, pc := range procs {
+		cmdline, err := os.ReadFile(pc)
+		if err != nil || !strings.Contains(string(cmdline), filepath.Join(dir, running.DBInstanceId)) {
+			continue
+		}
+		found++
+		environ, err := os.ReadFile(filepath.Join(filepath.Dir(pc), "environ"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, secret := range secrets {
+			if strings.Contains(string(environ), secret) || strings.Contains(string(cmdline), secret) {
+				t.Errorf("the clone's server (%s) has a secret of the service in its environment or command line", pc)
+			}
+		}
+	}
+	if found == 0 {
+		t.Errorf("no process runs on the clone's directory")
+	}
 	m := cloneAttribute(t, c, making.DBInstanceId)
 	if m.DBInstanceStatus != "Failed" || !strings.Contains(m.DBInstanceDescription, "rdsbackup stopped while the clone was being made") {
 		t.Errorf("the interrupted clone after the restart: %s (%s)", m.DBInstanceStatus, m.DBInstanceDescription)

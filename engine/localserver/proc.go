@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rdsbackup/rdsbackup/engine/childproc"
 )
 
 const (
@@ -204,19 +206,19 @@ func IsBindFailure(log string) bool {
 		strings.Contains(log, "Bind on TCP/IP port")
 }
 
-// childEnv is the environment of the servers and their setup tools: the
-// caller's, without the client and locale settings that would change their
-// behaviour or messages.
+// childEnv is the environment of the servers and their setup tools: of the
+// caller's variables only PATH, TMPDIR and TZ (childproc.Env's, without the
+// locale), and LC_ALL=C so that their messages are the same everywhere.
+// Nothing else is inherited: the caller (rdsbackup serve, for its clones)
+// holds secrets in its environment, and a child's environment can be read
+// by any process of the same user.
 func childEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(name, "PG"), strings.HasPrefix(name, "MYSQL"), strings.HasPrefix(name, "MARIADB"),
-			strings.HasPrefix(name, "LC_"), name == "LANG", name == "LANGUAGE":
-			continue
+		if childproc.InheritedVariable(name) && name != "LANG" && name != "LANGUAGE" && !strings.HasPrefix(name, "LC_") {
+			env = append(env, kv)
 		}
-		env = append(env, kv)
 	}
 	return append(env, "LC_ALL=C")
 }
