@@ -49,6 +49,7 @@ type Catalog interface {
 	SettingService
 	LogService
 	RecoveryService
+	VerificationRecorder
 	CatalogTransfer
 	// Nonces returns the catalog's replay protection, remembering nonces
 	// for window and holding at most maxEntries: shared by every handle on

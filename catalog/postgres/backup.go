@@ -352,3 +352,18 @@ func (db *DB) FindDeletingBackupSets(ctx context.Context) ([]*rdsbackup.BackupSe
 	}
 	return sets, nil
 }
+
+// RecordVerification records a drill's verdict on a set
+// (rdsbackup.VerificationRecorder); only a failed drill touches available.
+func (db *DB) RecordVerification(ctx context.Context, id int64, status rdsbackup.VerifyStatus, at time.Time, reason string) error {
+	tag, err := db.exec(ctx, `UPDATE backup_sets SET verify_status = $2, verify_time = $3, verify_reason = $4,
+		available = available AND NOT $5 WHERE id = $1 AND NOT deleting`,
+		id, string(status), columns.Unix(at), reason, status == rdsbackup.VerifyFailed)
+	if err != nil {
+		return fmt.Errorf("record the drill of backup set %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "backup set %d not found", id)
+	}
+	return nil
+}
