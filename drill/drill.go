@@ -99,6 +99,9 @@ func (d *Driller) Clean() error {
 	}
 	for _, e := range entries {
 		if e.IsDir() && strings.HasPrefix(e.Name(), dirPrefix) {
+			if locked(filepath.Join(d.Dir, e.Name())) {
+				continue // another process's drill, running
+			}
 			d.logger().Warn("removing a drill directory an earlier process left", "dir", e.Name())
 			if err := os.RemoveAll(filepath.Join(d.Dir, e.Name())); err != nil {
 				return fmt.Errorf("drills: remove %s: %w", e.Name(), err)
@@ -204,6 +207,11 @@ func (d *Driller) run(ctx context.Context, set *rdsbackup.BackupSet, report func
 		return &notRun{"the drill's directory: " + err.Error()}
 	}
 	defer os.RemoveAll(dir)
+	unlock, err := lockDir(dir)
+	if err != nil {
+		return &notRun{"lock the drill's directory: " + err.Error()}
+	}
+	defer unlock()
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return &notRun{err.Error()}
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/backup"
 	"github.com/rdsbackup/rdsbackup/drill"
+	"github.com/rdsbackup/rdsbackup/engine/localserver"
 )
 
 const verifyUsage = `Usage: rdsbackup verify --backup-id ID [--config FILE]
@@ -86,6 +87,10 @@ func (m *Main) verify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	// What a killed drill left (not a running one's: those are locked).
+	if err := d.Clean(); err != nil {
+		return err
+	}
 	fmt.Fprintf(m.Stdout, "drill of backup set %d\n", *backupID)
 	dr, err := d.Run(ctx, *backupID, func(c rdsbackup.DrillCheck) {
 		verdict := "FAILED"
@@ -120,3 +125,38 @@ func (m *Main) verify(ctx context.Context, args []string) error {
 
 // errDrill makes verify exit 1 after it printed why.
 var errDrill = errors.New("verify: the drill did not pass")
+
+// startDrills removes what killed drills left in drills.dir and starts the
+// scheduled drills of the instances that have them (docs/drills.md); the
+// returned function stops them and waits for a running drill to end.
+func startDrills(ctx context.Context, cfg *Config, db rdsbackup.Catalog, store rdsbackup.ObjectStore, logger *slog.Logger,
+	count func(rdsbackup.DrillResult), busy func() bool) (func(), error) {
+	d, err := newDriller(cfg, db, store, logger, count)
+	if err != nil {
+		return nil, err
+	}
+	if err := d.Clean(); err != nil {
+		return nil, err
+	}
+	plans := map[string]drill.Plan{}
+	for _, ic := range cfg.Instances {
+		if ic.Drills == nil || !ic.Drills.Enabled {
+			continue
+		}
+		if rdsbackup.Engine(ic.Engine) == rdsbackup.EnginePostgreSQL {
+			if err := localserver.CheckPostgresParent(cfg.Drills.Dir); err != nil {
+				return nil, fmt.Errorf("config: drills.dir %s: %w", cfg.Drills.Dir, err)
+			}
+		}
+		plans[ic.ID] = drill.Plan{Schedule: ic.Drills.Schedule, Timeout: time.Duration(ic.Drills.Timeout)}
+	}
+	if len(plans) == 0 {
+		return func() {}, nil
+	}
+	s := &drill.Scheduler{Driller: d, Sets: db, Plans: plans, Busy: busy, Interval: time.Duration(cfg.Backups.TickInterval),
+		Now: time.Now, Logger: logger}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { defer close(done); s.Run(ctx) }()
+	return func() { cancel(); <-done }, nil
+}

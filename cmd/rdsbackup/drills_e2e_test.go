@@ -11,10 +11,12 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -201,4 +203,151 @@ func TestDrillPostgres(t *testing.T) {
 		wantPassed(t, c, fx, config, inst, phys, "restore", "consistent", "databases", "integrity")
 		checkNoDrillLeft(t, dir)
 	})
+}
+
+// drillServerPid waits until a drill's server in dir has restored part of
+// database db (its directory exists in the server's data directory) and
+// returns the server's pid and the drill's directory.
+func drillServerPid(t *testing.T, dir, db string, timeout time.Duration) (int, string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		dbDirs, _ := filepath.Glob(filepath.Join(dir, "drill-*", "server", "data", db))
+		if len(dbDirs) == 1 {
+			drillDir := filepath.Dir(filepath.Dir(filepath.Dir(dbDirs[0])))
+			procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+			for _, p := range procs {
+				b, err := os.ReadFile(p)
+				if err == nil && strings.Contains(string(b), "mariadbd") && strings.Contains(string(b), drillDir) {
+					pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
+					return pid, drillDir
+				}
+			}
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatalf("no drill server restoring %s in %s after %v", db, dir, timeout)
+	return 0, ""
+}
+
+// TestDrillServerKilled: the drill's server killed during the restore is
+// the drill's failure, not the set's: it says it could not run and the set
+// stays available, with no verdict.
+func TestDrillServerKilled(t *testing.T) {
+	t.Parallel()
+	const inst = "rm-drill-kill"
+	src := enginetest.StartMariaDB(t, enginetest.MariaDBOptions{RootPassword: "drill kill pw"})
+	name := src.NewDatabase(t)
+	enginetest.FillMariaDB(t, src.DB(t, name), 40000)
+	fx := newBackupFixture(t, backupInstance{inst, "MariaDB", src.DSN("")})
+	dir := drillsSection(t, fx)
+	config := fx.configFile(t)
+	svc := fx.start(t)
+	c := rootClients(t, svc)
+	id := createBackup(t, c, inst, "Logical", nil)
+	waitFinished(t, c, inst, id)
+
+	type result struct {
+		code      int
+		out, logs string
+	}
+	done := make(chan result, 1)
+	go func() {
+		code, out, logs := runVerify(t, fx, config, id)
+		done <- result{code, out, logs}
+	}()
+	pid, _ := drillServerPid(t, dir, name, 2*time.Minute)
+	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r.code != exitFailed || !strings.Contains(r.out, "the drill could not run") || !strings.Contains(r.out, "the drill's server stopped during the restore") {
+		t.Fatalf("verify with its server killed: exit %d\n%s\n%s", r.code, r.out, r.logs)
+	}
+	if strings.Contains(r.logs, "level=ERROR") {
+		t.Errorf("a drill that could not run is logged as an error:\n%s", r.logs)
+	}
+	b := describeSet(t, c, inst, id)
+	if b.IsAvail != 1 || b.VerifyStatus != "" || b.VerifyFailureReason != "" || b.VerifyTime != "" {
+		t.Errorf("the set after a drill that could not run: IsAvail %d VerifyStatus %q reason %q time %q", b.IsAvail, b.VerifyStatus, b.VerifyFailureReason, b.VerifyTime)
+	}
+	checkNoDrillLeft(t, dir)
+}
+
+// TestDrillVerifyKilled: rdsbackup SIGKILLed mid-drill leaves its drill's
+// directory (its server dies with it); the next start removes it.
+func TestDrillVerifyKilled(t *testing.T) {
+	t.Parallel()
+	bin := buildRdsbackup(t)
+	const inst = "rm-drill-sigkill"
+	src := enginetest.StartMariaDB(t, enginetest.MariaDBOptions{RootPassword: "drill sigkill pw"})
+	name := src.NewDatabase(t)
+	enginetest.FillMariaDB(t, src.DB(t, name), 40000)
+	fx := newBackupFixture(t, backupInstance{inst, "MariaDB", src.DSN("")})
+	dir := drillsSection(t, fx)
+	config := fx.configFile(t)
+	svc := fx.start(t)
+	c := rootClients(t, svc)
+	id := createBackup(t, c, inst, "Logical", nil)
+	waitFinished(t, c, inst, id)
+	svc.Stop()
+
+	cmd := exec.Command(bin, "verify", "--backup-id", id, "--config", config)
+	cmd.Env = append(os.Environ(), envMasterKey+"="+testMasterKey)
+	for k, v := range fx.Env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	pid, drillDir := drillServerPid(t, dir, name, 2*time.Minute)
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	waitFor(t, 30*time.Second, "the drill's server to die with rdsbackup", func() bool {
+		return syscall.Kill(pid, 0) != nil
+	})
+	if _, err := os.Stat(drillDir); err != nil {
+		t.Fatalf("the killed drill's directory is not there to clean up: %v\n%s", err, out.String())
+	}
+
+	svc = fx.start(t)
+	checkNoDrillLeft(t, dir)
+	if !strings.Contains(svc.Stderr.String(), "removing a drill directory an earlier process left") {
+		t.Errorf("no log of the removal:\n%s", svc.Stderr.String())
+	}
+	b := describeSet(t, rootClients(t, svc), inst, id)
+	if b.IsAvail != 1 || b.VerifyStatus != "" {
+		t.Errorf("the set after a killed drill: IsAvail %d VerifyStatus %q", b.IsAvail, b.VerifyStatus)
+	}
+}
+
+// TestDrillScheduled: an instance with drills after each set gets its new
+// set drilled by the service; the verdict shows in DescribeBackups.
+func TestDrillScheduled(t *testing.T) {
+	t.Parallel()
+	const inst = "pg-drill-sched"
+	src := enginetest.StartPostgres(t, enginetest.PostgresOptions{Password: "pg sched pw"})
+	enginetest.FillPostgres(t, src.DB(t, src.NewDatabase(t)), 200)
+	fx := newBackupFixture(t, backupInstance{inst, "PostgreSQL", src.URL("postgres")})
+	fx.YAML += "    drills:\n      enabled: true\n      schedule: after-each-set\n      timeout: 3m\n"
+	drillsSection(t, fx)
+	fx.YAML = "backups:\n  schedule: false\n  tickInterval: 100ms\n" + fx.YAML
+	svc := fx.start(t)
+	c := rootClients(t, svc)
+	id := createBackup(t, c, inst, "Logical", nil)
+	waitFinished(t, c, inst, id)
+	var b backupOut
+	waitFor(t, 2*time.Minute, "the scheduled drill's verdict", func() bool {
+		b = describeSet(t, c, inst, id)
+		return b.VerifyStatus != ""
+	})
+	if b.VerifyStatus != "Passed" || b.VerifyTime == "" || b.IsAvail != 1 {
+		t.Fatalf("after the scheduled drill: %q %q IsAvail %d; log:\n%s", b.VerifyStatus, b.VerifyTime, b.IsAvail, svc.Stderr.String())
+	}
+	if !strings.Contains(svc.Stderr.String(), "restore drill passed") {
+		t.Errorf("no log of the drill:\n%s", svc.Stderr.String())
+	}
 }
