@@ -174,7 +174,9 @@ func (m *Metrics) LogGap(instanceID string) { m.logGaps.WithLabelValues(instance
 func (m *Metrics) StreamFailed(instanceID string) { m.logStreamFails.WithLabelValues(instanceID).Inc() }
 
 // DrillDone counts a restore drill by its result.
-func (m *Metrics) DrillDone(result rdsbackup.DrillResult) { m.drills.WithLabelValues(string(result)).Inc() }
+func (m *Metrics) DrillDone(result rdsbackup.DrillResult) {
+	m.drills.WithLabelValues(string(result)).Inc()
+}
 
 // CatalogWriteFailed counts a job state the catalog refused.
 func (m *Metrics) CatalogWriteFailed(final bool) {
