@@ -257,6 +257,13 @@ func TestDrillServerKilled(t *testing.T) {
 		done <- result{code, out, logs}
 	}()
 	pid, _ := drillServerPid(t, dir, name, 2*time.Minute)
+	// The drill's server runs at the lowest CPU priority (nice 19).
+	if stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid)); err == nil {
+		fields := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		if len(fields) < 17 || fields[16] != "19" {
+			t.Errorf("the drill's server's nice value: %v, want 19", fields[16:17])
+		}
+	}
 	if err := syscall.Kill(pid, syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
