@@ -358,3 +358,30 @@ func TestDrillScheduled(t *testing.T) {
 		t.Errorf("no log of the drill:\n%s", svc.Stderr.String())
 	}
 }
+
+// TestVerifyRefusals: verify without a set, with an unknown set or a
+// Failed one starts nothing.
+func TestVerifyRefusals(t *testing.T) {
+	t.Parallel()
+	fx := newBackupFixture(t)
+	dir := drillsSection(t, fx)
+	config := fx.configFile(t)
+	db := openCatalog(t, fx.DataDir)
+	insertSets(t, db, setSpec{ID: 7, Instance: "rm-x", Start: time.Now().Add(-time.Hour), Status: rdsbackup.BackupFailed})
+	db.Close()
+	for _, tc := range []struct {
+		id   string
+		code int
+		want string
+	}{
+		{"0", exitUsage, "give --backup-id"},
+		{"404", exitFailed, "backup set 404 not found"},
+		{"7", exitFailed, "Backup set 7 is not a Success set with data (Failed)"},
+	} {
+		code, out, errOut := runVerify(t, fx, config, tc.id)
+		if code != tc.code || !strings.Contains(errOut, tc.want) {
+			t.Errorf("verify --backup-id %s: exit %d, want %d with %q:\n%s\n%s", tc.id, code, tc.code, tc.want, out, errOut)
+		}
+	}
+	checkNoDrillLeft(t, dir)
+}
