@@ -50,8 +50,10 @@ type Drill struct {
 }
 
 // VerificationRecorder records a drill's verdict on a set: Passed records
-// its time and clears an earlier failure's reason (IsAvail unchanged);
-// Failed records time and reason and makes the set unavailable.
+// its time and clears an earlier failure's reason, making available again
+// a set that a failed drill had made unavailable (IsAvail otherwise
+// unchanged); Failed records time and reason and makes the set
+// unavailable.
 // ENOTFOUND when no set has that id.
 type VerificationRecorder interface {
 	RecordVerification(ctx context.Context, id int64, status VerifyStatus, at time.Time, reason string) error

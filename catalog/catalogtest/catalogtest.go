@@ -1250,7 +1250,8 @@ func testPolicies(t *testing.T, c Catalog) {
 }
 
 // testRecordVerification: a failed drill makes the set unavailable and
-// keeps its reason; a passed one records its time and leaves IsAvail alone.
+// keeps its reason; a passed one records its time and makes available only
+// a set a failed drill had made unavailable.
 func testRecordVerification(t *testing.T, c Catalog) {
 	ctx := t.Context()
 	set := newSet("rm-verify", time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC))
@@ -1279,6 +1280,22 @@ func testRecordVerification(t *testing.T, c Catalog) {
 	ok(t, err, "find")
 	if o.VerifyStatus != "" || !o.VerifyTime.IsZero() || !o.Available {
 		t.Errorf("the other set: %q %v avail %v", o.VerifyStatus, o.VerifyTime, o.Available)
+	}
+	// A pass after a failure undoes what the failed drill did.
+	ok(t, c.RecordVerification(ctx, set.ID, rdsbackup.VerifyPassed, later.Add(time.Hour), ""), "record passed again")
+	got, err = c.FindBackupSet(ctx, set.ID)
+	ok(t, err, "find")
+	if got.VerifyStatus != rdsbackup.VerifyPassed || got.VerifyFailureReason != "" || !got.Available {
+		t.Errorf("a pass after a failure: %q %q avail %v", got.VerifyStatus, got.VerifyFailureReason, got.Available)
+	}
+	// A pass never makes available a set something else made unavailable.
+	got.Available = false
+	ok(t, c.UpdateBackupSet(ctx, got), "update")
+	ok(t, c.RecordVerification(ctx, set.ID, rdsbackup.VerifyPassed, later.Add(2*time.Hour), ""), "record passed")
+	got, err = c.FindBackupSet(ctx, set.ID)
+	ok(t, err, "find")
+	if got.Available {
+		t.Errorf("a pass made available a set a drill had not made unavailable")
 	}
 	wantCode(t, c.RecordVerification(ctx, 999999, rdsbackup.VerifyFailed, later, "x"), rdsbackup.ENOTFOUND, "unknown set")
 }
