@@ -215,7 +215,8 @@ func (d *Driller) run(ctx context.Context, set *rdsbackup.BackupSet, report func
 	if err := os.Chmod(dir, 0o755); err != nil {
 		return &notRun{err.Error()}
 	}
-	srvDir := filepath.Join(dir, "server")
+	// Short: a PostgreSQL socket path must fit in 100 bytes.
+	srvDir := filepath.Join(dir, "s")
 	pw, err := password()
 	if err != nil {
 		return err

@@ -73,7 +73,7 @@ backups:
   schedule: false
 drills:
   dir: %s
-%s`, s.addr, filepath.Join(dir, "data"), s.instanceID, engine, src.rdsbackupDSN(passwordEnv), filepath.Join(filepath.Dir(dir), filepath.Base(dir)+"-drills"), extraConfig)
+%s`, s.addr, filepath.Join(dir, "data"), s.instanceID, engine, src.rdsbackupDSN(passwordEnv), filepath.Join(filepath.Dir(filepath.Dir(dir)), "dr-"+filepath.Base(dir)[:2]), extraConfig)
 	cfgPath := filepath.Join(dir, "rdsbackup.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err

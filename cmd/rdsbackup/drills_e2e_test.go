@@ -212,7 +212,7 @@ func drillServerPid(t *testing.T, dir, db string, timeout time.Duration) (int, s
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		dbDirs, _ := filepath.Glob(filepath.Join(dir, "drill-*", "server", "data", db))
+		dbDirs, _ := filepath.Glob(filepath.Join(dir, "drill-*", "s", "data", db))
 		if len(dbDirs) == 1 {
 			drillDir := filepath.Dir(filepath.Dir(filepath.Dir(dbDirs[0])))
 			procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
