@@ -37,6 +37,7 @@ type DrillCheck struct {
 	Name   string // "restore", "databases", "integrity", "consistent"
 	OK     bool
 	Detail string
+	Took   time.Duration // since the previous check ended (the first: since the drill started)
 }
 
 // Drill is one drill's outcome.

@@ -56,6 +56,7 @@ const (
 	armDirectPipe = "direct pipe → client"
 	armRdsRestore = "rdsbackup restore"
 	armRdsVerify  = "rdsbackup verify (drill)"
+	armRdsVerifyN = "rdsbackup verify --low-priority=false"
 )
 
 func backupArm(label string) string {
@@ -394,17 +395,25 @@ func rdsRestore(ctx context.Context, label, bin, workDir, url string, target *db
 	return res, nil
 }
 
-// drillArm marks the drill's arm (-drill) in a run's restore rotation.
-var drillArm = &service{label: "drill"}
+// drillArm and drillNormalArm mark the drill's arms (-drill) in a run's
+// restore rotation: as scheduled (nice 19, idle I/O) and at normal priority.
+var (
+	drillArm       = &service{label: "drill"}
+	drillNormalArm = &service{label: "drill-normal"}
+)
 
 var drillPassedRE = regexp.MustCompile(`drill passed in`)
 
 // rdsVerify runs `rdsbackup verify --backup-id` of the main service's set:
 // a restore drill, which starts its own empty server (counted), restores
 // the set into it, checks it and removes it.
-func rdsVerify(ctx context.Context, svc *service, backupID string) (*armResult, error) {
+func rdsVerify(ctx context.Context, svc *service, backupID string, low bool) (*armResult, error) {
 	res := &armResult{Arm: armRdsVerify, LoadBefore: loadAvg()}
-	cmd := exec.CommandContext(ctx, svc.bin, "verify", "--backup-id", backupID, "--config", filepath.Join(svc.dir, "rdsbackup.yaml"))
+	if !low {
+		res.Arm = armRdsVerifyN
+	}
+	cmd := exec.CommandContext(ctx, svc.bin, "verify", "--backup-id", backupID, "--config", filepath.Join(svc.dir, "rdsbackup.yaml"),
+		fmt.Sprintf("--low-priority=%v", low))
 	cmd.Env = svc.env
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out

@@ -57,6 +57,7 @@ func (m *Main) verify(ctx context.Context, args []string) error {
 	fset.Usage = func() { fmt.Fprint(m.Stderr, verifyUsage); fset.PrintDefaults() }
 	backupID := fset.Int64("backup-id", 0, "the BackupId of the set to drill")
 	configPath := fset.String("config", "", "the service's YAML config (its catalog, storage and drills.dir; without it: the built-in defaults)")
+	lowPriority := fset.Bool("low-priority", true, "run the drill's server at nice 19 and the idle I/O class, as scheduled drills do")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return err
@@ -87,6 +88,7 @@ func (m *Main) verify(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	d.LowPriority = *lowPriority
 	// What a killed drill left (not a running one's: those are locked).
 	if err := d.Clean(); err != nil {
 		return err
@@ -97,7 +99,7 @@ func (m *Main) verify(ctx context.Context, args []string) error {
 		if c.OK {
 			verdict = "ok"
 		}
-		fmt.Fprintf(m.Stdout, "  %-10s %-6s %s\n", c.Name, verdict, c.Detail)
+		fmt.Fprintf(m.Stdout, "  %-10s %-6s %7s  %s\n", c.Name, verdict, c.Took.Round(10*time.Millisecond), c.Detail)
 	})
 	if dr == nil {
 		if rdsbackup.ErrorCode(err) != rdsbackup.EINTERNAL {
