@@ -290,6 +290,7 @@ func (d *Driller) run(ctx context.Context, set *rdsbackup.BackupSet, report func
 			return err
 		}
 		srv = s
+		report(rdsbackup.DrillCheck{Name: "server", OK: true, Detail: fmt.Sprintf("a new empty %s server started for the restore", set.Engine)})
 		if err := d.Restorer.RestoreClone(ctx, c, src, target, nil); err != nil {
 			report(rdsbackup.DrillCheck{Name: "restore", Detail: message(err)})
 			return restoreErr(err)
@@ -464,17 +465,23 @@ func column(ctx context.Context, db *sql.DB, q string, args ...any) ([]string, e
 func integrity(ctx context.Context, srv server, dbs []string, physical bool) (string, error) {
 	switch s := srv.(type) {
 	case *localserver.MariaDB:
-		return mariadbCheck(ctx, s, dbs)
+		return mariadbCheck(ctx, s, dbs, physical)
 	case *localserver.Postgres:
 		return pgAmcheck(ctx, s, dbs, physical)
 	}
 	return "", errors.New("unknown server")
 }
 
-// mariadbCheck runs CHECK TABLE … EXTENDED on every base table of the
-// databases (what mariadb-check --extended sends) and fails on any row
-// that is not OK.
-func mariadbCheck(ctx context.Context, m *localserver.MariaDB, dbs []string) (string, error) {
+// mariadbCheck runs CHECK TABLE on every base table of the databases
+// (what mariadb-check sends) and fails on any row that is not OK; for a
+// physical set (the source's own pages) CHECK TABLE … EXTENDED, which
+// also matches every secondary index against the rows, as pgAmcheck does.
+func mariadbCheck(ctx context.Context, m *localserver.MariaDB, dbs []string, physical bool) (string, error) {
+	stmt := "CHECK TABLE"
+	opt := ""
+	if physical {
+		opt = " EXTENDED"
+	}
 	db, err := m.Open(ctx, "")
 	if err != nil {
 		return "", err
@@ -488,7 +495,7 @@ func mariadbCheck(ctx context.Context, m *localserver.MariaDB, dbs []string) (st
 			return "", err
 		}
 		for _, t := range tables {
-			rows, err := db.QueryContext(ctx, "CHECK TABLE "+ident(name)+"."+ident(t)+" EXTENDED")
+			rows, err := db.QueryContext(ctx, stmt+" "+ident(name)+"."+ident(t)+opt)
 			if err != nil {
 				return "", fmt.Errorf("CHECK TABLE %s.%s: %w", name, t, err)
 			}
@@ -513,7 +520,10 @@ func mariadbCheck(ctx context.Context, m *localserver.MariaDB, dbs []string) (st
 	if len(bad) > 0 {
 		return "", fmt.Errorf("CHECK TABLE found problems: %s", strings.Join(bad, "; "))
 	}
-	return fmt.Sprintf("CHECK TABLE … EXTENDED: %d table(s) OK", n), nil
+	if physical {
+		stmt += " … EXTENDED"
+	}
+	return fmt.Sprintf("%s: %d table(s) OK", stmt, n), nil
 }
 
 func ident(s string) string { return "`" + strings.ReplaceAll(s, "`", "``") + "`" }
