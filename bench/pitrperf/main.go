@@ -26,6 +26,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"time"
@@ -55,6 +56,7 @@ type options struct {
 	work           string
 	keep           bool
 	verbose        bool
+	cpuProfile     string
 }
 
 func main() {
@@ -71,6 +73,7 @@ func main() {
 	flag.StringVar(&o.work, "work", "", "work directory (default: a new one in TMPDIR, removed at the end)")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.BoolVar(&o.verbose, "v", false, "log the supervisor and the engine to stderr")
+	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (load generator and supervisor) over the whole run")
 	flag.Parse()
 	o.phases = strings.Split(phases, ",")
 	if o.engine != "mariadb" && o.engine != "postgres" {
@@ -116,6 +119,17 @@ func run(ctx context.Context, o *options) error {
 		b.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	printMachine(o)
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := b.startSource(ctx); err != nil {
 		return err
 	}
@@ -387,8 +401,12 @@ func pct(d []time.Duration, p float64) string {
 func (b *bench) overhead(ctx context.Context) error {
 	o := b.o
 	fmt.Printf("## Source overhead: %s, %d connections, %v per round, %d rounds per arm\n\n", o.engine, o.ovConns, o.ovDuration, o.ovRounds)
-	fmt.Println("| round | archiving | tx/s | source CPU µs/tx |")
-	fmt.Println("|---:|---|---:|---:|")
+	tool := "mariadb-binlog"
+	if o.engine == "postgres" {
+		tool = "pg_receivewal"
+	}
+	fmt.Printf("| round | archiving | tx/s | source CPU µs/tx | this process CPU µs/tx | %s CPU µs/tx |\n", tool)
+	fmt.Println("|---:|---|---:|---:|---:|---:|")
 	sums := map[bool][]float64{}
 	for r := 0; r < 2*o.ovRounds; r++ {
 		on := r%4 == 1 || r%4 == 2 // off, on, on, off, …
@@ -404,8 +422,10 @@ func (b *bench) overhead(ctx context.Context) error {
 			return err
 		}
 		cpu0 := procCPU(b.pid)
+		self0, child0 := ownCPU(tool)
 		n, err := b.write(ctx, o.ovDuration)
 		cpu := procCPU(b.pid) - cpu0
+		self1, child1 := ownCPU(tool)
 		if a != nil {
 			a.stop()
 		}
@@ -418,7 +438,8 @@ func (b *bench) overhead(ctx context.Context) error {
 		if on {
 			state = "on"
 		}
-		fmt.Printf("| %d | %s | %.0f | %.0f |\n", r+1, state, rate, float64(cpu.Microseconds())/float64(n))
+		perTx := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
+		fmt.Printf("| %d | %s | %.0f | %.0f | %.0f | %.0f |\n", r+1, state, rate, perTx(cpu), perTx(self1-self0), perTx(child1-child0))
 	}
 	off, on := mean(sums[false]), mean(sums[true])
 	fmt.Printf("\nmean: off %.0f tx/s, on %.0f tx/s, on/off %.3f\n\n", off, on, on/off)

@@ -34,6 +34,31 @@ func procCPU(pid int) time.Duration {
 	return total
 }
 
+// ownCPU is the CPU time of this process alone (the load generator and,
+// when archiving, the supervisor), and that of its living children named
+// comm (the streaming tool).
+func ownCPU(comm string) (self, child time.Duration) {
+	pid := os.Getpid()
+	if f, ok := readStat(pid); ok {
+		self = tickDur(f[11] + f[12])
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*")
+	for _, d := range dirs {
+		p, err := strconv.Atoi(filepath.Base(d))
+		if err != nil {
+			continue
+		}
+		name, _ := os.ReadFile(filepath.Join(d, "comm"))
+		if strings.TrimSpace(string(name)) != comm {
+			continue
+		}
+		if f, ok := readStat(p); ok && f[1] == int64(pid) {
+			child += tickDur(f[11] + f[12])
+		}
+	}
+	return self, child
+}
+
 // readStat returns the numeric fields of /proc/<pid>/stat after the
 // command name, from the state (index 0 is the state, as 0) on: ppid at 1,
 // utime at 11, stime 12, cutime 13, cstime 14.
