@@ -23,12 +23,14 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
@@ -57,13 +59,17 @@ type options struct {
 	keep           bool
 	verbose        bool
 	cpuProfile     string
+	repo           string
+	baseSize       int64
+	logSize        int64
+	restoreRounds  int
 }
 
 func main() {
 	o := &options{}
 	var phases string
 	flag.StringVar(&o.engine, "engine", "mariadb", "mariadb or postgres")
-	flag.StringVar(&phases, "phases", "rpo,overhead", "comma-separated: rpo, overhead")
+	flag.StringVar(&phases, "phases", "rpo,overhead", "comma-separated: rpo, overhead, restore")
 	flag.IntVar(&o.rate, "rate", 200, "rpo: transactions per second")
 	flag.DurationVar(&o.rpoDuration, "rpo-duration", 2*time.Minute, "rpo: how long the load runs")
 	flag.DurationVar(&o.uploadInterval, "upload-interval", time.Minute, "logs.uploadInterval of the supervisor")
@@ -74,7 +80,13 @@ func main() {
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory")
 	flag.BoolVar(&o.verbose, "v", false, "log the supervisor and the engine to stderr")
 	flag.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of this process (load generator and supervisor) over the whole run")
+	flag.StringVar(&o.repo, "repo", ".", "restore: the checkout whose cmd/rdsbackup is built")
+	var base, logSize int
+	flag.IntVar(&base, "base-mib", 128, "restore: MiB of rows in the full set")
+	flag.IntVar(&logSize, "log-mib", 128, "restore: MiB of binary log written after the set")
+	flag.IntVar(&o.restoreRounds, "restore-rounds", 1, "restore: rounds (each restores with both arms, order alternating)")
 	flag.Parse()
+	o.baseSize, o.logSize = int64(base)<<20, int64(logSize)<<20
 	o.phases = strings.Split(phases, ",")
 	if o.engine != "mariadb" && o.engine != "postgres" {
 		fmt.Fprintln(os.Stderr, "pitrperf: -engine must be mariadb or postgres")
@@ -101,6 +113,10 @@ type bench struct {
 	svcDir  string
 	logger  *slog.Logger
 	insert  string // one row: (mark, pad)
+	// clientArgs and clientEnv run the engine's tools against the source.
+	clientArgs, clientEnv []string
+	pgReceive             string
+	maria                 *localserver.MariaDB
 }
 
 func run(ctx context.Context, o *options) error {
@@ -146,6 +162,8 @@ func run(ctx context.Context, o *options) error {
 			err = b.rpo(ctx)
 		case "overhead":
 			err = b.overhead(ctx)
+		case "restore":
+			err = b.restore(ctx)
 		default:
 			err = fmt.Errorf("unknown phase %q", p)
 		}
@@ -187,7 +205,8 @@ func (b *bench) startSource(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		b.srv, b.pid = m, m.Pid()
+		b.srv, b.pid, b.maria = m, m.Pid(), m
+		b.clientArgs, b.clientEnv = m.ClientArgs(), m.ClientEnv()
 		if err := m.CreateDatabase(ctx, "bench"); err != nil {
 			return err
 		}
@@ -201,6 +220,8 @@ func (b *bench) startSource(ctx context.Context) error {
 			return err
 		}
 		b.srv, b.pid = p, p.Pid()
+		b.clientArgs, b.clientEnv = p.ClientArgs(), p.ClientEnv()
+		b.pgReceive = p.Bin("pg_receivewal")
 		if err := p.CreateDatabase(ctx, "bench"); err != nil {
 			return err
 		}
@@ -407,18 +428,36 @@ func (b *bench) overhead(ctx context.Context) error {
 	}
 	fmt.Printf("| round | archiving | tx/s | source CPU µs/tx | this process CPU µs/tx | %s CPU µs/tx |\n", tool)
 	fmt.Println("|---:|---|---:|---:|---:|---:|")
-	sums := map[bool][]float64{}
-	for r := 0; r < 2*o.ovRounds; r++ {
-		on := r%4 == 1 || r%4 == 2 // off, on, on, off, …
-		var a *archiving
-		if on {
+	sums := map[string][]float64{}
+	// Arms rotate, then run backwards, so that drift (the binary log
+	// growing, the machine's load) is spread over all three.
+	arms := []string{"off", "rdsbackup", "tool"}
+	var order []string
+	for r := 0; r < o.ovRounds; r++ {
+		if r%2 == 0 {
+			order = append(order, arms...)
+		} else {
+			order = append(order, arms[2], arms[1], arms[0])
+		}
+	}
+	for r, arm := range order {
+		stop := func() {}
+		switch arm {
+		case "rdsbackup":
+			a, err := b.startArchiving(ctx, b.store)
+			if err != nil {
+				return err
+			}
+			stop = a.stop
+		case "tool":
 			var err error
-			if a, err = b.startArchiving(ctx, b.store); err != nil {
+			if stop, err = b.startTool(ctx, tool); err != nil {
 				return err
 			}
 		}
 		// Warm-up: a restarted stream catches up with the file first.
 		if _, err := b.write(ctx, 3*time.Second); err != nil {
+			stop()
 			return err
 		}
 		cpu0 := procCPU(b.pid)
@@ -426,24 +465,56 @@ func (b *bench) overhead(ctx context.Context) error {
 		n, err := b.write(ctx, o.ovDuration)
 		cpu := procCPU(b.pid) - cpu0
 		self1, child1 := ownCPU(tool)
-		if a != nil {
-			a.stop()
-		}
+		stop()
 		if err != nil {
 			return err
 		}
 		rate := float64(n) / o.ovDuration.Seconds()
-		sums[on] = append(sums[on], rate)
-		state := "off"
-		if on {
-			state = "on"
-		}
+		sums[arm] = append(sums[arm], rate)
 		perTx := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n) }
-		fmt.Printf("| %d | %s | %.0f | %.0f | %.0f | %.0f |\n", r+1, state, rate, perTx(cpu), perTx(self1-self0), perTx(child1-child0))
+		fmt.Printf("| %d | %s | %.0f | %.0f | %.0f | %.0f |\n", r+1, arm, rate, perTx(cpu), perTx(self1-self0), perTx(child1-child0))
 	}
-	off, on := mean(sums[false]), mean(sums[true])
-	fmt.Printf("\nmean: off %.0f tx/s, on %.0f tx/s, on/off %.3f\n\n", off, on, on/off)
+	off := mean(sums["off"])
+	fmt.Printf("\nmean tx/s: off %.0f, rdsbackup %.0f (%.3f of off), %s by hand %.0f (%.3f of off)\n\n",
+		off, mean(sums["rdsbackup"]), mean(sums["rdsbackup"])/off, tool, mean(sums["tool"]), mean(sums["tool"])/off)
 	return nil
+}
+
+// startTool runs the streaming tool by hand, as an operator archiving
+// without rdsbackup would, into a directory of its own; stop kills it and
+// removes what it wrote.
+func (b *bench) startTool(ctx context.Context, tool string) (stop func(), err error) {
+	dir, err := os.MkdirTemp(b.o.work, "bytool-")
+	if err != nil {
+		return nil, err
+	}
+	var cmd *exec.Cmd
+	if tool == "mariadb-binlog" {
+		var file string
+		var pos int64
+		row := b.db.QueryRowContext(ctx, "SHOW MASTER STATUS")
+		cols := []any{&file, &pos, new(any), new(any)}
+		if err := row.Scan(cols...); err != nil {
+			return nil, fmt.Errorf("SHOW MASTER STATUS: %w", err)
+		}
+		args := append(append([]string{}, b.clientArgs...), "--read-from-remote-server", "--raw", "--stop-never",
+			"--stop-never-slave-server-id=4000000000", "--result-file="+dir+"/", file)
+		cmd = exec.Command(tool, args...)
+	} else {
+		args := append(append([]string{}, b.clientArgs...), "--directory="+dir, "--no-loop", "--no-password", "--status-interval=1")
+		cmd = exec.Command(b.pgReceive, args...)
+	}
+	cmd.Env = b.clientEnv
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	return func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		os.RemoveAll(dir)
+	}, nil
 }
 
 // write runs o.ovConns writers for d and returns how many rows they
