@@ -306,8 +306,8 @@ func handRestore(ctx context.Context, tgt *localserver.MariaDB, dump string, pos
 	}
 	args := append([]string{"--start-position=" + strconv.FormatInt(pos, 10),
 		"--stop-datetime=" + target.Add(time.Second).Format("2006-01-02 15:04:05")}, files...)
-	shell := "mariadb-binlog \"$@\" | mariadb --binary-mode " + strings.Join(quoteAll(tgt.ClientArgs()), " ")
-	replay := exec.CommandContext(ctx, "sh", append([]string{"-c", "set -o pipefail 2>/dev/null; " + shell, "sh"}, args...)...)
+	shell := "mariadb-binlog \"$@\" | mariadb " + strings.Join(quoteAll(tgt.ClientArgs()), " ") + " --binary-mode"
+	replay := exec.CommandContext(ctx, "bash", append([]string{"-c", "set -o pipefail; " + shell, "bash"}, args...)...)
 	replay.Env = append(tgt.ClientEnv(), "TZ=UTC")
 	if out, err := replay.CombinedOutput(); err != nil {
 		return 0, fmt.Errorf("mariadb-binlog | mariadb: %v: %s", err, out)
