@@ -126,14 +126,17 @@ func (w *spoolWatcher) poll() {
 
 // read scans a file from its last offset. The last markerLen-1 bytes are
 // read again next time, so a marker cut by the end of what was written is
-// found once it is whole. In a WAL segment, the zeros after the written
-// part end the read (records are never that long a run of zeros).
+// found once it is whole.
 func (w *spoolWatcher) read(path, name string) {
 	f, err := os.Open(path)
 	if err != nil {
 		return
 	}
 	defer f.Close()
+	if w.wal {
+		w.readWAL(f, name)
+		return
+	}
 	off := w.offsets[name]
 	for {
 		n, _ := f.ReadAt(w.buf, off)
@@ -141,16 +144,9 @@ func (w *spoolWatcher) read(path, name string) {
 			break
 		}
 		now := time.Now()
-		b := w.buf[:n]
-		end := n
-		if w.wal {
-			if z := zeroRun(b); z >= 0 {
-				end = z
-			}
-		}
-		findMarkers(b[:end], func(seq int) { w.seen.mark(seq, now) })
-		if end < n || n < len(w.buf) {
-			off += int64(max(end-(markerLen-1), 0))
+		findMarkers(w.buf[:n], func(seq int) { w.seen.mark(seq, now) })
+		if n < len(w.buf) {
+			off += int64(max(n-(markerLen-1), 0))
 			break
 		}
 		off += int64(n - (markerLen - 1))
@@ -158,10 +154,37 @@ func (w *spoolWatcher) read(path, name string) {
 	w.offsets[name] = off
 }
 
-// zeroRun returns where the first run of 64 zero bytes starts, or -1.
-func zeroRun(b []byte) int {
-	var zeros [64]byte
-	return bytes.Index(b, zeros[:])
+// walPage is the WAL page size (XLOG_BLCKSZ, 8 KiB by default).
+const walPage = 8192
+
+// readWAL scans a WAL segment, which pg_receivewal zero-fills before it
+// writes: every written page begins with a non-zero header (xlp_magic), so
+// the written part ends at the first page whose first two bytes are zero;
+// the last written page is read again next time, as it may still grow.
+func (w *spoolWatcher) readWAL(f *os.File, name string) {
+	off := w.offsets[name]
+	for {
+		n, _ := f.ReadAt(w.buf, off)
+		n -= n % walPage
+		if n <= 0 {
+			break
+		}
+		now := time.Now()
+		end := n
+		for p := 0; p < n; p += walPage {
+			if w.buf[p] == 0 && w.buf[p+1] == 0 {
+				end = p
+				break
+			}
+		}
+		findMarkers(w.buf[:end], func(seq int) { w.seen.mark(seq, now) })
+		if end < n {
+			off += int64(max(end-walPage, 0))
+			break
+		}
+		off += int64(n - walPage)
+	}
+	w.offsets[name] = off
 }
 
 // observedStore is the service's object store with a tap: each committed
