@@ -186,8 +186,8 @@ func (b *bench) restore(ctx context.Context) error {
 	svc.stop()
 
 	fmt.Println()
-	fmt.Println("| round | arm | wall | rows at T |")
-	fmt.Println("|---:|---|---:|---|")
+	fmt.Println("| round | arm | wall | detail | rows at T |")
+	fmt.Println("|---:|---|---:|---|---|")
 	sums := map[string][]time.Duration{}
 	for r := 0; r < o.restoreRounds; r++ {
 		arms := []string{"rdsbackup", "by hand"}
@@ -200,11 +200,13 @@ func (b *bench) restore(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			var d time.Duration
+			var d, load time.Duration
+			detail := "see its output below"
 			if arm == "rdsbackup" {
 				d, err = svc.restoreCLI(ctx, target, tgt.DSN(""), filepath.Join(o.work, fmt.Sprintf("restore-work-%d", r)))
 			} else {
-				d, err = handRestore(ctx, tgt, dumpPath, startPos, target, files)
+				d, load, err = handRestore(ctx, tgt, dumpPath, startPos, target, files)
+				detail = fmt.Sprintf("dump %.1f s, then replay %.1f s", load.Seconds(), (d - load).Seconds())
 			}
 			if err != nil {
 				tgt.Stop()
@@ -219,8 +221,11 @@ func (b *bench) restore(ctx context.Context) error {
 			tgt.Stop()
 			tgt.Remove()
 			sums[arm] = append(sums[arm], d)
-			fmt.Printf("| %d | %s | %.1f s | %s |\n", r+1, arm, d.Seconds(), check)
+			fmt.Printf("| %d | %s | %.1f s | %s | %s |\n", r+1, arm, d.Seconds(), detail, check)
 		}
+	}
+	for i, p := range svc.progress {
+		fmt.Printf("rdsbackup restore --time, round %d, its output:\n\n```\n%s```\n\n", i+1, p)
 	}
 	mr, mh := meanDur(sums["rdsbackup"]), meanDur(sums["by hand"])
 	fmt.Printf("\nmean: rdsbackup %.1f s, by hand %.1f s, ratio %.3f\n\n", mr.Seconds(), mh.Seconds(), mr.Seconds()/mh.Seconds())
@@ -292,27 +297,28 @@ func dumpPosition(path string) (string, int64, error) {
 
 // handRestore is what an operator does: the dump into mariadb, then the
 // binary log from the dump's position to T into mariadb.
-func handRestore(ctx context.Context, tgt *localserver.MariaDB, dump string, pos int64, target time.Time, files []string) (time.Duration, error) {
+func handRestore(ctx context.Context, tgt *localserver.MariaDB, dump string, pos int64, target time.Time, files []string) (total, load time.Duration, err error) {
 	start := time.Now()
 	in, err := os.Open(dump)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer in.Close()
-	load := exec.CommandContext(ctx, "mariadb", tgt.ClientArgs()...)
-	load.Env, load.Stdin = tgt.ClientEnv(), in
-	if out, err := load.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("mariadb < dump: %v: %s", err, out)
+	loader := exec.CommandContext(ctx, "mariadb", tgt.ClientArgs()...)
+	loader.Env, loader.Stdin = tgt.ClientEnv(), in
+	if out, err := loader.CombinedOutput(); err != nil {
+		return 0, 0, fmt.Errorf("mariadb < dump: %v: %s", err, out)
 	}
+	load = time.Since(start)
 	args := append([]string{"--start-position=" + strconv.FormatInt(pos, 10),
 		"--stop-datetime=" + target.Add(time.Second).Format("2006-01-02 15:04:05")}, files...)
 	shell := "mariadb-binlog \"$@\" | mariadb " + strings.Join(quoteAll(tgt.ClientArgs()), " ") + " --binary-mode"
 	replay := exec.CommandContext(ctx, "bash", append([]string{"-c", "set -o pipefail; " + shell, "bash"}, args...)...)
 	replay.Env = append(tgt.ClientEnv(), "TZ=UTC")
 	if out, err := replay.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("mariadb-binlog | mariadb: %v: %s", err, out)
+		return 0, 0, fmt.Errorf("mariadb-binlog | mariadb: %v: %s", err, out)
 	}
-	return time.Since(start), nil
+	return time.Since(start), load, nil
 }
 
 func quoteAll(args []string) []string {
@@ -332,6 +338,7 @@ type serveProc struct {
 	cmd               *exec.Cmd
 	done              chan struct{}
 	http              *http.Client
+	progress          []string // of each restoreCLI, stamped
 }
 
 const instanceID = "rm-src"
@@ -525,8 +532,25 @@ func (s *serveProc) restoreCLI(ctx context.Context, t time.Time, dsn, workDir st
 	start := time.Now()
 	cmd := exec.CommandContext(ctx, s.bin, "restore", "--config", s.cfg, "--instance", instanceID, "--time", t.Format(timeLayout), "--work-dir", workDir)
 	cmd.Env = append(append([]string{}, s.env...), "RDSBACKUP_TARGET_DSN="+dsn)
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return 0, fmt.Errorf("rdsbackup restore --time: %v: %s", err, out)
+	// Its progress lines, stamped with the time since the start, show
+	// where the time goes (fetching the logs, the dump, the replay).
+	pr, pw := io.Pipe()
+	cmd.Stdout, cmd.Stderr = pw, pw
+	var out strings.Builder
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		sc := bufio.NewScanner(pr)
+		for sc.Scan() {
+			fmt.Fprintf(&out, "  %6.1f s  %s\n", time.Since(start).Seconds(), sc.Text())
+		}
+	}()
+	err := cmd.Run()
+	pw.Close()
+	<-copied
+	if err != nil {
+		return 0, fmt.Errorf("rdsbackup restore --time: %v: %s", err, out.String())
 	}
+	s.progress = append(s.progress, out.String())
 	return time.Since(start), nil
 }
