@@ -126,6 +126,11 @@ func run(ctx context.Context, o *options) error {
 			return err
 		}
 		o.work = d
+		// PostgreSQL runs as the user postgres when we are root: it must
+		// be able to reach its directory in here (the others stay 0700).
+		if err := os.Chmod(d, 0o711); err != nil {
+			return err
+		}
 		if !o.keep {
 			defer os.RemoveAll(d)
 		}
