@@ -63,6 +63,7 @@ type options struct {
 	baseSize       int64
 	logSize        int64
 	restoreRounds  int
+	pgFsync        bool
 }
 
 func main() {
@@ -85,6 +86,7 @@ func main() {
 	flag.IntVar(&base, "base-mib", 128, "restore: MiB of rows in the full set")
 	flag.IntVar(&logSize, "log-mib", 128, "restore: MiB of binary log written after the set")
 	flag.IntVar(&o.restoreRounds, "restore-rounds", 1, "restore: rounds (each restores with both arms, order alternating)")
+	flag.BoolVar(&o.pgFsync, "pg-fsync", false, "postgres: run the server with fsync=on (localserver's default is off)")
 	flag.Parse()
 	o.baseSize, o.logSize = int64(base)<<20, int64(logSize)<<20
 	o.phases = strings.Split(phases, ",")
@@ -220,7 +222,11 @@ func (b *bench) startSource(ctx context.Context) error {
 		b.engine = &mysql.Engine{Flavor: rdsbackup.EngineMariaDB, Logger: b.logger, TempDir: b.o.work}
 		b.insert = "INSERT INTO t (mark, pad) VALUES (?, ?)"
 	case "postgres":
-		p, err := localserver.StartPostgres(ctx, localserver.PostgresOptions{Dir: dir, Password: pw})
+		var settings map[string]string
+		if b.o.pgFsync {
+			settings = map[string]string{"fsync": "on"}
+		}
+		p, err := localserver.StartPostgres(ctx, localserver.PostgresOptions{Dir: dir, Password: pw, Settings: settings})
 		if err != nil {
 			return err
 		}
