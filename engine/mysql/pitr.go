@@ -110,39 +110,12 @@ func (e *Engine) RestoreToTime(ctx context.Context, req rdsbackup.PointInTimeReq
 		}
 	}
 
-	// The logs, decompressed and checked once, for every database. They
-	// are fetched while the first dump loads, which takes longer and
-	// mostly keeps the server busy: fetching them first made a restore of
-	// 1 GiB of logs ~10% slower than doing it by hand (BENCHMARKS.md). A
-	// log that cannot be fetched fails the restore before any replay.
-	fctx, cancelFetch := context.WithCancel(ctx)
-	defer cancelFetch()
-	type fetched struct {
-		paths map[string]string
-		err   error
+	// The logs, decompressed and checked once, for every database.
+	paths, err := fetchLogs(ctx, req)
+	if err != nil {
+		return err
 	}
-	fetch := make(chan fetched, 1)
-	go func() {
-		paths, err := fetchLogs(fctx, req)
-		fetch <- fetched{paths, err}
-	}()
-	var paths map[string]string
-	waitLogs := func() error {
-		if fetch == nil {
-			return nil
-		}
-		f := <-fetch
-		fetch = nil
-		paths = f.paths
-		if f.err == nil {
-			progress(10)
-		}
-		return f.err
-	}
-	defer func() {
-		cancelFetch()
-		_ = waitLogs() // no fetch outlives the restore (its work dir)
-	}()
+	progress(10)
 
 	group, err := clientOptions(c.cfg)
 	if err != nil {
@@ -170,9 +143,6 @@ func (e *Engine) RestoreToTime(ctx context.Context, req rdsbackup.PointInTimeReq
 		if !replay {
 			progress(10 + 90*(i+1)/len(plan))
 			continue
-		}
-		if err := waitLogs(); err != nil {
-			return err
 		}
 		files := logsFrom(req.Logs, paths, d.pos.File)
 		if len(files) == 0 {
