@@ -50,6 +50,10 @@ type Catalog interface {
 	LogService
 	RecoveryService
 	CatalogTransfer
+	// Nonces returns the catalog's replay protection, remembering nonces
+	// for window and holding at most maxEntries: shared by every handle on
+	// the catalog (every node) and kept across restarts.
+	Nonces(window time.Duration, maxEntries int) NonceStore
 	Close() error
 }
 

@@ -94,3 +94,36 @@ const NoEncryption = "{}"
 func EncryptionDoc(algorithm, keyID string) string {
 	return `{"EncryptionType":"` + algorithm + `","KeyId":"` + keyID + `"}`
 }
+
+type sizeHintKey struct{}
+
+// WithSizeHint returns a context telling Create about how many bytes the
+// object will have. Stores that upload in parts size their parts from it
+// (an object store takes a bounded number of parts); others ignore it.
+// It is a hint: the object may turn out smaller or somewhat larger.
+func WithSizeHint(ctx context.Context, size int64) context.Context {
+	return context.WithValue(ctx, sizeHintKey{}, size)
+}
+
+// SizeHint returns the hint WithSizeHint put in ctx, or 0.
+func SizeHint(ctx context.Context) int64 {
+	n, _ := ctx.Value(sizeHintKey{}).(int64)
+	return n
+}
+
+// ContextReader returns r failing its reads with ctx's error once ctx is
+// done, so a copy from a source that never blocks on ctx (a file, a pipe)
+// still stops when it is cancelled.
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -227,6 +227,17 @@ func (s *Server) backupItem(set *rdsbackup.BackupSet, expires int64) backupItem 
 	// Links only for data that is there to download.
 	if s.Links != nil && set.Available && set.ObjectKey != "" {
 		item.BackupDownloadURL, item.BackupIntranetDownloadURL = s.Links.Link(set.ID, -1, expires)
+		// The bucket holds an encrypted set as ciphertext that only
+		// rdsbackup can open, so such a set keeps its proxied links.
+		if s.Presigner != nil && (set.Encryption == "" || set.Encryption == rdsbackup.NoEncryption) {
+			// The bucket has one address for both; a URL that cannot be
+			// made leaves the proxied links, which work as well.
+			if u, err := s.Presigner.PresignSet(set, expires); err == nil {
+				item.BackupDownloadURL, item.BackupIntranetDownloadURL = u, u
+			} else if s.Logger != nil {
+				s.Logger.Warn("cannot presign a download URL; handing out the proxied link", "backupId", set.ID, "err", err)
+			}
+		}
 		for i, a := range set.Artifacts {
 			if a.Kind != "" && a.Kind != rdsbackup.PartDatabase {
 				continue // roles and physical images are not databases

@@ -25,6 +25,16 @@ const (
 	VersionRAM = "2015-05-01"
 )
 
+// Presigner makes the whole-set links point at the object store itself
+// (downloads.mode presigned), so that large downloads do not pass through
+// the service. Per-database links stay signed links of the service: they
+// are byte ranges of the set object, which a presigned URL cannot carry.
+type Presigner interface {
+	// PresignSet returns a URL that GETs set's object until expires (unix
+	// seconds).
+	PresignSet(set *rdsbackup.BackupSet, expires int64) (string, error)
+}
+
 // LinkSigner makes the download links of a backup set. Nil means sets have
 // no links (the fields are sent empty).
 type LinkSigner interface {
@@ -44,6 +54,9 @@ type Server struct {
 	Jobs      rdsbackup.JobService
 	Identity  rdsbackup.IdentityService
 	Links     LinkSigner
+	// Presigner, when set, makes the whole-set links (downloads.mode
+	// presigned); Links still makes the per-database ones.
+	Presigner Presigner
 	Backup    rdsbackup.BackupStarter // nil: CreateBackup is refused
 	Policies  rdsbackup.PolicyService
 	// Scheduling applies policy changes and tells the next backup time.
@@ -60,6 +73,9 @@ type Server struct {
 	LogSources map[rdsbackup.Engine]LogSource
 	// TargetDatabases lists a restore target's databases, by engine.
 	TargetDatabases map[rdsbackup.Engine]DatabaseLister
+	// Clones runs CloneDBInstance's servers (docs/clones.md); nil: clones
+	// are off.
+	Clones rdsbackup.CloneService
 	// LogPolicyChanged is called after a policy change (the log supervisor's
 	// Kick).
 	LogPolicyChanged func()

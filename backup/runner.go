@@ -456,7 +456,9 @@ func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsb
 	}
 
 	key := ObjectKey(inst.ID, job.ID)
-	obj, err := r.Store.Create(ctx, key)
+	// The raw estimate bounds the compressed object well enough to size
+	// an object store's upload parts.
+	obj, err := r.Store.Create(rdsbackup.WithSizeHint(ctx, estimate), key)
 	if err != nil {
 		return nil, fmt.Errorf("create object: %w", err)
 	}

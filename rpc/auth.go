@@ -24,7 +24,8 @@ type Authenticator struct {
 	// rdsbackup.ENOTFOUND means the key does not exist.
 	Lookup func(ctx context.Context, accessKeyID string) (Key, error)
 	// Nonces is required: without replay protection Authenticate fails.
-	Nonces *NonceCache
+	// A store that cannot answer fails the request.
+	Nonces rdsbackup.NonceStore
 	// Rates, when set, limits each RAM user's key; root keys are not limited.
 	Rates *KeyRates
 	// Now defaults to time.Now.
@@ -96,7 +97,7 @@ func (a *Authenticator) authenticateV2(ctx context.Context, req *Request) error 
 	if !hmac.Equal([]byte(SignV2(key.Secret, sts)), []byte(p.Get("Signature"))) {
 		return signatureMismatch(sts)
 	}
-	return a.accept(key, ak, p.Get("SignatureNonce"), signedAt, now)
+	return a.accept(ctx, key, ak, p.Get("SignatureNonce"), signedAt, now)
 }
 
 func (a *Authenticator) authenticateV3(ctx context.Context, req *Request) error {
@@ -148,7 +149,7 @@ func (a *Authenticator) authenticateV3(ctx context.Context, req *Request) error 
 	if !sigOK || !strings.EqualFold(h.Get("x-acs-content-sha256"), bodyHash) {
 		return signatureMismatch(sts)
 	}
-	return a.accept(key, au.AccessKeyID, h.Get("x-acs-signature-nonce"), signedAt, now)
+	return a.accept(ctx, key, au.AccessKeyID, h.Get("x-acs-signature-nonce"), signedAt, now)
 }
 
 // accept runs the checks that come after a good signature. Refusing a
@@ -156,14 +157,18 @@ func (a *Authenticator) authenticateV3(ctx context.Context, req *Request) error 
 // does throttling, which then cannot be aimed at a key by anyone who merely
 // knows its id. A throttled request is refused before its nonce takes any
 // of the shared replay memory.
-func (a *Authenticator) accept(key Key, ak, nonce string, signedAt, now time.Time) error {
+func (a *Authenticator) accept(ctx context.Context, key Key, ak, nonce string, signedAt, now time.Time) error {
 	if !key.Active {
 		return rdsbackup.Errorf(rdsbackup.EAccessKeyDisabled, "The Access Key is disabled.")
 	}
 	if !key.Root && a.Rates != nil && !a.Rates.Allow(ak, now) {
 		return errThrottled("")
 	}
-	return a.Nonces.Use(ak, key.Root, nonce, signedAt, now)
+	err := a.Nonces.UseNonce(ctx, ak, key.Root, nonce, signedAt, now)
+	if err != nil && rdsbackup.ErrorCode(err) == rdsbackup.EINTERNAL {
+		return fmt.Errorf("rpc: replay protection: %w", err)
+	}
+	return err
 }
 
 func (a *Authenticator) lookup(ctx context.Context, ak string) (Key, error) {
@@ -191,7 +196,7 @@ func (a *Authenticator) checkTime(s string, now time.Time) (time.Time, error) {
 		skew = DefaultMaxSkew
 	}
 	if d := now.Sub(t); d > skew || d < -skew {
-		return time.Time{}, errTimestampExpired()
+		return time.Time{}, rdsbackup.ErrNonceExpired()
 	}
 	return t, nil
 }
@@ -220,8 +225,4 @@ func signatureMismatch(stringToSign string) *rdsbackup.Error {
 		stringToSign = stringToSign[:MaxEchoedStringToSign] + "…"
 	}
 	return &rdsbackup.Error{Code: rdsbackup.ESignatureDoesNotMatch, Message: SignatureMismatchPrefix + stringToSign}
-}
-
-func errTimestampExpired() *rdsbackup.Error {
-	return &rdsbackup.Error{Code: rdsbackup.ETimestampExpired, Message: "Specified time stamp or date value is expired."}
 }

@@ -223,7 +223,7 @@ func TestAuthenticateV2Mismatch(t *testing.T) {
 	if err := a.Authenticate(ctx, mustParse(t, v2Request("GET", v2Params(testAK, "m1", testNow), testSecret))); err != nil {
 		t.Errorf("nonce of a failed request: %v", err)
 	}
-	if n := a.Nonces.Len(); n != 1 {
+	if n := a.Nonces.(*NonceCache).Len(); n != 1 {
 		t.Errorf("nonce cache holds %d, want 1", n)
 	}
 }
@@ -233,6 +233,27 @@ func TestAuthenticateNeedsNonces(t *testing.T) {
 	a.Nonces = nil
 	err := a.Authenticate(context.Background(), mustParse(t, v2Request("GET", v2Params(testAK, "x", testNow), testSecret)))
 	wantCode(t, err, rdsbackup.EINTERNAL)
+}
+
+// brokenNonces is a replay memory that cannot answer (its catalog is down).
+type brokenNonces struct{}
+
+func (brokenNonces) UseNonce(context.Context, string, bool, string, time.Time, time.Time) error {
+	return errors.New("catalog unreachable")
+}
+
+func (brokenNonces) NonceCount(context.Context, time.Time) (int, error) { return 0, nil }
+
+// A request whose nonce cannot be recorded is refused, as an internal
+// error: it must not run unprotected.
+func TestAuthenticateNonceStoreDown(t *testing.T) {
+	a := newTestAuth()
+	a.Nonces = brokenNonces{}
+	err := a.Authenticate(context.Background(), mustParse(t, v2Request("GET", v2Params(testAK, "x", testNow), testSecret)))
+	wantCode(t, err, rdsbackup.EINTERNAL)
+	if !strings.Contains(err.Error(), "replay protection") || !strings.Contains(err.Error(), "catalog unreachable") {
+		t.Errorf("error %v", err)
+	}
 }
 
 // v3Request builds a request the way the Tea SDK does and signs it.
@@ -369,7 +390,7 @@ func TestAuthenticateV3Errors(t *testing.T) {
 			if c.code == rdsbackup.ESignatureDoesNotMatch && !strings.HasPrefix(rdsbackup.ErrorMessage(err), SignatureMismatchPrefix+AlgorithmV3+"\n") {
 				t.Errorf("message %q", rdsbackup.ErrorMessage(err))
 			}
-			if a.Nonces.Len() != 0 {
+			if a.Nonces.(*NonceCache).Len() != 0 {
 				t.Errorf("a rejected request used a nonce")
 			}
 		})
@@ -401,8 +422,8 @@ func TestAuthenticateThrottles(t *testing.T) {
 	}
 	err := call(testAK, testSecret, "n3")
 	wantCode(t, err, rdsbackup.EThrottling)
-	if !strings.Contains(rdsbackup.ErrorMessage(err), "flow control") || a.Nonces.Held(testAK) != 2 {
-		t.Errorf("message %q, %d nonces held", rdsbackup.ErrorMessage(err), a.Nonces.Held(testAK))
+	if !strings.Contains(rdsbackup.ErrorMessage(err), "flow control") || a.Nonces.(*NonceCache).Held(testAK) != 2 {
+		t.Errorf("message %q, %d nonces held", rdsbackup.ErrorMessage(err), a.Nonces.(*NonceCache).Held(testAK))
 	}
 	for i := range 5 {
 		if err := call("other", "osecret", fmt.Sprint("r", i)); err != nil {

@@ -1,6 +1,7 @@
 package rpc
 
 import (
+	"context"
 	"encoding/binary"
 	"hash/maphash"
 	"sync"
@@ -17,6 +18,10 @@ const DefaultMaxSkew = 15 * time.Minute
 // window.
 const DefaultMaxNonces = 1 << 21
 
+// NonceCache is the rdsbackup.NonceStore in the process's memory: fast, but
+// forgotten at a restart and not shared with other nodes (the catalogs'
+// stores are).
+//
 // NonceCache remembers which (AccessKeyId, nonce) pairs were used so that a
 // signed request cannot be replayed while its timestamp is acceptable.
 //
@@ -57,10 +62,10 @@ type NonceCache struct {
 	buckets []nonceBucket
 }
 
-// Share divisors of the replay memory (see NonceCache).
+// Share divisors of the replay memory (see rdsbackup.NonceStore).
 const (
-	UserShareDivisor   = 16 // one RAM user's key: 1/16 of the cap
-	RootReserveDivisor = 4  // kept for root keys: 1/4 of the cap
+	UserShareDivisor   = rdsbackup.UserShareDivisor
+	RootReserveDivisor = rdsbackup.RootReserveDivisor
 )
 
 type nonceBucket struct {
@@ -92,11 +97,11 @@ func NewNonceCache(window time.Duration, maxEntries int) *NonceCache {
 // when the memory open to it is full.
 func (c *NonceCache) Use(accessKeyID string, root bool, nonce string, signedAt, now time.Time) error {
 	if d := now.Sub(signedAt); d > c.window || d < -c.window {
-		return errTimestampExpired()
+		return rdsbackup.ErrNonceExpired()
 	}
 	h := c.hash(accessKeyID, nonce)
-	m := unixMinute(signedAt)
-	oldest := unixMinute(now.Add(-c.window))
+	m := rdsbackup.NonceMinute(signedAt)
+	oldest := rdsbackup.NonceMinute(now.Add(-c.window))
 
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -114,18 +119,14 @@ func (c *NonceCache) Use(accessKeyID string, root bool, nonce string, signedAt, 
 	idx := -1
 	for i := range c.buckets {
 		if c.buckets[i].set.has(h) {
-			return rdsbackup.Errorf(rdsbackup.ENonceUsed, "Specified signature nonce was used already.")
+			return rdsbackup.ErrNonceUsed()
 		}
 		if c.buckets[i].minute == m {
 			idx = i
 		}
 	}
-	switch {
-	case !root && c.held[accessKeyID] >= c.userShare():
-		return errThrottled("this access key holds its whole share of the replay protection memory; slow down")
-	case c.n >= c.max, !root && c.users >= c.max-c.rootReserve():
-		return rdsbackup.Errorf(rdsbackup.EServiceUnavailable,
-			"The request has failed due to a temporary failure of the server: the replay protection memory is full. Retry later.")
+	if err := (rdsbackup.NonceShares{Max: c.max}).Check(root, c.held[accessKeyID], c.users, c.n); err != nil {
+		return err
 	}
 	if idx < 0 {
 		c.buckets = append(c.buckets, nonceBucket{minute: m, held: map[string]int{}})
@@ -154,8 +155,25 @@ func (c *NonceCache) drop(b *nonceBucket) {
 	}
 }
 
-func (c *NonceCache) userShare() int   { return max(1, c.max/UserShareDivisor) }
-func (c *NonceCache) rootReserve() int { return c.max / RootReserveDivisor }
+// UseNonce is Use, for rdsbackup.NonceStore.
+func (c *NonceCache) UseNonce(_ context.Context, accessKeyID string, root bool, nonce string, signedAt, now time.Time) error {
+	return c.Use(accessKeyID, root, nonce, signedAt, now)
+}
+
+// NonceCount counts the nonces of the buckets within the window at now,
+// for rdsbackup.NonceStore.
+func (c *NonceCache) NonceCount(_ context.Context, now time.Time) (int, error) {
+	oldest := rdsbackup.NonceMinute(now.Add(-c.window))
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, b := range c.buckets {
+		if b.minute >= oldest {
+			n += b.set.n
+		}
+	}
+	return n, nil
+}
 
 // Held returns the number of nonces held for an access key.
 func (c *NonceCache) Held(accessKeyID string) int {
@@ -184,15 +202,6 @@ func (c *NonceCache) hash(accessKeyID, nonce string) uint64 {
 		return s
 	}
 	return 1 // 0 marks an empty slot in hashSet
-}
-
-func unixMinute(t time.Time) int64 {
-	s := t.Unix()
-	m := s / 60
-	if s%60 < 0 {
-		m--
-	}
-	return m
 }
 
 // hashSet is a linear-probing set of non-zero uint64s. It needs no deletion

@@ -68,6 +68,7 @@ type options struct {
 	profile    string
 	profLevel  string
 	alts       []binary
+	s3         bool
 }
 
 // binary is one rdsbackup build measured: the one of -repo (label "") and
@@ -132,6 +133,7 @@ func parseFlags() (*options, error) {
 		return nil
 	})
 	flag.BoolVar(&o.encCompare, "encryption-compare", false, "run the main arm with encryption at rest on (encryption.enabled: true) and add an arm \"plain\": the same binary with it off")
+	flag.BoolVar(&o.s3, "s3", false, "also back up (and restore through the proxied link) with storage on S3: starts a MinIO server (the binary scripts/test.sh builds, or $RDSBACKUP_MINIO) on loopback and adds the arms of the -repo build with that storage, at the default part size")
 	flag.StringVar(&o.profLevel, "profile-levels", "fastest", "profiling mode: comma-separated zstd levels to compare (fastest, default, none = no compression, discard = engine only, no storage)")
 	flag.Parse()
 	n, err := parseSize(*size)
@@ -236,6 +238,15 @@ func run(ctx context.Context, o *options) error {
 		}
 	}
 	machine.Repo = describeCheckout(o.repo)
+	if o.s3 {
+		stop, yaml, err := startMinIO(ctx, filepath.Join(work, "minio"))
+		if err != nil {
+			return err
+		}
+		defer stop()
+		bins = append(bins, binary{label: "s3", repo: o.repo, path: bins[0].path, config: yaml})
+		machine.Alts = append(machine.Alts, "s3 = the -repo build with storage on a MinIO server on loopback")
+	}
 	started := time.Now()
 	var results []*engineResult
 	for _, engine := range o.engines {

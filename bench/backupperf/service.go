@@ -85,6 +85,7 @@ backups:
 		passwordEnv+"="+src.password,
 		"RDSBACKUP_ACCESS_KEY_ID="+s.ak,
 		"RDSBACKUP_ACCESS_KEY_SECRET="+s.secret,
+		s3SecretEnv+"="+minioSecret,
 	)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}

@@ -46,7 +46,7 @@ type scenario struct {
 
 // target is one service under test: the same binary on one catalog.
 type target struct {
-	catalog string // sqlite or postgres
+	catalog string // sqlite or postgres, with /nonces=memory or catalog when both are run
 	svc     *child
 	base    string
 	p99     time.Duration // the p99 target of its pages of 30

@@ -63,6 +63,7 @@ type options struct {
 	serviceEnv      []string
 	configExtra     string
 	catalogs        []string
+	nonceStores     []string // auth.nonceStore of the services; "" leaves the default
 }
 
 func parseFlags() (*options, error) {
@@ -88,7 +89,18 @@ func parseFlags() (*options, error) {
 		return nil
 	})
 	catalogs := flag.String("catalog", "sqlite", "the service's catalog: sqlite, postgres (a throwaway PostgreSQL server holding a copy of the seeded catalog), or both (two services, measured in the same rounds by the same client)")
+	nonces := flag.String("nonce-store", "", "the services' auth.nonceStore: memory, catalog, or both (a service of each per catalog, measured in the same rounds); default: the service's default")
 	flag.Parse()
+	switch *nonces {
+	case "":
+		o.nonceStores = []string{""}
+	case "memory", "catalog":
+		o.nonceStores = []string{*nonces}
+	case "both":
+		o.nonceStores = []string{"memory", "catalog"}
+	default:
+		return nil, fmt.Errorf("-nonce-store: want memory, catalog or both")
+	}
 	switch *catalogs {
 	case "sqlite", "postgres":
 		o.catalogs = []string{*catalogs}
@@ -292,38 +304,62 @@ func run(ctx context.Context) error {
 	var targets []*target
 	var startup time.Duration
 	idleMem := map[string]memStatus{}
+	type arm struct{ cat, nonces string }
+	var arms []arm
 	for _, cat := range o.catalogs {
+		for _, n := range o.nonceStores {
+			arms = append(arms, arm{cat, n})
+		}
+	}
+	for i, a := range arms {
+		cat := a.cat
+		label := cat
+		if len(o.nonceStores) > 1 {
+			label = cat + "/nonces=" + a.nonces
+		}
 		addr, err := freeAddr()
 		if err != nil {
 			return err
 		}
 		dir, extra, svcEnv, p99 := dataDir, o.configExtra, env, 5*time.Millisecond
+		if a.nonces != "" {
+			extra += "auth:\n  nonceStore: " + a.nonces + "\n"
+		}
+		if cat == "sqlite" && i > 0 {
+			// Another SQLite arm: a copy of its own, so that the services
+			// share no file.
+			dir = filepath.Join(tmp, fmt.Sprintf("data-%d", i))
+			if err := copyCatalog(cacheDir, dir); err != nil {
+				return fmt.Errorf("copy the seeded catalog: %w", err)
+			}
+		}
 		if cat == "postgres" {
 			// Its own data directory (for the master key check nothing
-			// else is in it); the catalog is the database.
-			dir, p99 = filepath.Join(tmp, "data-postgres"), 10*time.Millisecond
+			// else is in it); the catalog is the database, which the
+			// PostgreSQL arms share as nodes do.
+			dir, p99 = filepath.Join(tmp, fmt.Sprintf("data-postgres-%d", i)), 10*time.Millisecond
 			extra += "catalog:\n  type: postgres\n  dsn: ${CATALOG_DSN}\n"
 			svcEnv = append(slices.Clone(env), "CATALOG_DSN="+pg.dsn)
 		}
-		cfgPath := filepath.Join(tmp, "rdsbackup-"+cat+".yaml")
+		cfgPath := filepath.Join(tmp, fmt.Sprintf("rdsbackup-%s-%d.yaml", cat, i))
 		if err := writeConfig(cfgPath, dir, addr, l, extra); err != nil {
 			return err
 		}
 		startedAt := time.Now()
-		svc, err := startChild(filepath.Join(tmp, "service-"+cat+".log"), svcEnv, bin, "serve", "--config", cfgPath)
+		svc, err := startChild(filepath.Join(tmp, fmt.Sprintf("service-%s-%d.log", cat, i)), svcEnv, bin, "serve", "--config", cfgPath)
 		if err != nil {
 			return fmt.Errorf("start service: %w", err)
 		}
 		defer svc.stop()
 		if err := svc.waitHealthy(ctx, "http://"+addr+"/healthz", 5*time.Minute); err != nil {
-			return fmt.Errorf("service on %s: %w", cat, err)
+			return fmt.Errorf("service on %s: %w", label, err)
 		}
-		if cat == "sqlite" {
+		if i == 0 && cat == "sqlite" {
 			startup = time.Since(startedAt)
 		}
-		idleMem[cat] = readMem(strconv.Itoa(svc.pid()))
-		logf("service on %s: pid %d on %s, healthy after %s, RSS %s", cat, svc.pid(), addr, time.Since(startedAt).Round(time.Millisecond), mib(idleMem[cat].RSS))
-		targets = append(targets, &target{catalog: cat, svc: svc, base: "http://" + addr, p99: p99})
+		idleMem[label] = readMem(strconv.Itoa(svc.pid()))
+		logf("service on %s: pid %d on %s, healthy after %s, RSS %s", label, svc.pid(), addr, time.Since(startedAt).Round(time.Millisecond), mib(idleMem[label].RSS))
+		targets = append(targets, &target{catalog: label, svc: svc, base: "http://" + addr, p99: p99})
 	}
 	var migrated []string
 	if schema, err := migrations(ctx, dataDir); err == nil {

@@ -27,6 +27,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/rdsbackup/rdsbackup"
+	"github.com/rdsbackup/rdsbackup/catalog/internal/noncetotals"
 	"github.com/rdsbackup/rdsbackup/catalog/internal/sealed"
 )
 
@@ -43,6 +44,8 @@ type DB struct {
 
 	pool *pgxpool.Pool
 	dsns sealed.Cache
+
+	nonceSweep noncetotals.Sweeper
 }
 
 // NewDB returns a catalog for the database at dsn.
@@ -89,6 +92,7 @@ func redactErr(err error, cfg *pgxpool.Config) error {
 
 // Close closes the pool.
 func (db *DB) Close() error {
+	db.nonceSweep.Wait()
 	if db.pool != nil {
 		db.pool.Close()
 	}

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -21,11 +22,15 @@ import (
 	driver "modernc.org/sqlite" // also registers the "sqlite" driver
 	sqlite3 "modernc.org/sqlite/lib"
 
+	"github.com/rdsbackup/rdsbackup/catalog/internal/noncetotals"
 	"github.com/rdsbackup/rdsbackup/catalog/internal/sealed"
 )
 
 //go:embed migrations/*.sql
 var migrationFS embed.FS
+
+//go:embed nonces.sql
+var noncesSchema string
 
 // DB is the catalog. Configure the exported fields, then Open.
 type DB struct {
@@ -38,6 +43,11 @@ type DB struct {
 	// pool, which WAL mode lets run beside the writer.
 	write *sql.DB
 	read  *sql.DB
+	// nonceW writes the replay protection's rows, unsynced (see Nonces).
+	nonceW      *sql.DB
+	nonceSweep  noncetotals.Sweeper
+	nonceStmtMu sync.Mutex
+	nonceStmts  *nonceStmts
 
 	stmtMu sync.Mutex
 	stmts  map[string]*sql.Stmt // prepared read statements by query text
@@ -84,6 +94,10 @@ func (db *DB) Open() error {
 		db.write.Close()
 		return fmt.Errorf("open catalog for reading: %w", err)
 	}
+	if err := db.openNonces(); err != nil {
+		db.Close()
+		return err
+	}
 	if err := rdsbackup.CheckMasterKey(context.Background(), db, db.Box); err != nil {
 		db.Close()
 		return err
@@ -96,6 +110,32 @@ func (db *DB) Open() error {
 	db.read.SetMaxOpenConns(readers)
 	db.read.SetMaxIdleConns(readers)
 	return restrictFiles(db.Path)
+}
+
+// NoncePath is the file of the replay protection (see Nonces): beside the
+// catalog's, catalog-nonces.db for catalog.db.
+func (db *DB) NoncePath() string {
+	ext := filepath.Ext(db.Path)
+	return strings.TrimSuffix(db.Path, ext) + "-nonces" + ext
+}
+
+// openNonces opens (creating) the replay protection's file, with one
+// writer connection whose commits are not synced (see Nonces).
+func (db *DB) openNonces() error {
+	path := db.NoncePath()
+	if err := restrictFiles(path); err != nil {
+		return err
+	}
+	pragmas := "_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)&_pragma=synchronous(NORMAL)&_txlock=immediate"
+	var err error
+	if db.nonceW, err = sql.Open("sqlite", "file:"+(&url.URL{Path: path}).EscapedPath()+"?"+pragmas); err != nil {
+		return fmt.Errorf("open the replay protection file: %w", err)
+	}
+	db.nonceW.SetMaxOpenConns(1)
+	if _, err := db.nonceW.Exec(noncesSchema); err != nil {
+		return fmt.Errorf("create the replay protection tables: %w", diskFull(err))
+	}
+	return restrictFiles(path)
 }
 
 // restrictFiles makes the catalog file, creating it if needed, and its
@@ -119,6 +159,7 @@ func restrictFiles(path string) error {
 
 // Close closes the database.
 func (db *DB) Close() error {
+	db.nonceSweep.Wait()
 	db.stmtMu.Lock()
 	for _, s := range db.stmts {
 		s.Close()
@@ -126,6 +167,15 @@ func (db *DB) Close() error {
 	db.stmts = map[string]*sql.Stmt{}
 	db.stmtMu.Unlock()
 	var errs []error
+	if st := db.nonceStmts; st != nil {
+		for _, p := range []*sql.Stmt{st.seen, st.held, st.totals, st.insert, st.count} {
+			p.Close()
+		}
+		db.nonceStmts = nil
+	}
+	if db.nonceW != nil {
+		errs = append(errs, db.nonceW.Close())
+	}
 	if db.read != nil {
 		errs = append(errs, db.read.Close())
 	}

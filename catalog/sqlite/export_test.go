@@ -17,3 +17,6 @@ func (db *DB) PreparedQueries() map[string]bool {
 	}
 	return out
 }
+
+// RawNonces returns the replay protection file's writer.
+func (db *DB) RawNonces() *sql.DB { return db.nonceW }

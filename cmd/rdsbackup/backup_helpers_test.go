@@ -35,11 +35,13 @@ import (
 	drv "github.com/go-sql-driver/mysql"
 
 	"github.com/rdsbackup/rdsbackup/engine/enginetest"
+	"github.com/rdsbackup/rdsbackup/internal/s3test"
 )
 
 // The package's tests start database servers: enginetest.Main copies their
-// data directories from templates made once and removes them at the end.
-func TestMain(m *testing.M) { os.Exit(enginetest.Main(m)) }
+// data directories from templates made once and removes them at the end;
+// s3test removes the shared MinIO server.
+func TestMain(m *testing.M) { os.Exit(s3test.Around(func() int { return enginetest.Main(m) })) }
 
 // backupInstance is one instance of a backup test service's config.
 type backupInstance struct {

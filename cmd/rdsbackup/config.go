@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -41,9 +42,72 @@ type Config struct {
 	Metrics   MetricsConfig    `yaml:"metrics"`
 	TLS       TLSConfig        `yaml:"tls"`
 	Catalog   CatalogConfig    `yaml:"catalog"`
+	Storage   StorageConfig    `yaml:"storage"`
 	Logs      LogsConfig       `yaml:"logs"`
 	// Encryption encrypts every stored object (see EncryptionConfig).
 	Encryption EncryptionConfig `yaml:"encryption"`
+	// Clones, when present, enables CloneDBInstance (docs/clones.md).
+	Clones *ClonesConfig `yaml:"clones"`
+}
+
+// ClonesConfig enables CloneDBInstance: servers started on this host from
+// the installed MariaDB/PostgreSQL binaries, restored from backups. Absent
+// (the default), clones are off: they start processes and take disk, which
+// a backup service should not do unless asked.
+type ClonesConfig struct {
+	// Dir holds one directory per clone and their records (default
+	// dataDir/clones). When rdsbackup runs as root, PostgreSQL clones run
+	// as the postgres user, who must be able to reach it.
+	Dir string `yaml:"dir"`
+	// Bind is the address the clones listen on (default 127.0.0.1).
+	Bind string `yaml:"bind"`
+	// Host is the ConnectionString handed out (default: Bind, or this
+	// machine's host name when Bind is a wildcard address).
+	Host string `yaml:"host"`
+	// Ports is the range the clones' ports come from, e.g. "34000-34099"
+	// (required).
+	Ports string `yaml:"ports"`
+	// MaxClones bounds the clones that exist at once (default 2, 1 to 64);
+	// Failed ones do not count.
+	MaxClones int `yaml:"maxClones"`
+	// AdminPassword is the password of the clones' superuser (root on
+	// MariaDB, postgres on PostgreSQL), usually ${CLONE_ADMIN_PASSWORD}.
+	// Empty: a random one, made at the first start and kept in
+	// dataDir/clone-admin.password (0600).
+	AdminPassword string `yaml:"adminPassword"`
+
+	firstPort, lastPort int
+}
+
+func (c *ClonesConfig) validate(cfg *Config) error {
+	if c.Dir == "" {
+		c.Dir = cfg.Path("clones")
+	}
+	if c.Bind == "" {
+		c.Bind = "127.0.0.1"
+	}
+	if net.ParseIP(c.Bind) == nil {
+		return fmt.Errorf("config: clones.bind %q: must be an IP address, such as 127.0.0.1 or 0.0.0.0", c.Bind)
+	}
+	if c.Ports == "" {
+		return fmt.Errorf("config: clones.ports: missing (a range of TCP ports for the clones' servers, such as \"34000-34099\")")
+	}
+	from, to, ok := strings.Cut(c.Ports, "-")
+	a, err1 := strconv.Atoi(strings.TrimSpace(from))
+	b, err2 := strconv.Atoi(strings.TrimSpace(to))
+	if !ok || err1 != nil || err2 != nil || a < 1024 || b > 65535 || a > b {
+		return fmt.Errorf("config: clones.ports %q: must be a range such as \"34000-34099\" of ports from 1024 to 65535", c.Ports)
+	}
+	c.firstPort, c.lastPort = a, b
+	if c.MaxClones == 0 {
+		c.MaxClones = 2
+	} else if c.MaxClones < 1 || c.MaxClones > 64 {
+		return fmt.Errorf("config: clones.maxClones %d: must be 1 to 64", c.MaxClones)
+	}
+	if c.MaxClones > b-a+1 {
+		return fmt.Errorf("config: clones.maxClones %d: the range clones.ports %q has only %d ports", c.MaxClones, c.Ports, b-a+1)
+	}
+	return nil
 }
 
 // LogsConfig sets the archiving of logs for point-in-time recovery
@@ -126,11 +190,23 @@ type AuthConfig struct {
 	// about 2,200 requests/s; past the bound requests are refused with
 	// ServiceUnavailable rather than let a replay through.
 	MaxNonces int `yaml:"maxNonces"`
+	// NonceStore is where the replay memory lives: "catalog" (the
+	// default) keeps it in the catalog, so that a request is refused when
+	// replayed to any node sharing the catalog and after any restart;
+	// "memory" keeps it in the process, a little faster but forgotten at a
+	// restart and not shared between nodes.
+	NonceStore string `yaml:"nonceStore"`
 	// RatePerKey limits each RAM user's access key; the account's (root)
 	// keys are not limited. A key over its rate is refused with
 	// Throttling.User before its request takes any replay memory.
 	RatePerKey RateConfig `yaml:"ratePerKey"`
 }
+
+// Values of auth.nonceStore.
+const (
+	NonceStoreCatalog = "catalog"
+	NonceStoreMemory  = "memory"
+)
 
 // RateConfig is a token bucket: Rate requests per second sustained, Burst
 // at once (defaults rpc.DefaultRatePerKey and rpc.DefaultBurstPerKey).
@@ -178,6 +254,10 @@ type DownloadsConfig struct {
 	IntranetBaseURL string `yaml:"intranetBaseURL"`
 	// LinkTTL is how long a link stays valid (default 1h, at most 7 days).
 	LinkTTL Duration `yaml:"linkTTL"`
+	// Mode is proxy (default: links point at rdsbackup, which streams from
+	// storage) or presigned (with storage type s3, the links to whole sets
+	// are presigned GET URLs of the bucket; per-database links stay proxied).
+	Mode string `yaml:"mode"`
 }
 
 // Duration is a time.Duration written as "90s", "1h".
@@ -301,6 +381,17 @@ func (c *Config) Validate() error {
 	if err := c.Catalog.validate(); err != nil {
 		return err
 	}
+	if c.Clones != nil {
+		if err := c.Clones.validate(c); err != nil {
+			return err
+		}
+	}
+	if err := c.Storage.validate(); err != nil {
+		return err
+	}
+	if c.Downloads.Mode == DownloadsPresigned && c.Storage.Type != StorageS3 {
+		return fmt.Errorf("config: downloads.mode presigned needs storage.type s3: localfs has no URLs to presign")
+	}
 	if c.Encryption.KeyFile == "" {
 		c.Encryption.KeyFile = c.Path("encryption.keys")
 	}
@@ -308,6 +399,13 @@ func (c *Config) Validate() error {
 		c.Auth.MaxNonces = rpc.DefaultMaxNonces
 	} else if c.Auth.MaxNonces < 1000 || c.Auth.MaxNonces > 1<<27 {
 		return fmt.Errorf("config: auth.maxNonces %d: must be between 1000 and %d", c.Auth.MaxNonces, 1<<27)
+	}
+	switch c.Auth.NonceStore {
+	case "":
+		c.Auth.NonceStore = NonceStoreCatalog
+	case NonceStoreCatalog, NonceStoreMemory:
+	default:
+		return fmt.Errorf("config: auth.nonceStore %q: use catalog or memory", c.Auth.NonceStore)
 	}
 	if r := &c.Auth.RatePerKey; r.Rate == 0 {
 		r.Rate = rpc.DefaultRatePerKey
@@ -420,6 +518,13 @@ func (d *DownloadsConfig) validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
 			return fmt.Errorf("config: downloads.%s %q: must be an http(s) URL such as https://backup.example.com", name, v)
 		}
+	}
+	switch d.Mode {
+	case "":
+		d.Mode = DownloadsProxy
+	case DownloadsProxy, DownloadsPresigned:
+	default:
+		return fmt.Errorf("config: downloads.mode %q: use proxy or presigned", d.Mode)
 	}
 	if d.LinkTTL == 0 {
 		d.LinkTTL = Duration(time.Hour)

@@ -34,7 +34,7 @@ func TestAuthAndTLSConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Auth.RatePerKey.Rate != 100 || c.Auth.RatePerKey.Burst != 200 || c.TLS.Enabled() {
+	if c.Auth.RatePerKey.Rate != 100 || c.Auth.RatePerKey.Burst != 200 || c.Auth.NonceStore != NonceStoreCatalog || c.TLS.Enabled() {
 		t.Errorf("defaults: %+v %+v", c.Auth, c.TLS)
 	}
 	c, err = ParseConfig([]byte("auth:\n  ratePerKey:\n    rate: 500\n"), env)
@@ -47,6 +47,7 @@ func TestAuthAndTLSConfig(t *testing.T) {
 		{"auth:\n  ratePerKey:\n    rate: -1\n", "auth.ratePerKey.rate"},
 		{"auth:\n  ratePerKey:\n    burst: -5\n", "auth.ratePerKey.burst"},
 		{"auth:\n  ratePerKey:\n    rps: 5\n", "field rps not found"},
+		{"auth:\n  nonceStore: redis\n", `auth.nonceStore "redis": use catalog or memory`},
 	} {
 		if _, err := ParseConfig([]byte(bad.yaml), env); err == nil || !strings.Contains(err.Error(), bad.want) {
 			t.Errorf("%q: %v, want %q", bad.yaml, err, bad.want)
@@ -79,6 +80,36 @@ func TestConfigErrorsHideExpandedValues(t *testing.T) {
 			t.Errorf("%q: the error shows the password: %v", doc, err)
 		} else if !strings.Contains(err.Error(), "${DB_PASSWORD}") && !strings.Contains(err.Error(), "…") {
 			t.Logf("%q: %v", doc, err)
+		}
+	}
+}
+
+func TestClonesConfig(t *testing.T) {
+	env := func(string) string { return "" }
+	c, err := ParseConfig([]byte("dataDir: /srv/rb\n"), env)
+	if err != nil || c.Clones != nil {
+		t.Fatalf("clones are off without a clones section: %+v %v", c.Clones, err)
+	}
+	c, err = ParseConfig([]byte("dataDir: /srv/rb\nclones:\n  ports: \"34000-34009\"\n"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc := c.Clones; cc.Dir != "/srv/rb/clones" || cc.Bind != "127.0.0.1" || cc.MaxClones != 2 || cc.firstPort != 34000 || cc.lastPort != 34009 {
+		t.Errorf("defaults: %+v", cc)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"clones:\n  dir: /x\n", "clones.ports: missing"},
+		{"clones:\n  ports: \"34000\"\n", "clones.ports \"34000\""},
+		{"clones:\n  ports: \"34009-34000\"\n", "clones.ports"},
+		{"clones:\n  ports: \"80-90\"\n", "from 1024 to 65535"},
+		{"clones:\n  ports: \"34000-70000\"\n", "clones.ports"},
+		{"clones:\n  ports: \"34000-34001\"\n  maxClones: 3\n", "clones.maxClones 3: the range"},
+		{"clones:\n  ports: \"34000-34099\"\n  maxClones: 65\n", "clones.maxClones 65: must be 1 to 64"},
+		{"clones:\n  ports: \"34000-34099\"\n  bind: localhost\n", "clones.bind \"localhost\""},
+		{"clones:\n  ports: \"34000-34099\"\n  max: 3\n", "field max not found"},
+	} {
+		if _, err := ParseConfig([]byte(bad.yaml), env); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want %q", bad.yaml, err, bad.want)
 		}
 	}
 }

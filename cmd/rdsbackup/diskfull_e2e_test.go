@@ -96,6 +96,13 @@ func TestCatalogDiskFullDuringBackup(t *testing.T) {
 	if j.BackupStatus != "Failed" || !strings.Contains(j.FailureReason, "catalog is full") {
 		t.Errorf("job while its state cannot be recorded: %+v", j)
 	}
+	// Reads work although the catalog cannot record their nonces; this
+	// process still refuses a replay, and says how it is protected.
+	captured := captureDescribe(t, s.Addr, inst)
+	wantRawError(t, replay(t, s.Addr, captured), "SignatureNonceUsed", http.StatusBadRequest)
+	if !strings.Contains(s.Stderr.String(), "nonces are kept by this process alone") {
+		t.Errorf("the log does not say that replay protection is local while the catalog is full")
+	}
 	got := scrapeMetrics(t, url)
 	if got[`rdsbackup_backup_jobs_unsettled`] != 1 || got[`rdsbackup_catalog_job_write_failures_total{kind="final"}`] < 1 ||
 		got[`rdsbackup_backup_jobs{state="Failed"}`] != 1 {

@@ -154,3 +154,16 @@ func (m *Main) loadKeys(cfg *Config, create bool) (keys *encrypted.Keyring, crea
 	}
 	return keys, false, err
 }
+
+// openStoreForTool opens the config's backup storage for a command other
+// than serve (rebuild-catalog, restore, keys): objects are read through the
+// encryption at rest with the keys there are; it decides nothing and makes
+// no key.
+func (m *Main) openStoreForTool(ctx context.Context, cfg *Config, logger *slog.Logger) (*encrypted.Store, *backupStorage, error) {
+	storage, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := m.encryptStore(ctx, cfg, storage.Store, nil, logger)
+	return store, storage, err
+}

@@ -13,7 +13,6 @@ import (
 
 	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/storage/encrypted"
-	"github.com/rdsbackup/rdsbackup/storage/localfs"
 )
 
 const keysUsage = `Usage: rdsbackup keys (list | rotate | rewrap) [--config FILE]
@@ -94,7 +93,7 @@ func (m *Main) rewrap(ctx context.Context, cfg *Config) error {
 		return err
 	}
 	defer db.Close()
-	store, err := m.encryptStore(ctx, cfg, localfs.New(cfg.Path("storage")), nil, logger)
+	store, _, err := m.openStoreForTool(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
@@ -201,7 +200,7 @@ func (m *Main) decrypt(ctx context.Context, args []string) error {
 		defer outFile.Close()
 		dst = outFile
 	}
-	n, err := encrypted.Decrypt(dst, ctxReader{ctx, src}, keys)
+	n, err := encrypted.Decrypt(dst, rdsbackup.ContextReader(ctx, src), keys)
 	if err != nil {
 		if outFile != nil {
 			outFile.Close()
@@ -243,17 +242,4 @@ func describeErr(err error) string {
 		return e.Code + ": " + e.Message
 	}
 	return err.Error()
-}
-
-// ctxReader stops reading once ctx is done (Ctrl-C).
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

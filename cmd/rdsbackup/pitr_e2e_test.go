@@ -9,6 +9,7 @@ package main
 import (
 	"bytes"
 	"database/sql"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -152,9 +153,21 @@ func instanceStatusOf(t *testing.T, c *clients, id string) string {
 	return resp.Items.DBInstanceAttribute[0].DBInstanceStatus
 }
 
+// rowsOf reads a MariaDB table (id, v binary, s text) as id|hex(v)|s lines.
 func rowsOf(t *testing.T, db *sql.DB, table string) string {
 	t.Helper()
-	r, err := db.Query("SELECT id, COALESCE(HEX(v), 'NULL'), COALESCE(s, 'NULL') FROM " + table + " ORDER BY id")
+	return rowLines(t, db, table, "SELECT id, COALESCE(HEX(v), 'NULL'), COALESCE(s, 'NULL') FROM "+table+" ORDER BY id")
+}
+
+// pgRows is rowsOf for PostgreSQL (bytea v).
+func pgRows(t *testing.T, db *sql.DB, table string) string {
+	t.Helper()
+	return rowLines(t, db, table, "SELECT id, COALESCE(upper(encode(v, 'hex')), 'NULL'), COALESCE(s, 'NULL') FROM "+table+" ORDER BY id")
+}
+
+func rowLines(t *testing.T, db *sql.DB, table, query string) string {
+	t.Helper()
+	r, err := db.Query(query)
 	if err != nil {
 		t.Fatalf("read %s: %v", table, err)
 	}
@@ -314,6 +327,14 @@ func TestPointInTimeRecoveryMariaDB(t *testing.T) {
 	}
 	if got := rowsOf(t, dst, "shop_cli.t"); got != atTarget {
 		t.Errorf("restore --time: shop_cli at %s:\n%s\nwant\n%s", target.Format(pitrLayout), got, atTarget)
+	}
+	// A Logical base restores into a server only.
+	stderr = syncBuffer{}
+	m = &Main{Stdout: io.Discard, Stderr: &stderr, Getenv: getenv}
+	if code := m.Run(t.Context(), []string{"restore", "--work-dir", t.TempDir(), "--time", target.Format(pitrLayout),
+		"--instance", "rm-src", "--config", cfgFile, "--data-dir", filepath.Join(t.TempDir(), "d")}); code == exitOK ||
+		!strings.Contains(stderr.String(), "only a Physical set restores into a data directory") {
+		t.Errorf("restore --time --data-dir from a Logical set: exit %d:\n%s", code, stderr.String())
 	}
 	stderr = syncBuffer{}
 	m = &Main{Stdout: io.Discard, Stderr: &stderr, Getenv: getenv}
@@ -608,4 +629,103 @@ instances:
 		t.Errorf("restored %d rows up to id %d; %d were written (ids 0-%d)", count, maxID, n+1, n)
 	}
 	t.Logf("%d rows written across the kill", n)
+}
+
+// TestPointInTimeRecoveryMariaDBPhysical: a Physical set (mariadb-backup)
+// records its binary log position in the manifest and the catalog, and is
+// the base of a restore to a time between two writes: through
+// RecoveryDBInstance (the SDK) into another instance under a new name, and
+// through `rdsbackup restore --time --data-dir` into a data directory a
+// server then runs on. Both hold the rows of t1 and t2, not t3's.
+func TestPointInTimeRecoveryMariaDBPhysical(t *testing.T) {
+	t.Setenv("TZ", "Asia/Tokyo") // the replay must read times as UTC anyway
+	p := startPITR(t)
+	c := p.c
+	src := p.src.DB(t, "")
+	sqlExec(t, src, "CREATE DATABASE shop",
+		"CREATE TABLE shop.t (id INT PRIMARY KEY, v VARBINARY(32) NULL, s VARCHAR(32) CHARACTER SET utf8mb4 NULL)",
+		"INSERT INTO shop.t VALUES (1, 'base', 'base')")
+	mustModifyPolicy(t, c, "rm-src", func(r *rds.ModifyBackupPolicyRequest) {
+		r.BackupPolicyMode, r.EnableBackupLog = "LogBackupPolicy", "True"
+	})
+	sqlExec(t, src, "INSERT INTO shop.t VALUES (100, 'warm', 'up')", "FLUSH BINARY LOGS")
+	waitBinlogFiles(t, c, "rm-src", 1)
+	id := createBackup(t, c, "rm-src", "Physical", nil)
+	waitFinished(t, c, "rm-src", id)
+
+	// The manifest holds the set's position.
+	buf, err := os.ReadFile(filepath.Join(p.f.DataDir, "storage", "backups", "rm-src", id, "manifest.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct {
+		Method       string                           `json:"method"`
+		LogPositions map[string]rdsbackup.LogPosition `json:"logPositions"`
+	}
+	if err := json.Unmarshal(buf, &m); err != nil {
+		t.Fatal(err)
+	}
+	var file string
+	var pos int64
+	var doDB, ignoreDB string
+	if err := src.QueryRow("SHOW MASTER STATUS").Scan(&file, &pos, &doDB, &ignoreDB); err != nil {
+		t.Fatal(err)
+	}
+	if got := m.LogPositions["instance"]; m.Method != "Physical" || got.File != file || got.Offset != pos || got.GTID == "" {
+		t.Fatalf("manifest: method %q, positions %+v; the server is at %s:%d", m.Method, m.LogPositions, file, pos)
+	}
+
+	sqlExec(t, src, "INSERT INTO shop.t VALUES (2, NULL, 'ünïcødé ✓')", "FLUSH BINARY LOGS")
+	time.Sleep(1100 * time.Millisecond)
+	sqlExec(t, src, "INSERT INTO shop.t VALUES (3, X'00FF00', NULL)", "UPDATE shop.t SET s = 'changed' WHERE id = 1")
+	time.Sleep(1100 * time.Millisecond)
+	target := time.Now().UTC().Truncate(time.Second)
+	time.Sleep(1100 * time.Millisecond)
+	sqlExec(t, src, "INSERT INTO shop.t VALUES (4, 't3', 't3')")
+	atTarget := "1|62617365|changed\n2|NULL|ünïcødé ✓\n3|00FF00|NULL\n100|7761726D|up"
+
+	// The window begins at the physical set: no other set exists.
+	begin, _ := waitWindowEnd(t, c, "rm-src", target.Add(time.Second))
+	if begin.After(target) {
+		t.Fatalf("the window begins at %v, after %v", begin, target)
+	}
+
+	// Through the SDK, into the other instance.
+	rr, err := c.RDS.RecoveryDBInstance(recoveryRequest("rm-src", "rm-dst", func(r *rds.RecoveryDBInstanceRequest) {
+		r.RestoreTime, r.DbNames = target.Format(pitrLayout), `{"shop":"shop_phys"}`
+	}))
+	if err != nil {
+		t.Fatalf("RecoveryDBInstance: %v", err)
+	}
+	if j := waitRecovery(t, c, "rm-dst", rr.OrderId); j.BackupStatus != "Finished" || j.BackupId != id {
+		t.Fatalf("recovery from the physical set %s: %+v", id, j)
+	}
+	if got := rowsOf(t, p.dst.DB(t, ""), "shop_phys.t"); got != atTarget {
+		t.Errorf("shop_phys at %s:\n%s\nwant\n%s", target.Format(pitrLayout), got, atTarget)
+	}
+
+	// Through the CLI, into a data directory.
+	getenv := testEnv(p.f.Env)
+	var stderr syncBuffer
+	cli := &Main{Stdout: io.Discard, Stderr: &stderr, Getenv: getenv}
+	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf("dataDir: %s\naccountId: \"1234567890\"\n%s", p.f.DataDir, p.f.YAML)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(t.TempDir(), "restored")
+	if code := cli.Run(t.Context(), []string{"restore", "--work-dir", t.TempDir(), "--time", target.Format(pitrLayout),
+		"--instance", "rm-src", "--config", cfgFile, "--data-dir", dir}); code != exitOK {
+		t.Fatalf("restore --time --data-dir: exit %d:\n%s", code, stderr.String())
+	}
+	stderr = syncBuffer{}
+	cli = &Main{Stdout: io.Discard, Stderr: &stderr, Getenv: getenv}
+	if code := cli.Run(t.Context(), []string{"restore", "--work-dir", t.TempDir(), "--time", target.Format(pitrLayout),
+		"--instance", "rm-src", "--config", cfgFile, "--data-dir", filepath.Join(t.TempDir(), "one"), "--database", "shop"}); code == exitOK ||
+		!strings.Contains(stderr.String(), "restores the whole instance") {
+		t.Errorf("restore --time --data-dir --database: exit %d:\n%s", code, stderr.String())
+	}
+	port := startMariaDBOn(t, dir, "src-pw#1")
+	if got := rowsOf(t, openMariaDB(t, port, "src-pw#1", ""), "shop.t"); got != atTarget {
+		t.Errorf("restore --time --data-dir: shop at %s:\n%s\nwant\n%s", target.Format(pitrLayout), got, atTarget)
+	}
 }

@@ -1,8 +1,10 @@
 package main
 
 import (
-	"database/sql"
 	"fmt"
+	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -12,25 +14,6 @@ import (
 	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/engine/enginetest"
 )
-
-func pgRows(t *testing.T, db *sql.DB, table string) string {
-	t.Helper()
-	r, err := db.Query("SELECT id, COALESCE(encode(v, 'hex'), 'NULL'), COALESCE(s, 'NULL') FROM " + table + " ORDER BY id")
-	if err != nil {
-		t.Fatalf("read %s: %v", table, err)
-	}
-	defer r.Close()
-	var out []string
-	for r.Next() {
-		var id int
-		var v, s string
-		if err := r.Scan(&id, &v, &s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, fmt.Sprintf("%d|%s|%s", id, v, s))
-	}
-	return strings.Join(out, "\n")
-}
 
 func TestPointInTimeRecoveryPostgres(t *testing.T) {
 	t.Setenv("TZ", "Asia/Tokyo")
@@ -79,7 +62,7 @@ func TestPointInTimeRecoveryPostgres(t *testing.T) {
 	target := time.Now().UTC().Truncate(time.Second)
 	time.Sleep(1100 * time.Millisecond)
 	sqlExec(t, shop, "INSERT INTO t VALUES (5, 't3', 't3')", "DELETE FROM t WHERE id = 2")
-	atTarget := "1|62617365|changed\n2|NULL|ünïcødé ✓\n3|00ff00|NULL\n4|7432|t2\n100|7761726d|up"
+	atTarget := "1|62617365|changed\n2|NULL|ünïcødé ✓\n3|00FF00|NULL\n4|7432|t2\n100|7761726D|up"
 
 	begin, end := waitWindowEnd(t, c, "pg-src", target.Add(time.Second))
 	if begin.After(target) {
@@ -98,6 +81,24 @@ func TestPointInTimeRecoveryPostgres(t *testing.T) {
 	}
 	if got := pgRows(t, dst.DB(t, "shop_at_t"), "t"); got != atTarget {
 		t.Errorf("shop at %s:\n%s\nwant\n%s", target.Format(pitrLayout), got, atTarget)
+	}
+
+	// The same from the CLI, into an empty data directory, beside the
+	// running service.
+	var stderr syncBuffer
+	m := &Main{Stdout: io.Discard, Stderr: &stderr, Getenv: testEnv(f.Env)}
+	cfgFile := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgFile, []byte(fmt.Sprintf("dataDir: %s\naccountId: \"1234567890\"\n%s", f.DataDir, f.YAML)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dataDir := postgresDataDir(t)
+	if code := m.Run(t.Context(), []string{"restore", "--work-dir", t.TempDir(), "--time", target.Format(pitrLayout),
+		"--instance", "pg-src", "--config", cfgFile, "--data-dir", dataDir}); code != exitOK {
+		t.Fatalf("restore --time: exit %d:\n%s", code, stderr.String())
+	}
+	u := startPostgresOn(t, src, dataDir, "src pw:@/%")
+	if got := pgRows(t, openPostgres(t, u, "shop"), "t"); got != atTarget {
+		t.Errorf("restore --time: shop at %s:\n%s\nwant\n%s", target.Format(pitrLayout), got, atTarget)
 	}
 
 	for i := 0; i < 200; i++ {

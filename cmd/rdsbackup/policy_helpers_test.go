@@ -50,6 +50,7 @@ type polConfig struct {
 	Backups []string // lines of the backups section; nil: none (schedule off)
 	Insts   []polInst
 	Env     map[string]string
+	Extra   string // more top-level YAML (e.g. a storage section)
 }
 
 func (pc *polConfig) yaml() string {
@@ -75,6 +76,7 @@ func (pc *polConfig) yaml() string {
 			}
 		}
 	}
+	b.WriteString(pc.Extra)
 	return b.String()
 }
 

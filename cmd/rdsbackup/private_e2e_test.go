@@ -92,8 +92,8 @@ func TestPrivateChildrenAndFiles(t *testing.T) {
 		t.Fatalf("backup %s: %s", id, b.BackupStatus)
 	}
 
-	// While the service runs: the catalog's -wal and -shm exist.
-	for _, name := range []string{"catalog.db", "catalog.db-wal", "catalog.db-shm"} {
+	// While the service runs: the catalog's and the replay memory's -wal and -shm exist.
+	for _, name := range []string{"catalog.db", "catalog.db-wal", "catalog.db-shm", "catalog-nonces.db", "catalog-nonces.db-wal", "catalog-nonces.db-shm"} {
 		if _, err := os.Stat(filepath.Join(fx.DataDir, name)); err != nil {
 			t.Errorf("%s: %v", name, err)
 		}

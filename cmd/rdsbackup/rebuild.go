@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/rdsbackup/rdsbackup/backup"
-	"github.com/rdsbackup/rdsbackup/storage/localfs"
 )
 
 // rebuildCatalog re-creates the catalog entries of the backup sets found in
@@ -21,7 +20,7 @@ func (m *Main) rebuildCatalog(ctx context.Context, args []string) error {
 		return err
 	}
 	defer db.Close()
-	store, err := m.encryptStore(ctx, cfg, localfs.New(cfg.Path("storage")), nil, m.logger())
+	store, _, err := m.openStoreForTool(ctx, cfg, m.logger())
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -22,29 +23,34 @@ import (
 	"github.com/rdsbackup/rdsbackup/engine/mysql"
 	"github.com/rdsbackup/rdsbackup/engine/postgres"
 	"github.com/rdsbackup/rdsbackup/storage/encrypted"
-	"github.com/rdsbackup/rdsbackup/storage/localfs"
 )
 
 // envTargetDSN holds the restore target's DSN: a password never goes on the
 // command line, where any local user could read it.
 const envTargetDSN = "RDSBACKUP_TARGET_DSN"
 
-const restoreUsage = `Usage: rdsbackup restore (--url URL | --file FILE) [flags]
+const restoreUsage = `Usage: rdsbackup restore (--url URL | --file FILE | --backup-id ID --config FILE) [flags]
        rdsbackup restore --time yyyy-MM-ddTHH:mm:ssZ --instance ID --config FILE [flags]
 
 With --time, restores the instance as it was at that time (UTC, to the
 second): the newest full set before it from the service's catalog and
 storage (--config: the service's config; its master key from the
 environment as for serve), rolled forward with the stored logs, into the
-server RDSBACKUP_TARGET_DSN names (MariaDB/MySQL) or an empty --data-dir
-(PostgreSQL). Existing databases on the target are never overwritten;
---database/--as restore one database under a new name. See docs/pitr.md.
+server RDSBACKUP_TARGET_DSN names or, from a Physical set (PostgreSQL, or
+MariaDB), into an empty --data-dir. Existing databases on the target are
+never overwritten; --database/--as restore one database under a new name.
+See docs/pitr.md.
 
 Restores a backup set (or one database of it) into a target server. The set
 is downloaded (or read) completely into a private copy in --work-dir, and its
 CRC64 checked before anything is written to the target; a mismatch stops the
 restore. The restore then reads only that copy, so it needs free space for
 one set there.
+
+With --backup-id the set is read straight from the backup storage of the
+config (the S3 bucket, or dataDir/storage), found through the config's
+catalog: no service needs to run (after a lost host, run rebuild-catalog
+first).
 
 The target server's DSN comes from the environment, never from the command
 line: RDSBACKUP_TARGET_DSN (a go-sql-driver/mysql DSN for MySQL/MariaDB, a
@@ -65,6 +71,7 @@ func (m *Main) restore(ctx context.Context, args []string) error {
 	fset.Usage = func() { fmt.Fprint(m.Stderr, restoreUsage); fset.PrintDefaults() }
 	url := fset.String("url", "", "a BackupDownloadURL or a per-database DownloadLink")
 	file := fset.String("file", "", "a set file downloaded before")
+	backupID := fset.Int64("backup-id", 0, "the BackupId of a set to read from the config's backup storage (needs --config)")
 	checksum := fset.String("checksum", "", "expected CRC64 (the set's Checksum from DescribeBackups); checked in addition to the download's x-oss-hash-crc64ecma header")
 	engineName := fset.String("engine", "", "MySQL, MariaDB or PostgreSQL; needed for a per-database link (a whole set names its engine)")
 	database := fset.String("database", "", "restore only this database of the set (for a per-database link: its name)")
@@ -74,7 +81,7 @@ func (m *Main) restore(ctx context.Context, args []string) error {
 	skipGlobals := fset.Bool("skip-globals", false, "PostgreSQL: do not restore roles and tablespaces")
 	at := fset.String("time", "", "restore to this time (yyyy-MM-ddTHH:mm:ssZ, UTC) from the service's catalog; needs --instance and --config")
 	instance := fset.String("instance", "", "with --time: the instance (DBInstanceId) to restore")
-	configPath := fset.String("config", "", "with --time: the service's YAML config (its catalog and storage)")
+	configPath := fset.String("config", "", "with --backup-id or --time: the service's YAML config (its catalog and storage; --backup-id without it: the built-in defaults)")
 	keyFile := fset.String("key-file", "", "for a --file copied from the storage in its encrypted form: the encryption key file (or set "+envEncryptionKeys+")")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -83,20 +90,33 @@ func (m *Main) restore(ctx context.Context, args []string) error {
 		return usageError{err}
 	}
 	if *at != "" {
-		if *url != "" || *file != "" {
-			return usageError{errors.New("restore: --time restores from the service's catalog; do not give --url or --file")}
+		if *url != "" || *file != "" || *backupID != 0 {
+			return usageError{errors.New("restore: --time restores from the service's catalog; do not give --url, --file or --backup-id")}
 		}
 		return m.restoreToTime(ctx, *at, *instance, *configPath, *database, *as, *physical, *workDir)
 	}
-	if (*url == "") == (*file == "") {
-		return usageError{errors.New("restore: give exactly one of --url or --file")}
+	if n := len(slices.DeleteFunc([]bool{*url != "", *file != "", *backupID != 0}, func(b bool) bool { return !b })); n != 1 {
+		return usageError{errors.New("restore: give exactly one of --url, --file or --backup-id")}
+	}
+	if *configPath != "" && *backupID == 0 {
+		return usageError{errors.New("restore: --config is for --backup-id or --time")}
 	}
 	if *as != "" && *database == "" {
 		return usageError{errors.New("restore: --as needs --database")}
 	}
 
 	// 1. The bytes, complete and verified, before the target is touched.
-	path, sum, cleanup, err := m.fetchVerified(ctx, *url, *file, *checksum, *workDir, *keyFile)
+	var (
+		path    string
+		sum     uint64
+		cleanup func()
+		err     error
+	)
+	if *backupID != 0 {
+		path, sum, cleanup, err = m.fetchFromStorage(ctx, *configPath, *backupID, *checksum, *workDir)
+	} else {
+		path, sum, cleanup, err = m.fetchVerified(ctx, *url, *file, *checksum, *workDir, *keyFile)
+	}
 	if err != nil {
 		return err
 	}
@@ -334,6 +354,55 @@ func (m *Main) decryptFile(f io.Reader, keyFile string) (io.ReadCloser, error) {
 	return pr, nil
 }
 
+// fetchFromStorage copies set id from the config's backup storage into a
+// private file in workDir and checks it against the catalog's Checksum
+// (and want).
+func (m *Main) fetchFromStorage(ctx context.Context, configPath string, id int64, want, workDir string) (string, uint64, func(), error) {
+	cfg := DefaultConfig()
+	if configPath != "" {
+		var err error
+		if cfg, err = ReadConfigFile(configPath, m.Getenv); err != nil {
+			return "", 0, nil, err
+		}
+	}
+	logger := m.logger()
+	db, _, err := m.openCatalog(ctx, cfg, logger)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	defer db.Close()
+	set, err := db.FindBackupSet(ctx, id)
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("restore: backup set %d: %w", id, err)
+	}
+	if !set.Available || set.ObjectKey == "" {
+		return "", 0, nil, fmt.Errorf("restore: backup set %d is %s and has no data to restore", id, set.Status)
+	}
+	store, storage, err := m.openStoreForTool(ctx, cfg, logger)
+	if err != nil {
+		return "", 0, nil, err
+	}
+	rc, err := store.Open(ctx, set.ObjectKey, 0, -1)
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("restore: read backup set %d: %w", id, err)
+	}
+	defer rc.Close()
+	start := time.Now()
+	path, sum, n, cleanup, err := spool(rc, workDir)
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("restore: read backup set %d: %w", id, err)
+	}
+	got := backup.FormatChecksum(sum)
+	for _, w := range []string{set.Checksum, want} {
+		if w != "" && w != got {
+			cleanup()
+			return "", 0, nil, fmt.Errorf("restore: backup set %d has CRC64 %s, expected %s; nothing was restored", id, got, w)
+		}
+	}
+	fmt.Fprintf(m.Stderr, "read %d bytes of backup set %d from %s in %v, CRC64 %s verified\n", n, id, storage.Describe, time.Since(start).Round(time.Millisecond), got)
+	return path, sum, cleanup, nil
+}
+
 // spool copies src into a new 0600 file in workDir, computing its CRC64 on
 // the way, and returns the file's path, the CRC64, the byte count and a
 // function that removes the file.
@@ -401,7 +470,7 @@ func (m *Main) restoreToTime(ctx context.Context, at, instance, configPath, data
 	tmp := filepath.Join(workDir, "rdsbackup-restore")
 	// Read through the service's encryption at rest (read-only: no key
 	// file is made).
-	store, err := m.encryptStore(ctx, cfg, localfs.New(cfg.Path("storage")), nil, logger)
+	store, _, err := m.openStoreForTool(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}

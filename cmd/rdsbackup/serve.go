@@ -24,8 +24,16 @@ import (
 	"github.com/rdsbackup/rdsbackup/engine/childproc"
 	"github.com/rdsbackup/rdsbackup/metrics"
 	"github.com/rdsbackup/rdsbackup/rpc"
-	"github.com/rdsbackup/rdsbackup/storage/localfs"
 )
+
+// newNonceStore returns the replay memory auth.nonceStore names.
+func newNonceStore(ac AuthConfig, cat rdsbackup.Catalog, logger *slog.Logger) rdsbackup.NonceStore {
+	local := rpc.NewNonceCache(rpc.DefaultMaxSkew, ac.MaxNonces)
+	if ac.NonceStore == NonceStoreMemory {
+		return local
+	}
+	return &rpc.LayeredNonces{Local: local, Shared: cat.Nonces(rpc.DefaultMaxSkew, ac.MaxNonces), Logger: logger}
+}
 
 // Environment variables read by serve.
 const (
@@ -75,8 +83,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	srv.Logger, srv.Metrics = logger, met
 	srv.Region, srv.AccountID = cfg.Region, accountID
 	srv.Responder = &rpc.Responder{HostID: "rdsbackup", Logger: logger}
-	nonces := rpc.NewNonceCache(rpc.DefaultMaxSkew, cfg.Auth.MaxNonces)
-	met.ReplayMemory(nonces.Len, cfg.Auth.MaxNonces)
+	nonces := newNonceStore(cfg.Auth, db, logger)
+	met.ReplayMemory(func() int {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		n, _ := nonces.NonceCount(ctx, time.Now())
+		return n
+	}, cfg.Auth.MaxNonces)
 	srv.Auth = &rpc.Authenticator{
 		Lookup:  srv.LookupKey,
 		Nonces:  nonces,
@@ -91,12 +104,15 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return err
 	}
 
-	local := localfs.New(cfg.Path("storage"))
-	if err := local.CleanTemp(ctx); err != nil {
-		return fmt.Errorf("clean storage temp files: %w", err)
+	storage, err := openStore(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	if err := storage.Clean(ctx); err != nil {
+		return fmt.Errorf("clean backup storage (%s): %w", storage.Describe, err)
 	}
 	// Encryption outermost: the runner asks its writers how a set is encrypted.
-	store, err := m.encryptStore(ctx, cfg, met.Store(local), db, logger)
+	store, err := m.encryptStore(ctx, cfg, met.Store(storage.Store), db, logger)
 	if err != nil {
 		return err
 	}
@@ -146,6 +162,16 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	go func() { defer close(pitrDone); pitr.supervisor.Run(pitrCtx) }()
 	defer func() { stopPITR(); <-pitrDone; pitr.recoverer.Wait() }()
 
+	// Clones (docs/clones.md): the ones that were running start again.
+	if cfg.Clones != nil {
+		clones, err := startClones(ctx, cfg, pitr.recoverer, logger)
+		if err != nil {
+			return err
+		}
+		defer clones.Close()
+		srv.Clones = clones
+	}
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)
@@ -164,10 +190,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		links.IntranetBase = links.PublicBase
 	}
 	srv.Links = links
+	if cfg.Downloads.Mode == DownloadsPresigned {
+		srv.Presigner = presigner{storage}
+	}
 
 	mux := http.NewServeMux()
 	mux.Handle("/download/", &api.Downloads{Links: links, Backups: db, Store: store, LogFiles: db})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { health(w, runner) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { health(w, r, runner, storage) })
 	mux.Handle("/", srv)
 
 	hs := &http.Server{
@@ -195,7 +224,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if certs != nil && m.Hangup != nil {
 		go certs.watch(ctx, m.Hangup)
 	}
-	logger.Info("rdsbackup serving", "addr", ln.Addr().String(), "scheme", scheme, "dataDir", cfg.DataDir,
+	logger.Info("rdsbackup serving", "addr", ln.Addr().String(), "scheme", scheme, "dataDir", cfg.DataDir, "storage", storage.Describe,
 		"region", cfg.Region, "accountId", accountID, "instances", len(instances))
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
@@ -222,18 +251,29 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	return hs.Shutdown(shutdownCtx)
 }
 
-// health answers /healthz: 200 while the service does its work, 503 while a
-// backup job has ended but its final state cannot be recorded in the catalog
-// (its disk is full, say; the service keeps retrying, and a restart would
-// not help). The body says which jobs and why.
-func health(w http.ResponseWriter, runner *backup.Runner) {
+// health answers /healthz: 200 while the service does its work, 503 while
+// the backup storage does not answer (an S3 bucket that is down or refuses
+// the credentials), or while a backup job has ended but its final state
+// cannot be recorded in the catalog (its disk is full, say; the service
+// keeps retrying, and a restart would not help). The body says why.
+func health(w http.ResponseWriter, r *http.Request, runner *backup.Runner, storage *backupStorage) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	var storeErr error
+	if storage.Healthy != nil {
+		storeErr = storage.Healthy(r.Context())
+	}
 	stuck := runner.Unsettled()
-	if len(stuck) == 0 {
+	if len(stuck) == 0 && storeErr == nil {
 		fmt.Fprintln(w, "ok")
 		return
 	}
 	w.WriteHeader(http.StatusServiceUnavailable)
+	if storeErr != nil {
+		fmt.Fprintf(w, "unhealthy: the backup storage does not answer: %v\n", storeErr)
+	}
+	if len(stuck) == 0 {
+		return
+	}
 	fmt.Fprintf(w, "unhealthy: %d backup job(s) ended but the catalog does not take their final state; retrying\n", len(stuck))
 	for _, u := range stuck {
 		fmt.Fprintf(w, "job %d (%s, instance %s): since %s, %d attempts: %s\n", u.Job.ID, u.Job.Status, u.Job.InstanceID,
@@ -384,3 +424,13 @@ func (m *Main) ensureRootKey(ctx context.Context, db rdsbackup.IdentityService, 
 
 // logger writes structured logs to stderr; stdout carries data only.
 func (m *Main) logger() *slog.Logger { return slog.New(slog.NewTextHandler(m.Stderr, nil)) }
+
+// presigner makes whole-set links presigned GETs of the bucket
+// (downloads.mode presigned), expiring with the links.
+type presigner struct{ storage *backupStorage }
+
+func (p presigner) PresignSet(set *rdsbackup.BackupSet, expires int64) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return p.storage.Presign(ctx, set.ObjectKey, time.Unix(expires, 0), fmt.Sprintf("%s_%d.zst", set.InstanceID, set.ID))
+}

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 
 	"github.com/go-sql-driver/mysql"
@@ -289,11 +290,28 @@ func (e *Engine) backupPhysical(ctx context.Context, inst *rdsbackup.Instance, r
 	if err := os.Mkdir(target, 0o700); err != nil {
 		return res, fmt.Errorf("back up %s: %w", inst.ID, err)
 	}
-	args := []string{ws.defaultsArg(), "--backup", "--stream=xbstream", "--target-dir=" + target}
+	// --extra-lsndir gets a copy of the backup's bookkeeping outside the
+	// stream: xtrabackup_info holds the binary log position of the
+	// consistent point (read under BACKUP STAGE BLOCK_COMMIT), which
+	// point-in-time recovery replays from.
+	info := filepath.Join(ws.dir, "info")
+	if err := os.Mkdir(info, 0o700); err != nil {
+		return res, fmt.Errorf("back up %s: %w", inst.ID, err)
+	}
+	args := []string{ws.defaultsArg(), "--backup", "--stream=xbstream", "--target-dir=" + target, "--extra-lsndir=" + info}
 	e.logger().Info("copying instance", "instance", inst.ID, "tool", backup.name)
 	part := rdsbackup.Part{Name: "instance", Kind: rdsbackup.PartPhysical}
 	if err := e.streamPart(ctx, backup, ws, c.cfg.Passwd, args, "", sink, part); err != nil {
 		return res, fmt.Errorf("physical backup of %s: %w", inst.ID, err)
+	}
+	if e.mariadb() {
+		pos, err := physicalPosition(info)
+		if err != nil {
+			return res, fmt.Errorf("physical backup of %s: %w", inst.ID, err)
+		}
+		if !pos.IsZero() {
+			res.LogPositions = map[string]rdsbackup.LogPosition{"instance": pos}
+		}
 	}
 	if err := c.db.QueryRowContext(ctx, "SELECT UNIX_TIMESTAMP()").Scan(&res.ConsistentTime); err != nil {
 		return res, fmt.Errorf("read the clock of %s: %w", inst.ID, redact(err, c.cfg.Passwd))
@@ -359,4 +377,33 @@ func isLocal(ctx context.Context, cfg *mysql.Config) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// binlogPosRE reads the binlog_pos line mariadb-backup writes into
+// xtrabackup_info when the server's binary log is on.
+var binlogPosRE = regexp.MustCompile(`(?m)^binlog_pos = filename '([^']+)', position '(\d+)'(?:, GTID of the last change '([^']*)')?`)
+
+// physicalPosition returns the binary log position recorded in the
+// backup's xtrabackup_info (mariadb_backup_info in later versions) in
+// dir; zero when the server's binary log was off.
+func physicalPosition(dir string) (rdsbackup.LogPosition, error) {
+	var b []byte
+	var err error
+	for _, name := range []string{"xtrabackup_info", "mariadb_backup_info"} {
+		if b, err = os.ReadFile(filepath.Join(dir, name)); err == nil {
+			break
+		}
+	}
+	if err != nil {
+		return rdsbackup.LogPosition{}, fmt.Errorf("read the backup's binary log position: %w", err)
+	}
+	m := binlogPosRE.FindSubmatch(b)
+	if m == nil {
+		return rdsbackup.LogPosition{}, nil
+	}
+	off, err := strconv.ParseInt(string(m[2]), 10, 64)
+	if err != nil {
+		return rdsbackup.LogPosition{}, fmt.Errorf("binary log position %q: %w", m[2], err)
+	}
+	return rdsbackup.LogPosition{File: string(m[1]), Offset: off, GTID: string(m[3])}, nil
 }

@@ -42,3 +42,6 @@ func Redact(s, password string) string { return redactString(s, password) }
 
 // WithHeader is withHeader.
 var WithHeader = withHeader
+
+// PhysicalPosition is physicalPosition.
+var PhysicalPosition = physicalPosition

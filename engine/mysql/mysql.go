@@ -57,7 +57,11 @@
 // not there. The backup user needs RELOAD, PROCESS, LOCK TABLES and BINLOG
 // MONITOR (MariaDB) or BACKUP_ADMIN (MySQL). ConsistentTime is the server's
 // clock when the stream ended, a close upper bound of the point the backup
-// restores to.
+// restores to. With the binary log on, a MariaDB physical backup records
+// the binary log position and GTID of its consistent point
+// (BackupResult.LogPositions["instance"], from the xtrabackup_info that
+// --extra-lsndir leaves outside the stream), from which RestoreToTime
+// rolls it forward.
 package mysql
 
 import (

@@ -459,6 +459,17 @@ func TestPhysicalRoundTrip(t *testing.T) {
 	if !slices.Equal(res.Databases, []string{name}) || res.Info.HostID != "7" || res.ConsistentTime < before-1 || res.ConsistentTime > time.Now().Unix()+1 {
 		t.Errorf("result %+v", res)
 	}
+	// Nothing was written since: the set's position is the server's.
+	var at rdsbackup.LogPosition
+	if err := src.DB(t, "").QueryRow("SELECT @@gtid_binlog_pos").Scan(&at.GTID); err != nil {
+		t.Fatal(err)
+	}
+	if err := src.DB(t, "").QueryRow("SHOW MASTER STATUS").Scan(&at.File, &at.Offset, new(string), new(string)); err != nil {
+		t.Fatal(err)
+	}
+	if got := res.LogPositions["instance"]; got != at || len(res.LogPositions) != 1 {
+		t.Errorf("positions %+v, want instance: %+v", res.LogPositions, at)
+	}
 	if left, _ := os.ReadDir(e.TempDir); len(left) != 0 {
 		t.Errorf("left in the temporary directory: %v", left)
 	}

@@ -2,6 +2,7 @@ package mysql
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -52,9 +53,11 @@ func (p *positionSniffer) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// RestoreToTime restores the databases of a Logical set into the target
-// server and replays the binary log from each database's position up to
-// req.Time:
+// RestoreToTime restores a set rolled forward to req.Time. A Physical set
+// (MariaDB) is restored whole and replayed in a temporary server, into
+// req.DataDir or copied into the target (see restorePhysicalToTime). A
+// Logical set's databases are restored into the target server and the
+// binary log replayed from each database's position up to req.Time:
 //
 //	mariadb-binlog --database=SRC [--rewrite-db=SRC->DST] --start-position=POS
 //	    --stop-datetime=T+1s FILE… | mariadb --binary-mode
@@ -69,13 +72,19 @@ func (e *Engine) RestoreToTime(ctx context.Context, req rdsbackup.PointInTimeReq
 	if progress == nil {
 		progress = func(int) {}
 	}
+	if req.Set == nil {
+		return errors.New("a restore to a time needs a backup set")
+	}
+	if req.Set.Method == rdsbackup.MethodPhysical {
+		if !e.mariadb() {
+			return rdsbackup.Errorf(rdsbackup.EUnsupportedMethod,
+				"A restore of %s to a time starts from a Logical backup set; physical sets of MySQL record no binary log position.", e.Flavor)
+		}
+		return e.restorePhysicalToTime(ctx, req, progress)
+	}
 	if req.Target == nil {
 		return rdsbackup.Errorf(rdsbackup.EUnsupportedMethod,
-			"A restore of %s to a time goes into a running server (a target instance or RDSBACKUP_TARGET_DSN), not into a data directory.", e.Flavor)
-	}
-	if req.Set == nil || req.Set.Method != rdsbackup.MethodLogical {
-		return rdsbackup.Errorf(rdsbackup.EUnsupportedMethod,
-			"A restore of %s to a time starts from a Logical backup set; this set is not one.", e.Flavor)
+			"A Logical backup set of %s is restored to a time into a running server (a target instance or RDSBACKUP_TARGET_DSN); only a Physical set restores into a data directory.", e.Flavor)
 	}
 	binlog, err := e.lookTool(roleBinlog)
 	if err != nil {

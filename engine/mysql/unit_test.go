@@ -197,3 +197,34 @@ func TestWithHeader(t *testing.T) {
 		t.Errorf("error = %v, want %v", err, errBroken)
 	}
 }
+
+// TestPhysicalPosition: the binlog_pos line of xtrabackup_info (or of
+// mariadb_backup_info, its later name), with or without a GTID; none when
+// the binary log was off; an error when the file is missing.
+func TestPhysicalPosition(t *testing.T) {
+	write := func(name, body string) string {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return dir
+	}
+	info := "tool_name = mariadb-backup\nlock_time = 1796303942\nbinlog_pos = filename 'mariadb-bin.000012', position '803', GTID of the last change '0-5-3,1-5-9'\ninnodb_from_lsn = 0\n"
+	cases := []struct {
+		dir  string
+		want rdsbackup.LogPosition
+	}{
+		{write("xtrabackup_info", info), rdsbackup.LogPosition{File: "mariadb-bin.000012", Offset: 803, GTID: "0-5-3,1-5-9"}},
+		{write("mariadb_backup_info", "binlog_pos = filename 'b.000001', position '4'\n"), rdsbackup.LogPosition{File: "b.000001", Offset: 4}},
+		{write("xtrabackup_info", "tool_name = mariadb-backup\ninnodb_from_lsn = 0\n"), rdsbackup.LogPosition{}},
+	}
+	for i, c := range cases {
+		got, err := mysql.PhysicalPosition(c.dir)
+		if err != nil || got != c.want {
+			t.Errorf("case %d: %+v, %v; want %+v", i, got, err, c.want)
+		}
+	}
+	if _, err := mysql.PhysicalPosition(t.TempDir()); err == nil {
+		t.Error("no info file: no error")
+	}
+}

@@ -11,6 +11,8 @@ import (
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/rdsbackup/rdsbackup"
 )
 
 // RestorePhysical unpacks the tar stream of a physical backup (the
@@ -58,7 +60,7 @@ func (e *Engine) unpack(ctx context.Context, tarStream io.Reader, root string) e
 	if uid, gid, ok := fileOwner(fi); ok && os.Geteuid() == 0 {
 		x.uid, x.gid = uid, gid
 	}
-	tr := tar.NewReader(ctxReader{ctx, tarStream})
+	tr := tar.NewReader(rdsbackup.ContextReader(ctx, tarStream))
 	files := 0
 	for {
 		hdr, err := tr.Next()
@@ -247,17 +249,4 @@ func (x *extractor) entry(hdr *tar.Header, r io.Reader) error {
 		return fmt.Errorf("unsupported entry %q (type %q) in the backup", rel, hdr.Typeflag)
 	}
 	return nil
-}
-
-// ctxReader fails reads once ctx is done.
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/engine/childproc"
 )
 
@@ -525,7 +526,7 @@ func copyWALFile(ctx context.Context, open func(context.Context, WALFile) (io.Re
 	if err != nil {
 		return err
 	}
-	_, err = io.Copy(out, ctxReader{ctx, rc})
+	_, err = io.Copy(out, rdsbackup.ContextReader(ctx, rc))
 	if cerr := out.Close(); err == nil {
 		err = cerr
 	}
