@@ -238,7 +238,11 @@ func (b *bench) startSource(ctx context.Context) error {
 		}
 		dsn, driver = p.URL("bench"), "pgx"
 		b.inst = &rdsbackup.Instance{ID: "rm-pitrperf", Engine: rdsbackup.EnginePostgreSQL, DSN: p.URL("postgres")}
-		b.engine = &postgres.Engine{Logger: b.logger, TempDir: b.o.work}
+		pe := &postgres.Engine{Logger: b.logger, TempDir: b.o.work}
+		if b.o.uploadInterval < 10*time.Second { // as cmd/rdsbackup/pitr.go wires it
+			pe.WALPartialInterval = b.o.uploadInterval
+		}
+		b.engine = pe
 		b.insert = "INSERT INTO t (mark, pad) VALUES ($1, $2)"
 	}
 	db, err := sql.Open(driver, dsn)
