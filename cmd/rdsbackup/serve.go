@@ -186,7 +186,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/download/", &api.Downloads{Links: links, Backups: db, Store: store, LogFiles: db})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { health(w, r, runner, storage) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { health(w, r, cfg.Node.ID, runner, storage) })
 	mux.Handle("/", srv)
 
 	hs := &http.Server{
@@ -245,9 +245,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 // the backup storage does not answer (an S3 bucket that is down or refuses
 // the credentials), or while a backup job has ended but its final state
 // cannot be recorded in the catalog (its disk is full, say; the service
-// keeps retrying, and a restart would not help). The body says why.
-func health(w http.ResponseWriter, r *http.Request, runner *backup.Runner, storage *backupStorage) {
+// keeps retrying, and a restart would not help). The body says why; the
+// X-Rdsbackup-Node header and the body's last line name the node.
+func health(w http.ResponseWriter, r *http.Request, node string, runner *backup.Runner, storage *backupStorage) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Rdsbackup-Node", node)
+	defer fmt.Fprintf(w, "node %s\n", node)
 	var storeErr error
 	if storage.Healthy != nil {
 		storeErr = storage.Healthy(r.Context())
