@@ -108,7 +108,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := storage.Clean(ctx); err != nil {
+	// On a shared catalog other nodes may be writing to the bucket: their
+	// uploads are not this start's to abort. A dead node's are aborted job
+	// by job when its jobs are settled (docs/nodes.md).
+	if cfg.Catalog.Type == CatalogPostgres && storage.AbortUploads != nil {
+		logger.Info("shared catalog: incomplete uploads are aborted per settled job, not all at start")
+	} else if err := storage.Clean(ctx); err != nil {
 		return fmt.Errorf("clean backup storage (%s): %w", storage.Describe, err)
 	}
 	// Encryption outermost: the runner asks its writers how a set is encrypted.
@@ -128,6 +133,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	bes := engines(logger, tmpDir, children)
 	runner := backup.NewRunner(db, store, bes)
 	runner.Logger, runner.Metrics = logger, met
+	runner.Node, runner.Lease, runner.AbortUploads = cfg.Node.ID, time.Duration(cfg.Node.Lease), storage.AbortUploads
 	met.Jobs(runner.JobStates, func() int { return len(runner.Unsettled()) })
 	// DescribeBackupTasks shows an ended job's final state even while the
 	// catalog cannot take it yet.
@@ -138,6 +144,26 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	defer runner.Close()
 	srv.Backup = runner
+	// Every node settles the jobs of nodes that stopped renewing their
+	// leases: within about 1.5 lease times of a node's death.
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		t := time.NewTicker(time.Duration(cfg.Node.Lease) / 2)
+		defer t.Stop()
+		for {
+			select {
+			case <-sweepCtx.Done():
+				return
+			case <-t.C:
+			}
+			if _, err := runner.Sweep(sweepCtx); err != nil && sweepCtx.Err() == nil {
+				logger.Error("settle the jobs of lost nodes", "err", err)
+			}
+		}
+	}()
+	defer func() { stopSweep(); <-sweepDone }()
 
 	deleter := &backup.Deleter{Catalog: db, Store: store, Logger: logger, Now: time.Now, Metrics: met}
 	// Deletions a killed process left half done are finished first.
@@ -214,7 +240,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if certs != nil && m.Hangup != nil {
 		go certs.watch(ctx, m.Hangup)
 	}
-	logger.Info("rdsbackup serving", "addr", ln.Addr().String(), "scheme", scheme, "dataDir", cfg.DataDir, "storage", storage.Describe,
+	logger.Info("rdsbackup serving", "node", cfg.Node.ID, "addr", ln.Addr().String(), "scheme", scheme, "dataDir", cfg.DataDir, "storage", storage.Describe,
 		"region", cfg.Region, "accountId", accountID, "instances", len(instances))
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
