@@ -240,8 +240,8 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if certs != nil && m.Hangup != nil {
 		go certs.watch(ctx, m.Hangup)
 	}
-	logger.Info("rdsbackup serving", "node", cfg.Node.ID, "addr", ln.Addr().String(), "scheme", scheme, "dataDir", cfg.DataDir, "storage", storage.Describe,
-		"region", cfg.Region, "accountId", accountID, "instances", len(instances))
+	logger.Info("rdsbackup serving", "addr", ln.Addr().String(), "scheme", scheme, "dataDir", cfg.DataDir, "storage", storage.Describe,
+		"region", cfg.Region, "accountId", accountID, "instances", len(instances), "node", cfg.Node.ID)
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
 	}
