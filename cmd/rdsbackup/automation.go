@@ -136,22 +136,14 @@ func (a *automation) PolicyChanged(p *rdsbackup.BackupPolicy) {
 // off (then nothing runs at that time; see README).
 func (a *automation) NextBackup(instanceID string) time.Time { return a.sched.Next(instanceID) }
 
-// run ticks the scheduler and sweeps expired sets until ctx ends.
-func (a *automation) run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		a.sched.Tick(ctx)
-		if err := a.deleter.Resume(ctx); err != nil && ctx.Err() == nil {
-			a.logger.Error("finish deletions", "err", err)
-		}
-		if _, err := a.deleter.Sweep(ctx); err != nil && ctx.Err() == nil {
-			a.logger.Error("expiry sweep", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// tick runs the scheduler and sweeps expired sets once. serve calls it
+// through a rdsbackup.Singleton: on one node of the cluster at a time.
+func (a *automation) tick(ctx context.Context) {
+	a.sched.Tick(ctx)
+	if err := a.deleter.Resume(ctx); err != nil && ctx.Err() == nil {
+		a.logger.Error("finish deletions", "err", err)
+	}
+	if _, err := a.deleter.Sweep(ctx); err != nil && ctx.Err() == nil {
+		a.logger.Error("expiry sweep", "err", err)
 	}
 }

@@ -183,6 +183,9 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		return fmt.Errorf("settle interrupted restores: %w", err)
 	}
 	pitr.wire(srv)
+	// Each instance's log stream runs on one node at a time.
+	pitr.supervisor.Leases, pitr.supervisor.Node, pitr.supervisor.Lease = db, cfg.Node.ID, time.Duration(cfg.Node.Lease)
+	pitr.supervisor.AbortUploads = storage.AbortUploads
 	pitrCtx, stopPITR := context.WithCancel(ctx)
 	pitrDone := make(chan struct{})
 	go func() { defer close(pitrDone); pitr.supervisor.Run(pitrCtx) }()
@@ -251,7 +254,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	go func() {
 		defer close(autoDone)
 		if cfg.Backups.Scheduled() {
-			auto.run(autoCtx, time.Duration(cfg.Backups.TickInterval))
+			// One node of the cluster schedules and sweeps; another takes
+			// over within node.lease of its death.
+			leader := &rdsbackup.Singleton{Leases: db, Name: "scheduler", Node: cfg.Node.ID, Lease: time.Duration(cfg.Node.Lease),
+				Every: time.Duration(cfg.Backups.TickInterval), Now: time.Now,
+				Failed: func(err error) { logger.Warn("scheduler lease", "err", err) }}
+			leader.Run(autoCtx, auto.tick)
 		}
 	}()
 	defer func() { stopAuto(); <-autoDone }()
