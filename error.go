@@ -85,6 +85,17 @@ const (
 	// message names the missing setting or privilege.
 	ELogBackupDenied = "OperationDenied.LogBackup"
 
+	// Clones (docs/clones.md).
+	// EClonesDisabled: CloneDBInstance on a service without a clones
+	// section in its config.
+	EClonesDisabled = "OperationDenied.ClonesDisabled"
+	// EQuotaClones: clones.maxClones clones exist, or no port of
+	// clones.ports is free; nothing was started.
+	EQuotaClones = "QuotaExceeded.Clones"
+	// EInstanceNotDeletable: DeleteDBInstance on an instance of the
+	// config (only clones are deleted through the API).
+	EInstanceNotDeletable = "OperationDenied.ConfiguredInstance"
+
 	// RAM.
 	EEntityNotExistUser       = "EntityNotExist.User"
 	EEntityNotExistPolicy     = "EntityNotExist.Policy"

@@ -20,6 +20,16 @@ func (s *Server) rdsActions() map[string]action {
 		"DescribeBinlogFiles":                {fn: s.describeBinlogFiles, resources: instanceResources, required: []string{"DBInstanceId"}},
 		"DescribeLocalAvailableRecoveryTime": {fn: s.describeLocalAvailableRecoveryTime, resources: instanceResources, required: []string{"DBInstanceId"}},
 		"RecoveryDBInstance":                 {fn: s.recoveryDBInstance, resources: recoveryResources, required: []string{"DBInstanceId", "TargetDBInstanceId"}},
+
+		"CloneDBInstance":  {fn: s.cloneDBInstance, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DeleteDBInstance": {fn: s.deleteDBInstance, resources: instanceResources, required: []string{"DBInstanceId"}},
+
+		// What Terraform's alicloud_rds_clone_db_instance reads (instance_net.go).
+		"DescribeDBInstanceNetInfo":     {fn: s.describeDBInstanceNetInfo, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DescribeDBInstanceIPArrayList": {fn: s.describeDBInstanceIPArrayList, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DescribeDBInstanceSSL":         {fn: s.describeDBInstanceSSL, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DescribeDBInstanceHAConfig":    {fn: s.describeDBInstanceHAConfig, resources: instanceResources, required: []string{"DBInstanceId"}},
+		"DescribeParameters":            {fn: s.describeParameters, resources: instanceResources, required: []string{"DBInstanceId"}},
 	}
 }
 
@@ -163,6 +173,18 @@ func (s *Server) describeDBInstances(ctx context.Context, c *call) (any, error) 
 			}
 		}
 	}
+	// Clones after the instances of the config.
+	clones, err := s.clones(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, cl := range clones {
+		inst := cloneInstance(cl)
+		if (wantIDs == nil || wantIDs[inst.ID]) && (engine == "" || string(inst.Engine) == engine) && (status == "" || status == cloneStatus(cl)) {
+			match = append(match, inst)
+			statuses[inst.ID] = cloneStatus(cl)
+		}
+	}
 	resp := &describeDBInstancesResponse{RequestId: c.req.RequestID, PageNumber: page, TotalRecordCount: len(match)}
 	resp.Items.DBInstance = []instanceOut{}
 	for i := (page - 1) * pageSize; i < len(match) && i < page*pageSize; i++ {
@@ -176,12 +198,14 @@ func (s *Server) describeDBInstances(ctx context.Context, c *call) (any, error) 
 
 // instanceAttributeOut is one item of DescribeDBInstanceAttribute (the
 // SDK's DBInstanceAttribute). Where the server is (ConnectionString, Port)
-// is left out, as everything else in the DSN is.
+// is left out for the instances of the config, as everything else in the
+// DSN is; a clone's is shown (and its disk use, DBInstanceDiskUsed, bytes).
 type instanceAttributeOut struct {
 	instanceCommon
 	CreationTime              string           `json:"CreationTime" xml:"CreationTime"`
 	ConnectionString          string           `json:"ConnectionString" xml:"ConnectionString"`
 	Port                      string           `json:"Port" xml:"Port"`
+	DBInstanceDiskUsed        string           `json:"DBInstanceDiskUsed" xml:"DBInstanceDiskUsed"`
 	MasterZone                string           `json:"MasterZone" xml:"MasterZone"`
 	DBInstanceStorage         int              `json:"DBInstanceStorage" xml:"DBInstanceStorage"`
 	DBInstanceMemory          int64            `json:"DBInstanceMemory" xml:"DBInstanceMemory"`
@@ -259,6 +283,12 @@ func (s *Server) describeDBInstanceAttribute(ctx context.Context, c *call) (any,
 	resp.Items.DBInstanceAttribute = []instanceAttributeOut{}
 	for _, id := range ids {
 		inst, err := s.Instances.FindInstance(ctx, id)
+		if rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND && s.Clones != nil {
+			if cl, cerr := s.Clones.FindClone(ctx, id); cerr == nil {
+				resp.Items.DBInstanceAttribute = append(resp.Items.DBInstanceAttribute, s.cloneAttribute(cl))
+				continue
+			}
+		}
 		if rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND {
 			return nil, rdsbackup.Errorf(rdsbackup.EInstanceIdNotFound, "The DBInstanceId provided does not exist in records: %s.", rdsbackup.QuoteValue(id))
 		} else if err != nil {

@@ -274,35 +274,15 @@ func (s *Server) recoveryDBInstance(ctx context.Context, c *call) (any, error) {
 	if s.Recovery == nil {
 		return nil, rdsbackup.Errorf(rdsbackup.EUnsupportedEngine, "Restores into another instance are not enabled on this service.")
 	}
-	var set *rdsbackup.BackupSet
-	if backupParam != "" {
-		n, err := strconv.ParseInt(backupParam, 10, 64)
-		if err == nil {
-			set, err = s.Backups.FindBackupSet(ctx, n)
-		}
-		if err != nil || set.InstanceID != srcID || set.Status != rdsbackup.BackupSuccess || !set.Available {
-			return nil, rdsbackup.Errorf(rdsbackup.EBackupNotFound, "The backup set %s of instance %s does not exist or cannot be restored.", rdsbackup.QuoteValue(backupParam), srcID)
-		}
-		job.BackupID = set.ID
-	} else {
-		plan, err := s.Recovery.Plan(ctx, srcID, job.RestoreTime)
-		if err != nil {
-			return nil, err
-		}
-		set = plan.Set
+	set, err := s.restoreSet(ctx, srcID, backupParam, job.RestoreTime)
+	if err != nil {
+		return nil, err
 	}
-	// Databases: they must be in the set, and not on the target already.
-	inSet := map[string]bool{}
-	for _, a := range set.Artifacts {
-		if a.Kind == rdsbackup.PartDatabase || a.Kind == "" {
-			inSet[a.Database] = true
-		}
+	job.BackupID = set.ID
+	if backupParam == "" {
+		job.BackupID = 0 // chosen again when the restore runs
 	}
-	if set.Method == rdsbackup.MethodPhysical {
-		for _, d := range set.DBNames {
-			inSet[d] = true
-		}
-	}
+	inSet := setDatabases(set)
 	targets := map[string]string{} // target name → source name
 	if len(job.Databases) == 0 {
 		for db := range inSet {
@@ -337,6 +317,44 @@ func (s *Server) recoveryDBInstance(ctx context.Context, c *call) (any, error) {
 		DBInstanceId string `json:"DBInstanceId" xml:"DBInstanceId"`
 		OrderId      string `json:"OrderId" xml:"OrderId"`
 	}{c.req.RequestID, dstID, strconv.FormatInt(job.ID, 10)}, nil
+}
+
+// restoreSet is the set a restore of srcID starts from: the set named by
+// backupParam (a Success, available set of that instance), or the base
+// set of a restore to t.
+func (s *Server) restoreSet(ctx context.Context, srcID, backupParam string, t time.Time) (*rdsbackup.BackupSet, error) {
+	if backupParam == "" {
+		plan, err := s.Recovery.Plan(ctx, srcID, t)
+		if err != nil {
+			return nil, err
+		}
+		return plan.Set, nil
+	}
+	n, err := strconv.ParseInt(backupParam, 10, 64)
+	var set *rdsbackup.BackupSet
+	if err == nil {
+		set, err = s.Backups.FindBackupSet(ctx, n)
+	}
+	if err != nil || set.InstanceID != srcID || set.Status != rdsbackup.BackupSuccess || !set.Available {
+		return nil, rdsbackup.Errorf(rdsbackup.EBackupNotFound, "The backup set %s of instance %s does not exist or cannot be restored.", rdsbackup.QuoteValue(backupParam), srcID)
+	}
+	return set, nil
+}
+
+// setDatabases are the databases a set holds.
+func setDatabases(set *rdsbackup.BackupSet) map[string]bool {
+	inSet := map[string]bool{}
+	for _, a := range set.Artifacts {
+		if a.Kind == rdsbackup.PartDatabase || a.Kind == "" {
+			inSet[a.Database] = true
+		}
+	}
+	if set.Method == rdsbackup.MethodPhysical {
+		for _, d := range set.DBNames {
+			inSet[d] = true
+		}
+	}
+	return inSet
 }
 
 // recoveryResources: RecoveryDBInstance acts on both instances.

@@ -73,6 +73,9 @@ type Server struct {
 	LogSources map[rdsbackup.Engine]LogSource
 	// TargetDatabases lists a restore target's databases, by engine.
 	TargetDatabases map[rdsbackup.Engine]DatabaseLister
+	// Clones runs CloneDBInstance's servers (docs/clones.md); nil: clones
+	// are off.
+	Clones rdsbackup.CloneService
 	// LogPolicyChanged is called after a policy change (the log supervisor's
 	// Kick).
 	LogPolicyChanged func()

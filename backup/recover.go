@@ -34,6 +34,8 @@ type Recoverer struct {
 	Catalog RecoveryCatalog
 	Store   rdsbackup.ObjectStore
 	Engines map[rdsbackup.Engine]rdsbackup.PointInTimeRestorer
+	// Logical restores logical sets part by part (RestoreClone), by engine.
+	Logical map[rdsbackup.Engine]LogicalRestorer
 	// WorkDir holds each job's private scratch directory.
 	WorkDir string
 	Logger  *slog.Logger

@@ -197,11 +197,13 @@ func parseQuery(s, malformed string) (url.Values, error) {
 // than MaxParamName. The V3 canonical query does not escape names (as the
 // Tea SDKs sign them), so without this check a name holding "=" or "&"
 // could carry other parameters through a signature unchanged; well-formed
-// names the service does not know stay accepted.
+// names the service does not know stay accepted. So does an empty name:
+// Terraform's alicloud provider sends one (`request[""] = RegionId`) when it
+// deletes a clone, and no action reads it.
 func CheckParamName(name string) error {
-	if name == "" || len(name) > MaxParamName {
+	if len(name) > MaxParamName {
 		return rdsbackup.Errorf(rdsbackup.EINVALID,
-			"The parameter name %s is not valid: names are 1 to %d characters.", rdsbackup.QuoteValue(name), MaxParamName)
+			"The parameter name %s is not valid: names are at most %d characters.", rdsbackup.QuoteValue(name), MaxParamName)
 	}
 	for i := 0; i < len(name); i++ {
 		if !paramNameByte[name[i]] {

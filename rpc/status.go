@@ -61,6 +61,10 @@ var statusByCode = map[string]int{
 	rdsbackup.EDatabaseExists:     http.StatusBadRequest,
 	rdsbackup.ELogBackupDenied:    http.StatusForbidden,
 
+	rdsbackup.EClonesDisabled:       http.StatusForbidden,
+	rdsbackup.EQuotaClones:          http.StatusForbidden,
+	rdsbackup.EInstanceNotDeletable: http.StatusForbidden,
+
 	rdsbackup.EMethodNotAllowed: http.StatusMethodNotAllowed,
 	rdsbackup.ENoSuchKey:        http.StatusNotFound,
 	rdsbackup.EInvalidRange:     http.StatusRequestedRangeNotSatisfiable,

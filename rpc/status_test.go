@@ -72,6 +72,9 @@ var wantStatus = map[string]int{
 	rdsbackup.EEngineMismatch:           400,
 	rdsbackup.EDatabaseExists:           400,
 	rdsbackup.ELogBackupDenied:          403,
+	rdsbackup.EClonesDisabled:           403,
+	rdsbackup.EQuotaClones:              403,
+	rdsbackup.EInstanceNotDeletable:     403,
 }
 
 func TestHTTPStatus(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -45,6 +46,8 @@ type Config struct {
 	Logs      LogsConfig       `yaml:"logs"`
 	// Encryption encrypts every stored object (see EncryptionConfig).
 	Encryption EncryptionConfig `yaml:"encryption"`
+	// Clones, when present, enables CloneDBInstance (docs/clones.md).
+	Clones *ClonesConfig `yaml:"clones"`
 	// Node names this process among the nodes sharing a catalog
 	// (docs/nodes.md).
 	Node NodeConfig `yaml:"node"`
@@ -85,6 +88,66 @@ func (n *NodeConfig) validate() error {
 		n.Lease = Duration(30 * time.Second)
 	} else if n.Lease < Duration(2*time.Second) || n.Lease > Duration(10*time.Minute) {
 		return fmt.Errorf("config: node.lease %v: must be between 2s and 10m", time.Duration(n.Lease))
+	}
+	return nil
+}
+
+// ClonesConfig enables CloneDBInstance: servers started on this host from
+// the installed MariaDB/PostgreSQL binaries, restored from backups. Absent
+// (the default), clones are off: they start processes and take disk, which
+// a backup service should not do unless asked.
+type ClonesConfig struct {
+	// Dir holds one directory per clone and their records (default
+	// dataDir/clones). When rdsbackup runs as root, PostgreSQL clones run
+	// as the postgres user, who must be able to reach it.
+	Dir string `yaml:"dir"`
+	// Bind is the address the clones listen on (default 127.0.0.1).
+	Bind string `yaml:"bind"`
+	// Host is the ConnectionString handed out (default: Bind, or this
+	// machine's host name when Bind is a wildcard address).
+	Host string `yaml:"host"`
+	// Ports is the range the clones' ports come from, e.g. "34000-34099"
+	// (required).
+	Ports string `yaml:"ports"`
+	// MaxClones bounds the clones that exist at once (default 2, 1 to 64);
+	// Failed ones do not count.
+	MaxClones int `yaml:"maxClones"`
+	// AdminPassword is the password of the clones' superuser (root on
+	// MariaDB, postgres on PostgreSQL), usually ${CLONE_ADMIN_PASSWORD}.
+	// Empty: a random one, made at the first start and kept in
+	// dataDir/clone-admin.password (0600).
+	AdminPassword string `yaml:"adminPassword"`
+
+	firstPort, lastPort int
+}
+
+func (c *ClonesConfig) validate(cfg *Config) error {
+	if c.Dir == "" {
+		c.Dir = cfg.Path("clones")
+	}
+	if c.Bind == "" {
+		c.Bind = "127.0.0.1"
+	}
+	if net.ParseIP(c.Bind) == nil {
+		return fmt.Errorf("config: clones.bind %q: must be an IP address, such as 127.0.0.1 or 0.0.0.0", c.Bind)
+	}
+	if c.Ports == "" {
+		return fmt.Errorf("config: clones.ports: missing (a range of TCP ports for the clones' servers, such as \"34000-34099\")")
+	}
+	from, to, ok := strings.Cut(c.Ports, "-")
+	a, err1 := strconv.Atoi(strings.TrimSpace(from))
+	b, err2 := strconv.Atoi(strings.TrimSpace(to))
+	if !ok || err1 != nil || err2 != nil || a < 1024 || b > 65535 || a > b {
+		return fmt.Errorf("config: clones.ports %q: must be a range such as \"34000-34099\" of ports from 1024 to 65535", c.Ports)
+	}
+	c.firstPort, c.lastPort = a, b
+	if c.MaxClones == 0 {
+		c.MaxClones = 2
+	} else if c.MaxClones < 1 || c.MaxClones > 64 {
+		return fmt.Errorf("config: clones.maxClones %d: must be 1 to 64", c.MaxClones)
+	}
+	if c.MaxClones > b-a+1 {
+		return fmt.Errorf("config: clones.maxClones %d: the range clones.ports %q has only %d ports", c.MaxClones, c.Ports, b-a+1)
 	}
 	return nil
 }
@@ -362,6 +425,11 @@ func (c *Config) Validate() error {
 	}
 	if err := c.Node.validate(); err != nil {
 		return err
+	}
+	if c.Clones != nil {
+		if err := c.Clones.validate(c); err != nil {
+			return err
+		}
 	}
 	if err := c.Storage.validate(); err != nil {
 		return err

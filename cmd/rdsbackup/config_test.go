@@ -84,6 +84,36 @@ func TestConfigErrorsHideExpandedValues(t *testing.T) {
 	}
 }
 
+func TestClonesConfig(t *testing.T) {
+	env := func(string) string { return "" }
+	c, err := ParseConfig([]byte("dataDir: /srv/rb\n"), env)
+	if err != nil || c.Clones != nil {
+		t.Fatalf("clones are off without a clones section: %+v %v", c.Clones, err)
+	}
+	c, err = ParseConfig([]byte("dataDir: /srv/rb\nclones:\n  ports: \"34000-34009\"\n"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cc := c.Clones; cc.Dir != "/srv/rb/clones" || cc.Bind != "127.0.0.1" || cc.MaxClones != 2 || cc.firstPort != 34000 || cc.lastPort != 34009 {
+		t.Errorf("defaults: %+v", cc)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"clones:\n  dir: /x\n", "clones.ports: missing"},
+		{"clones:\n  ports: \"34000\"\n", "clones.ports \"34000\""},
+		{"clones:\n  ports: \"34009-34000\"\n", "clones.ports"},
+		{"clones:\n  ports: \"80-90\"\n", "from 1024 to 65535"},
+		{"clones:\n  ports: \"34000-70000\"\n", "clones.ports"},
+		{"clones:\n  ports: \"34000-34001\"\n  maxClones: 3\n", "clones.maxClones 3: the range"},
+		{"clones:\n  ports: \"34000-34099\"\n  maxClones: 65\n", "clones.maxClones 65: must be 1 to 64"},
+		{"clones:\n  ports: \"34000-34099\"\n  bind: localhost\n", "clones.bind \"localhost\""},
+		{"clones:\n  ports: \"34000-34099\"\n  max: 3\n", "field max not found"},
+	} {
+		if _, err := ParseConfig([]byte(bad.yaml), env); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want %q", bad.yaml, err, bad.want)
+		}
+	}
+}
+
 // TestNodeConfig: node.id defaults to the hostname and is validated, as is
 // node.lease.
 func TestNodeConfig(t *testing.T) {

@@ -38,7 +38,13 @@ func newPITR(bes map[rdsbackup.Engine]rdsbackup.BackupEngine, db rdsbackup.Catal
 	if met != nil {
 		p.supervisor.Metrics = met
 	}
-	p.recoverer = &backup.Recoverer{Catalog: db, Store: store, Engines: restorers, WorkDir: cfg.Path("tmp/recovery"), Logger: logger}
+	logical := map[rdsbackup.Engine]backup.LogicalRestorer{}
+	for name, be := range bes {
+		if r, ok := be.(backup.LogicalRestorer); ok {
+			logical[name] = r
+		}
+	}
+	p.recoverer = &backup.Recoverer{Catalog: db, Store: store, Engines: restorers, Logical: logical, WorkDir: cfg.Path("tmp/recovery"), Logger: logger}
 	return p
 }
 

@@ -35,8 +35,9 @@ func TestS3AutomatedExpiryAndDelete(t *testing.T) {
 
 	var auto []polBackup
 	waitFor(t, 60*time.Second, "the automated backup", func() bool {
+		// The set is settled a moment before its job.
 		auto = automatedSets(t, c, inst)
-		return len(auto) > 0 && (auto[0].BackupStatus == "Success" || auto[0].BackupStatus == "Failed")
+		return len(auto) > 0 && (auto[0].BackupStatus == "Success" || auto[0].BackupStatus == "Failed") && len(runningJobs(t, c, inst)) == 0
 	})
 	if auto[0].BackupStatus != "Success" {
 		t.Fatalf("automated set: %+v", auto[0])

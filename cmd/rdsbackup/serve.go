@@ -191,6 +191,16 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	go func() { defer close(pitrDone); pitr.supervisor.Run(pitrCtx) }()
 	defer func() { stopPITR(); <-pitrDone; pitr.recoverer.Wait() }()
 
+	// Clones (docs/clones.md): the ones that were running start again.
+	if cfg.Clones != nil {
+		clones, err := startClones(ctx, cfg, pitr.recoverer, logger)
+		if err != nil {
+			return err
+		}
+		defer clones.Close()
+		srv.Clones = clones
+	}
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

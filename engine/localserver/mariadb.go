@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,12 +39,23 @@ type MariaDBOptions struct {
 	Args []string
 	// Template, when set, provides the data directory (see Template).
 	Template *Template
+	// Bind is the address the server listens on (default 127.0.0.1). On
+	// any other address, root may also connect from anywhere ('root'@'%'),
+	// so set RootPassword.
+	Bind string
+	// ExactPort makes the start fail when Port is taken, instead of
+	// moving to a free port (a range the caller manages).
+	ExactPort bool
+	// Existing starts the server on the data directory that an earlier
+	// StartMariaDB with the same Dir and RootPassword left there (a server
+	// started again after its parent restarted): nothing is initialized.
+	Existing bool
 }
 
 // MariaDB is a running throwaway MariaDB server. Connect over TCP to
 // Host:Port as User with Password, or through Socket.
 type MariaDB struct {
-	Host     string // always 127.0.0.1
+	Host     string // where to connect: Options.Bind, or 127.0.0.1 for a wildcard
 	Port     int
 	Dir      string // the server's directory (Options.Dir or the one made)
 	DataDir  string
@@ -83,12 +95,17 @@ func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := makeServerDir(opts.Dir, opts.Prefix, "mariadb", nil)
+	var dir string
+	if opts.Existing {
+		dir, err = existingServerDir(opts.Dir)
+	} else {
+		dir, err = makeServerDir(opts.Dir, opts.Prefix, "mariadb", nil)
+	}
 	if err != nil {
 		return nil, err
 	}
 	m := &MariaDB{
-		Host:    "127.0.0.1",
+		Host:    connectHost(opts.Bind),
 		Dir:     dir,
 		DataDir: filepath.Join(dir, "data"),
 		Socket:  filepath.Join(dir, "data", "sock"),
@@ -100,6 +117,14 @@ func StartMariaDB(ctx context.Context, opts MariaDBOptions) (*MariaDB, error) {
 	if err := checkSocketPath(m.Socket); err != nil {
 		m.srv.remove()
 		return nil, err
+	}
+	if opts.Existing {
+		// Nothing of it is removed on failure: the data is the caller's.
+		m.Password = opts.RootPassword
+		if err := m.launch(ctx, mariadbd, opts.Port); err != nil {
+			return nil, err
+		}
+		return m, nil
 	}
 	if err := m.start(ctx, install, mariadbd); err != nil {
 		m.srv.remove()
@@ -200,7 +225,7 @@ func (m *MariaDB) launch(ctx context.Context, mariadbd string, first int) error 
 		args = append(args,
 			"--datadir="+m.DataDir,
 			"--port="+strconv.Itoa(port),
-			"--bind-address=127.0.0.1",
+			"--bind-address="+bindAddress(m.Options.Bind),
 			"--socket="+m.Socket,
 			"--character-set-server=utf8mb4",
 			"--skip-name-resolve",
@@ -235,7 +260,7 @@ func (m *MariaDB) launch(ctx context.Context, mariadbd string, first int) error 
 		}
 		admin.Close()
 		p.kill()
-		if errors.Is(err, errExited) && IsBindFailure(logSince(m.LogFile, off)) && try < startTries {
+		if errors.Is(err, errExited) && IsBindFailure(logSince(m.LogFile, off)) && try < startTries && !m.Options.ExactPort {
 			continue
 		}
 		return fmt.Errorf("mariadbd on port %d: %w\n%s", port, err, LogTail(m.LogFile))
@@ -281,6 +306,16 @@ func (m *MariaDB) setRootPassword(ctx context.Context, pw string) error {
 		q := "ALTER USER 'root'@" + mariadbString(h) + " IDENTIFIED BY " + mariadbString(pw)
 		if _, err := admin.ExecContext(ctx, q); err != nil {
 			return fmt.Errorf("root@%s: %w", h, err)
+		}
+	}
+	if !isLoopback(m.Options.Bind) && !slices.Contains(hosts, "%") {
+		// Clients on other hosts: root from anywhere, with the password.
+		q := "CREATE USER 'root'@'%' IDENTIFIED BY " + mariadbString(pw)
+		if _, err := admin.ExecContext(ctx, q); err != nil {
+			return fmt.Errorf("root@%%: %w", err)
+		}
+		if _, err := admin.ExecContext(ctx, "GRANT ALL PRIVILEGES ON *.* TO 'root'@'%' WITH GRANT OPTION"); err != nil {
+			return fmt.Errorf("root@%%: %w", err)
 		}
 	}
 	m.Password = pw

@@ -42,6 +42,16 @@ type PostgresOptions struct {
 	Settings map[string]string
 	// Template, when set, provides the data directory (see Template).
 	Template *Template
+	// Bind is the address the server listens on (default 127.0.0.1). On
+	// any other address, TCP connections from anywhere are accepted with
+	// the password (and refused without one).
+	Bind string
+	// ExactPort makes the start fail when Port is taken, instead of
+	// moving to a free port.
+	ExactPort bool
+	// Existing starts the server on the data directory that an earlier
+	// StartPostgres with the same Dir left there: nothing is initialized.
+	Existing bool
 }
 
 // Postgres is a running throwaway PostgreSQL server. Connect over TCP to
@@ -51,7 +61,7 @@ type PostgresOptions struct {
 // replication connections from 127.0.0.1, so pg_basebackup works against it.
 // fsync is off: SIGKILL loses nothing, a machine crash would.
 type Postgres struct {
-	Host      string // always 127.0.0.1
+	Host      string // where to connect: Options.Bind, or 127.0.0.1 for a wildcard
 	Port      int
 	Dir       string // the server's directory (Options.Dir or the one made)
 	DataDir   string
@@ -123,13 +133,18 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if err != nil {
 		return nil, err
 	}
-	dir, err := makeServerDir(opts.Dir, opts.Prefix, "postgres", acct)
+	var dir string
+	if opts.Existing {
+		dir, err = existingServerDir(opts.Dir)
+	} else {
+		dir, err = makeServerDir(opts.Dir, opts.Prefix, "postgres", acct)
+	}
 	if err != nil {
 		return nil, err
 	}
 	data := filepath.Join(dir, "data")
 	p := &Postgres{
-		Host:      "127.0.0.1",
+		Host:      connectHost(opts.Bind),
 		Dir:       dir,
 		DataDir:   data,
 		SocketDir: data,
@@ -143,6 +158,30 @@ func StartPostgres(ctx context.Context, opts PostgresOptions) (*Postgres, error)
 	if err := checkSocketPath(filepath.Join(p.SocketDir, ".s.PGSQL.65535")); err != nil {
 		p.srv.remove()
 		return nil, err
+	}
+	if opts.Existing {
+		// Nothing of it is removed on failure: the data is the caller's.
+		p.Port = opts.Port
+		// A data directory restored from a server whose configuration
+		// lives elsewhere (Debian's /etc/postgresql) has none.
+		conf := filepath.Join(data, "postgresql.conf")
+		if _, err := os.Stat(conf); errors.Is(err, os.ErrNotExist) {
+			if err := os.WriteFile(conf, []byte("# written by localserver\n"), 0o600); err != nil {
+				return nil, err
+			}
+			if acct != nil {
+				if err := os.Chown(conf, int(acct.uid), int(acct.gid)); err != nil {
+					return nil, err
+				}
+			}
+		}
+		if err := p.writeHBA(acct); err != nil {
+			return nil, err
+		}
+		if err := p.run(ctx, acct, true); err != nil {
+			return nil, err
+		}
+		return p, nil
 	}
 	if err := p.start(ctx, acct); err != nil {
 		p.srv.remove()
@@ -165,7 +204,7 @@ func (p *Postgres) start(ctx context.Context, acct *account) error {
 	if err := p.writeHBA(acct); err != nil {
 		return err
 	}
-	return p.run(ctx, acct, false)
+	return p.run(ctx, acct, p.Options.ExactPort && p.Options.Port != 0)
 }
 
 // Start starts a stopped (or killed) server again on its data directory and
@@ -185,7 +224,7 @@ func (p *Postgres) Start(ctx context.Context) error {
 // exactly on p.Port when samePort is set.
 func (p *Postgres) run(ctx context.Context, acct *account, samePort bool) error {
 	settings := map[string]string{
-		"listen_addresses":  "127.0.0.1",
+		"listen_addresses":  bindAddress(p.Options.Bind),
 		"wal_level":         "replica",
 		"max_wal_senders":   "10",
 		"fsync":             "off",
@@ -205,6 +244,9 @@ func (p *Postgres) run(ctx context.Context, acct *account, samePort bool) error 
 		port, err := pickPort(try, p.Options.Port)
 		if samePort {
 			port, err = p.Port, nil
+			if port == 0 {
+				port = p.Options.Port
+			}
 		}
 		if err != nil {
 			return err
@@ -260,7 +302,11 @@ func (p *Postgres) writeHBA(acct *account) error {
 	conf := "# written by localserver\n" +
 		"local all all trust\n" +
 		"local replication all trust\n"
-	for _, addr := range []string{"127.0.0.1/32", "::1/128"} {
+	addrs := []string{"127.0.0.1/32", "::1/128"}
+	if !isLoopback(p.Options.Bind) && p.Password != "" {
+		addrs = append(addrs, "0.0.0.0/0", "::/0")
+	}
+	for _, addr := range addrs {
 		conf += "host all all " + addr + " " + method + "\n" +
 			"host replication all " + addr + " " + method + "\n"
 	}
@@ -287,8 +333,20 @@ func (p *Postgres) finishStart(ctx context.Context, sock *sql.DB) error {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
 	if p.Password != "" {
-		q := "ALTER USER " + pgIdent(p.User) + " PASSWORD '" + strings.ReplaceAll(p.Password, "'", "''") + "'"
-		if _, err := sock.ExecContext(ctx, q); err != nil {
+		// One session, whose failing statements are not written to the
+		// server's log: the statement holds the password, and the log's
+		// tail goes into start errors.
+		conn, err := sock.Conn(ctx)
+		if err != nil {
+			return fmt.Errorf("set password: %w", err)
+		}
+		_, err = conn.ExecContext(ctx, "SET log_min_error_statement = panic")
+		if err == nil {
+			q := "ALTER USER " + pgIdent(p.User) + " PASSWORD '" + strings.ReplaceAll(p.Password, "'", "''") + "'"
+			_, err = conn.ExecContext(ctx, q)
+		}
+		conn.Close()
+		if err != nil {
 			return fmt.Errorf("set password: %w", err)
 		}
 	}

@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/rdsbackup/rdsbackup/engine/childproc"
 )
 
 const (
@@ -204,19 +206,19 @@ func IsBindFailure(log string) bool {
 		strings.Contains(log, "Bind on TCP/IP port")
 }
 
-// childEnv is the environment of the servers and their setup tools: the
-// caller's, without the client and locale settings that would change their
-// behaviour or messages.
+// childEnv is the environment of the servers and their setup tools: of the
+// caller's variables only PATH, TMPDIR and TZ (childproc.Env's, without the
+// locale), and LC_ALL=C so that their messages are the same everywhere.
+// Nothing else is inherited: the caller (rdsbackup serve, for its clones)
+// holds secrets in its environment, and a child's environment can be read
+// by any process of the same user.
 func childEnv() []string {
 	var env []string
 	for _, kv := range os.Environ() {
 		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case strings.HasPrefix(name, "PG"), strings.HasPrefix(name, "MYSQL"), strings.HasPrefix(name, "MARIADB"),
-			strings.HasPrefix(name, "LC_"), name == "LANG", name == "LANGUAGE":
-			continue
+		if childproc.InheritedVariable(name) && name != "LANG" && name != "LANGUAGE" && !strings.HasPrefix(name, "LC_") {
+			env = append(env, kv)
 		}
-		env = append(env, kv)
 	}
 	return append(env, "LC_ALL=C")
 }
@@ -362,3 +364,78 @@ func LogTail(path string) string {
 func WaitGone(pids []int, timeout time.Duration) bool { return waitGone(pids, timeout) }
 
 var errExited = errors.New("server exited")
+
+// bindAddress is the address a server listens on: bind, or 127.0.0.1.
+func bindAddress(bind string) string {
+	if bind == "" {
+		return "127.0.0.1"
+	}
+	return bind
+}
+
+// connectHost is where a client on this machine reaches a server bound to
+// bind: the address itself, or the loopback for a wildcard.
+func connectHost(bind string) string {
+	ip := net.ParseIP(bindAddress(bind))
+	if ip != nil && ip.IsUnspecified() {
+		return "127.0.0.1"
+	}
+	return bindAddress(bind)
+}
+
+// isLoopback reports whether a server bound to bind is reachable from this
+// machine only.
+func isLoopback(bind string) bool {
+	ip := net.ParseIP(bindAddress(bind))
+	return ip != nil && ip.IsLoopback()
+}
+
+// existingServerDir checks the directory of a server started again on its
+// data (Options.Existing).
+func existingServerDir(dir string) (string, error) {
+	if dir == "" {
+		return "", errors.New("localserver: Existing needs Dir")
+	}
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return "", err
+	}
+	if fi, err := os.Stat(filepath.Join(dir, "data")); err != nil || !fi.IsDir() {
+		return "", fmt.Errorf("%s holds no data directory of a server", dir)
+	}
+	return dir, nil
+}
+
+// CheckPostgresParent reports whether a PostgreSQL server's directory can be
+// made in dir: when the caller is root the server runs as the postgres
+// user, who must be able to search dir and every parent.
+func CheckPostgresParent(dir string) error {
+	acct, err := postgresAccount()
+	if err != nil || acct == nil {
+		return err
+	}
+	if !traversableBy(dir, acct) {
+		return fmt.Errorf("user %s cannot reach %s (PostgreSQL refuses to run as root, so it runs as %s): use a directory whose parents everyone may search, e.g. in %s",
+			acct.name, dir, acct.name, TempDir())
+	}
+	return nil
+}
+
+// MakePostgresDataDir makes a server's directory dir (created, or existing
+// and empty) and an empty data directory in it for a restored PostgreSQL
+// data directory, owned by the user the server will run as; start the
+// server on it with Existing. It returns the data directory's path.
+func MakePostgresDataDir(dir string) (string, error) {
+	acct, err := postgresAccount()
+	if err != nil {
+		return "", err
+	}
+	if dir, err = makeServerDir(dir, "", "postgres", acct); err != nil {
+		return "", err
+	}
+	data := filepath.Join(dir, "data")
+	if err := makeDataDir(data, acct); err != nil {
+		return "", err
+	}
+	return data, nil
+}
