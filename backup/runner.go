@@ -424,7 +424,7 @@ func (r *Runner) run(ctx context.Context, inst *rdsbackup.Instance, engine rdsba
 	r.setStatus(bg, job, rdsbackup.JobPreparing, 0)
 
 	set, err := r.take(ctx, inst, engine, job, opts, start, log)
-	if err != nil && errors.Is(context.Cause(ctx), errLeaseLost) {
+	if err != nil && (errors.Is(err, errLeaseLost) || errors.Is(context.Cause(ctx), errLeaseLost)) {
 		// The job is no longer this node's to record: the node that took
 		// it (or will, its lease having ended) settles it.
 		log.Error("backup stopped: this node lost the job's lease", "err", err)
@@ -644,9 +644,15 @@ func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsb
 	if r.Node != "" {
 		// A fresh lease before the set is recorded: no other node settles
 		// the job while this one records it Success.
-		if err := r.Catalog.RenewJobLease(context.WithoutCancel(ctx), job.ID, r.Node, r.Now().Add(r.lease())); err != nil {
+		// A catalog that does not take the renewal will not take the set
+		// either, and says why there; only a job another node holds stops
+		// here.
+		err := r.Catalog.RenewJobLease(context.WithoutCancel(ctx), job.ID, r.Node, r.Now().Add(r.lease()))
+		if code := rdsbackup.ErrorCode(err); code == rdsbackup.ECONFLICT || code == rdsbackup.ENOTFOUND {
 			r.removeSetObjects(context.WithoutCancel(ctx), inst.ID, job.ID)
-			return nil, fmt.Errorf("renew the job's lease before recording its set: %w", err)
+			return nil, fmt.Errorf("%w: renew before recording the set: %w", errLeaseLost, err)
+		} else if err != nil {
+			log.Warn("cannot renew the job's lease before recording its set", "err", err)
 		}
 	}
 	if err := r.Catalog.CreateBackupSet(context.WithoutCancel(ctx), set); err != nil {
