@@ -218,3 +218,31 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 }
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// takenCatalog answers every renewal as if another node had taken the job.
+type takenCatalog struct{ backup.Catalog }
+
+func (takenCatalog) RenewJobLease(ctx context.Context, id int64, node string, until time.Time) error {
+	return rdsbackup.Errorf(rdsbackup.ECONFLICT, "job %d is not held by node %s", id, node)
+}
+
+// TestLeaseLostBeforeSetRecorded: a node that finds, just before it
+// records the Success set, that another node holds its job records
+// nothing — no set, no job state — and removes its objects.
+func TestLeaseLostBeforeSetRecorded(t *testing.T) {
+	f := newFixture(t)
+	a, _, _, _, _ := f.nodes(t, time.Hour) // no periodic renewal during the test
+	a.Catalog = takenCatalog{f.db}
+	job, err := a.StartBackup(t.Context(), "rm-a1", logical())
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the job ends on node-a", func() bool { return a.Active() == 0 })
+	if j := findJob(t, f, job.ID); j.Status.Done() {
+		t.Errorf("node-a recorded the job %s after losing it", j.Status)
+	}
+	if _, err := f.db.FindBackupSet(t.Context(), job.ID); rdsbackup.ErrorCode(err) != rdsbackup.ENOTFOUND {
+		t.Errorf("node-a recorded a set after losing the job: %v", err)
+	}
+	f.noObjects(t)
+}
