@@ -246,3 +246,56 @@ func TestLeaseLostBeforeSetRecorded(t *testing.T) {
 	}
 	f.noObjects(t)
 }
+
+// TestRecoverySweepSparesLiveNodes: a restore whose lease another node
+// renews is left alone by this node's start-up and sweeps; once that lease
+// has ended, or for a restore without a lease (made before leases), it is
+// failed; a restore created a moment ago is left to its node.
+func TestRecoverySweepSparesLiveNodes(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	clk := newClock()
+	clk.t = time.Now().Add(time.Minute) // the recoveries below are older than freshRecovery
+	r := &backup.Recoverer{Catalog: f.db, Store: f.fs, Leases: f.db, Node: "node-b", Lease: 30 * time.Second, Now: clk.Now}
+	held := &rdsbackup.RecoveryJob{SourceID: "rm-a1", TargetID: "rm-t1", BackupID: 1, Status: rdsbackup.JobPreparing}
+	legacy := &rdsbackup.RecoveryJob{SourceID: "rm-a1", TargetID: "rm-t2", BackupID: 1, Status: rdsbackup.JobPreparing}
+	for _, j := range []*rdsbackup.RecoveryJob{held, legacy} {
+		if err := f.db.CreateRecovery(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := f.db.AcquireLease(ctx, "recovery/"+itoa(held.ID), "node-a", clk.Now(), clk.Now().Add(30*time.Second)); err != nil || !ok {
+		t.Fatalf("node-a's lease: %v %v", ok, err)
+	}
+	status := func(id int64) rdsbackup.JobStatus {
+		jobs, err := f.db.FindRecoveries(ctx, rdsbackup.RecoveryFilter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, j := range jobs {
+			if j.ID == id {
+				return j.Status
+			}
+		}
+		t.Fatalf("recovery %d not found", id)
+		return ""
+	}
+	if err := r.Recover(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if status(held.ID) != rdsbackup.JobPreparing || status(legacy.ID) != rdsbackup.JobFailed {
+		t.Fatalf("after node-b's start: held %s, legacy %s; want Preparing, Failed", status(held.ID), status(legacy.ID))
+	}
+	clk.Add(30 * time.Second) // node-a stopped renewing
+	if n, err := r.Sweep(ctx); err != nil || n != 1 || status(held.ID) != rdsbackup.JobFailed {
+		t.Fatalf("sweep after node-a's lease ended: %d %v, status %s", n, err, status(held.ID))
+	}
+	fresh := &rdsbackup.RecoveryJob{SourceID: "rm-a1", TargetID: "rm-t3", BackupID: 1, Status: rdsbackup.JobPreparing}
+	if err := f.db.CreateRecovery(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	clk.t = time.Now()
+	if n, err := r.Sweep(ctx); err != nil || n != 0 || status(fresh.ID) != rdsbackup.JobPreparing {
+		t.Fatalf("sweep of a restore just created: %d %v, status %s", n, err, status(fresh.ID))
+	}
+}

@@ -146,24 +146,11 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	srv.Backup = runner
 	// Every node settles the jobs of nodes that stopped renewing their
 	// leases: within about 1.5 lease times of a node's death.
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	sweepDone := make(chan struct{})
-	go func() {
-		defer close(sweepDone)
-		t := time.NewTicker(time.Duration(cfg.Node.Lease) / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-sweepCtx.Done():
-				return
-			case <-t.C:
-			}
-			if _, err := runner.Sweep(sweepCtx); err != nil && sweepCtx.Err() == nil {
-				logger.Error("settle the jobs of lost nodes", "err", err)
-			}
+	defer every(ctx, time.Duration(cfg.Node.Lease)/2, func(ctx context.Context) {
+		if _, err := runner.Sweep(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("settle the jobs of lost nodes", "err", err)
 		}
-	}()
-	defer func() { stopSweep(); <-sweepDone }()
+	})()
 
 	deleter := &backup.Deleter{Catalog: db, Store: store, Logger: logger, Now: time.Now, Metrics: met}
 	// Deletions a killed process left half done are finished first.
@@ -179,9 +166,17 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 
 	// Point-in-time recovery: log streams and restores into instances.
 	pitr := newPITR(bes, db, store, cfg, logger, met)
+	// Restores too are held by their node; any node fails those of a dead
+	// one.
+	pitr.recoverer.Leases, pitr.recoverer.Node, pitr.recoverer.Lease = db, cfg.Node.ID, time.Duration(cfg.Node.Lease)
 	if err := pitr.recoverer.Recover(ctx); err != nil {
 		return fmt.Errorf("settle interrupted restores: %w", err)
 	}
+	defer every(ctx, time.Duration(cfg.Node.Lease)/2, func(ctx context.Context) {
+		if _, err := pitr.recoverer.Sweep(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("settle the restores of lost nodes", "err", err)
+		}
+	})()
 	pitr.wire(srv)
 	// Each instance's log stream runs on one node at a time.
 	pitr.supervisor.Leases, pitr.supervisor.Node, pitr.supervisor.Lease = db, cfg.Node.ID, time.Duration(cfg.Node.Lease)
@@ -283,6 +278,27 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	return hs.Shutdown(shutdownCtx)
+}
+
+// every runs fn every d until ctx ends or the returned stop is called,
+// which waits for a run in progress.
+func every(ctx context.Context, d time.Duration, fn func(ctx context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fn(ctx)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
 }
 
 // health answers /healthz: 200 while the service does its work, 503 while
