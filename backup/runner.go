@@ -298,6 +298,11 @@ func (r *Runner) renew(ctx context.Context, job *rdsbackup.Job, cancel context.C
 					return
 				default:
 				}
+				id := job.ID
+				if got, ferr := r.Catalog.FindJobs(context.WithoutCancel(ctx), rdsbackup.JobFilter{ID: &id}); ferr == nil &&
+					len(got) == 1 && got[0].Node == r.Node && got[0].Status.Done() {
+					return
+				}
 				r.Logger.Error("another node has taken this node's backup job; stopping it", "job", job.ID, "err", err)
 				cancel(errLeaseLost)
 				return
