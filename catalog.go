@@ -50,6 +50,7 @@ type Catalog interface {
 	LogService
 	RecoveryService
 	CatalogTransfer
+	LeaseService
 	// Nonces returns the catalog's replay protection, remembering nonces
 	// for window and holding at most maxEntries: shared by every handle on
 	// the catalog (every node) and kept across restarts.
