@@ -51,6 +51,7 @@ type Catalog interface {
 	RecoveryService
 	VerificationRecorder
 	CatalogTransfer
+	LeaseService
 	// Nonces returns the catalog's replay protection, remembering nonces
 	// for window and holding at most maxEntries: shared by every handle on
 	// the catalog (every node) and kept across restarts.

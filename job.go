@@ -38,6 +38,11 @@ type Job struct {
 	Window    time.Time
 	CreatedAt time.Time
 	UpdatedAt time.Time
+	// Node is the node that holds the job (runs it, or settles it), and
+	// LeaseUntil when its claim ends unless renewed (docs/nodes.md). A job
+	// without a node (made before nodes existed) is free to settle.
+	Node       string
+	LeaseUntil time.Time
 }
 
 // JobFilter selects jobs; empty fields do not filter.
@@ -53,9 +58,23 @@ type JobFilter struct {
 type JobService interface {
 	// CreateJob stores a new job and assigns its id, above every id a job
 	// or a set has had. A second job for the same instance and Window is
-	// refused with ECONFLICT, whichever process creates it.
+	// refused with ECONFLICT, whichever process creates it. A job created
+	// with a Node is refused with EBackupRunning while the instance has
+	// another unfinished job held by a node, whichever node holds it.
 	CreateJob(ctx context.Context, job *Job) error
+	// UpdateJob stores a job's status, progress and outcome (not its node
+	// or lease). With job.Node set it is a compare-and-set: ECONFLICT when
+	// another node holds the job now (it settled the job as lost).
 	UpdateJob(ctx context.Context, job *Job) error
+	// RenewJobLease moves the lease of an unfinished job that node holds
+	// to until: ECONFLICT when the job has ended or another node holds it,
+	// ENOTFOUND when there is no such job.
+	RenewJobLease(ctx context.Context, id int64, node string, until time.Time) error
+	// ClaimJob gives an unfinished job to node until until, when its lease
+	// ended at or before now or node holds it already: the one way a node
+	// takes over another's job, so that two nodes never both settle it.
+	// ECONFLICT when another node's lease still runs or the job has ended.
+	ClaimJob(ctx context.Context, id int64, node string, now, until time.Time) error
 	// FindJobs returns matching jobs newest first.
 	FindJobs(ctx context.Context, filter JobFilter) ([]*Job, error)
 	// FindLastWindows returns, per instance, the start of the latest

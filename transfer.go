@@ -75,7 +75,7 @@ var CatalogTables = []CatalogTable{
 		resource_group_id location scale db_names expect_expire_time:i failure_reason object_key
 		deleting:i artifacts verify_status verify_time:i verify_reason`), KeyColumns: 1},
 	{Name: "jobs", Columns: catalogColumns(`id:i instance_id status mode method strategy databases
-		progress:i backup_set_id:i error created_at:i updated_at:i window_start:i`), KeyColumns: 1},
+		progress:i backup_set_id:i error created_at:i updated_at:i window_start:i node_id lease_until:i`), KeyColumns: 1},
 	// Point-in-time recovery (docs/pitr.md). Positions are JSON
 	// LogPosition documents; db_names a JSON object.
 	{Name: "log_files", Columns: catalogColumns(`instance_id name kind seq:i begin_time:i end_time:i

@@ -101,6 +101,9 @@ type backupJobOut struct {
 	TaskAction           string `json:"TaskAction" xml:"TaskAction"`
 	// FailureReason is an rdsbackup extension: why a Failed job failed.
 	FailureReason string `json:"FailureReason,omitempty" xml:"FailureReason,omitempty"`
+	// NodeId is an rdsbackup extension: the node that holds (runs or
+	// settled) the job (docs/nodes.md).
+	NodeId string `json:"NodeId,omitempty" xml:"NodeId,omitempty"`
 }
 
 // progressing are the job states DescribeBackupTasks calls "Progressing".
@@ -173,6 +176,7 @@ func (s *Server) describeBackupTasks(ctx context.Context, c *call) (any, error) 
 			Process:              strconv.Itoa(j.Progress),
 			TaskAction:           "TempBackupTask",
 			FailureReason:        j.Error,
+			NodeId:               j.Node,
 		}
 		if j.Mode == rdsbackup.BackupAutomated {
 			out.TaskAction = "NormalBackupTask"

@@ -39,8 +39,80 @@ type Recoverer struct {
 	// WorkDir holds each job's private scratch directory.
 	WorkDir string
 	Logger  *slog.Logger
+	// Leases, when set, makes each running restore held by Node under the
+	// lease "recovery/<id>" (of Lease, renewed every third of it), so that
+	// Recover and Sweep on any node fail only the restores no live node
+	// runs (docs/nodes.md). Now is their clock (default time.Now).
+	Leases rdsbackup.LeaseService
+	Node   string
+	Lease  time.Duration
+	Now    func() time.Time
 
-	wg sync.WaitGroup
+	wg      sync.WaitGroup
+	mu      sync.Mutex
+	running map[int64]bool
+}
+
+// recoveryLease names the lease of a running restore.
+func recoveryLease(id int64) string { return "recovery/" + strconv.FormatInt(id, 10) }
+
+// freshRecovery is how long a new restore is left alone by sweeps: the
+// moment between its row and its lease.
+const freshRecovery = 5 * time.Second
+
+func (r *Recoverer) now() time.Time {
+	if r.Now == nil {
+		return time.Now()
+	}
+	return r.Now()
+}
+
+func (r *Recoverer) lease() time.Duration {
+	if r.Lease > 0 {
+		return r.Lease
+	}
+	return DefaultLease
+}
+
+// hold keeps the restore's lease until the returned stop is called, which
+// frees it.
+func (r *Recoverer) hold(id int64) (stop func()) {
+	if r.Leases == nil {
+		return func() {}
+	}
+	name := recoveryLease(id)
+	acquire := func() {
+		now := r.now()
+		if held, err := r.Leases.AcquireLease(context.Background(), name, r.Node, now, now.Add(r.lease())); err != nil {
+			r.logger().Warn("cannot renew a restore's lease", "recovery", id, "err", err)
+		} else if !held {
+			r.logger().Error("another node holds this node's restore's lease", "recovery", id)
+		}
+	}
+	acquire()
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(r.lease() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				acquire()
+			}
+		}
+	}()
+	return func() {
+		close(done)
+		wg.Wait()
+		if err := r.Leases.ReleaseLease(context.Background(), name, r.Node); err != nil {
+			r.logger().Warn("cannot release a restore's lease", "recovery", id, "err", err)
+		}
+	}
 }
 
 func (r *Recoverer) logger() *slog.Logger {
@@ -101,9 +173,22 @@ func (r *Recoverer) Start(ctx context.Context, job *rdsbackup.RecoveryJob) error
 	if err := r.Catalog.CreateRecovery(ctx, job); err != nil {
 		return err
 	}
+	r.mu.Lock()
+	if r.running == nil {
+		r.running = map[int64]bool{}
+	}
+	r.running[job.ID] = true
+	r.mu.Unlock()
+	stop := r.hold(job.ID)
 	r.wg.Add(1)
 	go func() {
 		defer r.wg.Done()
+		defer func() {
+			r.mu.Lock()
+			delete(r.running, job.ID)
+			r.mu.Unlock()
+		}()
+		defer stop()
 		r.run(context.WithoutCancel(ctx), job)
 	}()
 	return nil
@@ -121,20 +206,56 @@ func (r *Recoverer) engineOf(ctx context.Context, id string) rdsbackup.Engine {
 func (r *Recoverer) Wait() { r.wg.Wait() }
 
 // Recover fails the jobs a killed process left unfinished: their target
-// may hold part of the restore.
+// may hold part of the restore. With Leases, a restore another live node
+// runs is left alone (see Sweep).
 func (r *Recoverer) Recover(ctx context.Context) error {
+	_, err := r.Sweep(ctx)
+	return err
+}
+
+// Sweep fails the unfinished restores no process runs any more and
+// returns how many: all but this one's without Leases; with them, those
+// whose lease this node can take (its holder stopped renewing, or it is
+// this node's previous process's). Every node runs it periodically.
+func (r *Recoverer) Sweep(ctx context.Context) (int, error) {
 	jobs, err := r.Catalog.FindRecoveries(ctx, rdsbackup.RecoveryFilter{Statuses: []rdsbackup.JobStatus{rdsbackup.JobPreparing}})
 	if err != nil {
-		return err
+		return 0, err
 	}
+	n := 0
 	for _, j := range jobs {
+		r.mu.Lock()
+		mine := r.running[j.ID]
+		r.mu.Unlock()
+		if mine {
+			continue
+		}
+		if r.Leases != nil {
+			now := r.now()
+			if j.CreatedAt.After(now.Add(-freshRecovery)) {
+				continue // its node is taking its lease
+			}
+			held, err := r.Leases.AcquireLease(ctx, recoveryLease(j.ID), r.Node, now, now.Add(r.lease()))
+			if err != nil {
+				return n, err
+			}
+			if !held {
+				continue // another node runs it
+			}
+		}
 		j.Status = rdsbackup.JobFailed
 		j.Error = "rdsbackup stopped while the restore ran; the target may hold part of the restored databases: drop them and start again"
 		if err := r.Catalog.UpdateRecovery(ctx, j); err != nil {
-			return err
+			return n, err
 		}
+		if r.Leases != nil {
+			if err := r.Leases.ReleaseLease(ctx, recoveryLease(j.ID), r.Node); err != nil {
+				r.logger().Warn("cannot release a settled restore's lease", "recovery", j.ID, "err", err)
+			}
+		}
+		n++
 	}
-	return nil
+	return n, nil
 }
 
 func (r *Recoverer) run(ctx context.Context, job *rdsbackup.RecoveryJob) {

@@ -33,6 +33,8 @@ type Catalog interface {
 	FindJobs(ctx context.Context, filter rdsbackup.JobFilter) ([]*rdsbackup.Job, error)
 	FindBackupSet(ctx context.Context, id int64) (*rdsbackup.BackupSet, error)
 	CreateBackupSet(ctx context.Context, set *rdsbackup.BackupSet) error
+	RenewJobLease(ctx context.Context, id int64, node string, until time.Time) error
+	ClaimJob(ctx context.Context, id int64, node string, now, until time.Time) error
 }
 
 // Options describe one backup to take.
@@ -58,6 +60,16 @@ type Runner struct {
 	After func(time.Duration) <-chan time.Time
 	// Metrics, when set, receives the outcome of every job.
 	Metrics Metrics
+	// Node, when set, is this node's id (docs/nodes.md): every job is
+	// created held by it with a lease of Lease (default DefaultLease),
+	// renewed while it runs, and Recover and Sweep settle only the jobs
+	// of this node and those whose lease has ended. Unset, the runner is
+	// the catalog's only one.
+	Node  string
+	Lease time.Duration
+	// AbortUploads, when set, aborts the store's incomplete uploads under
+	// a key prefix: what a dead node's writers left of a job it settles.
+	AbortUploads func(ctx context.Context, prefix string) (int, error)
 
 	mu        sync.Mutex
 	running   map[string]int64 // instance id → job id
@@ -84,6 +96,20 @@ type Metrics interface {
 // most Max.
 type Backoff struct {
 	Initial, Max time.Duration
+}
+
+// DefaultLease is how long a job's claim lasts without renewal.
+const DefaultLease = 30 * time.Second
+
+// NodeLost is the failure reason of a job whose node stopped renewing its
+// lease, settled by another node.
+const NodeLost = "node lost: the node running the backup stopped renewing its lease"
+
+func (r *Runner) lease() time.Duration {
+	if r.Lease > 0 {
+		return r.Lease
+	}
+	return DefaultLease
 }
 
 // DefaultRetry is the Runner's retry schedule of final writes.
@@ -202,20 +228,27 @@ func (r *Runner) StartBackup(ctx context.Context, instanceID string, opts Option
 
 	job := &rdsbackup.Job{InstanceID: instanceID, Status: rdsbackup.JobNoStart, Mode: opts.Mode, Method: opts.Method,
 		Strategy: opts.Strategy, Databases: opts.Databases, Window: opts.Window}
+	if r.Node != "" {
+		// The catalog refuses a second running job of the instance,
+		// whichever node holds the first.
+		job.Node, job.LeaseUntil = r.Node, r.Now().Add(r.lease())
+	}
 	if err := r.Catalog.CreateJob(ctx, job); err != nil {
 		release()
 		return nil, err
 	}
-	jobCtx, cancel := context.WithCancel(context.Background())
+	jobCtx, cancel := context.WithCancelCause(context.Background())
 	r.mu.Lock()
 	r.running[instanceID] = job.ID
-	r.cancels[job.ID] = cancel
+	r.cancels[job.ID] = func() { cancel(context.Canceled) }
 	r.wg.Add(1)
 	r.mu.Unlock()
 	snapshot := *job
 	go func() {
 		defer r.wg.Done()
-		defer cancel()
+		defer cancel(nil)
+		stopRenew := r.renew(jobCtx, job, cancel)
+		defer stopRenew()
 		r.run(jobCtx, inst, engine, job, opts)
 		r.mu.Lock()
 		delete(r.running, instanceID)
@@ -224,6 +257,66 @@ func (r *Runner) StartBackup(ctx context.Context, instanceID string, opts Option
 		r.mu.Unlock()
 	}()
 	return &snapshot, nil
+}
+
+// errLeaseLost cancels a job whose lease this node could not keep.
+var errLeaseLost = errors.New("lease lost")
+
+// renew keeps the job's lease while it runs, and its final write: every
+// third of the lease. A job another node has taken (it found the lease
+// ended) is cancelled at once; one whose lease could not be renewed in
+// time (the catalog does not answer) is cancelled when the lease ends,
+// because another node may settle it from then on.
+func (r *Runner) renew(ctx context.Context, job *rdsbackup.Job, cancel context.CancelCauseFunc) (stop func()) {
+	if r.Node == "" {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		lease := r.lease()
+		held := job.LeaseUntil
+		t := time.NewTicker(lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			until := r.Now().Add(lease)
+			err := r.Catalog.RenewJobLease(context.WithoutCancel(ctx), job.ID, r.Node, until)
+			switch code := rdsbackup.ErrorCode(err); {
+			case err == nil:
+				held = until
+			case code == rdsbackup.ECONFLICT || code == rdsbackup.ENOTFOUND:
+				// Ended (our own final write won the race) or taken.
+				select {
+				case <-done:
+					return
+				default:
+				}
+				id := job.ID
+				if got, ferr := r.Catalog.FindJobs(context.WithoutCancel(ctx), rdsbackup.JobFilter{ID: &id}); ferr == nil &&
+					len(got) == 1 && got[0].Node == r.Node && got[0].Status.Done() {
+					return
+				}
+				r.Logger.Error("another node has taken this node's backup job; stopping it", "job", job.ID, "err", err)
+				cancel(errLeaseLost)
+				return
+			default:
+				r.Logger.Warn("cannot renew a job's lease", "job", job.ID, "err", err)
+				if !r.Now().Before(held) {
+					r.Logger.Error("a job's lease ended before it could be renewed; stopping it", "job", job.ID)
+					cancel(errLeaseLost)
+					return
+				}
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
 }
 
 // Active returns the number of backups running.
@@ -336,6 +429,14 @@ func (r *Runner) run(ctx context.Context, inst *rdsbackup.Instance, engine rdsba
 	r.setStatus(bg, job, rdsbackup.JobPreparing, 0)
 
 	set, err := r.take(ctx, inst, engine, job, opts, start, log)
+	if err != nil && (errors.Is(err, errLeaseLost) || errors.Is(context.Cause(ctx), errLeaseLost)) {
+		// The job is no longer this node's to record: the node that took
+		// it (or will, its lease having ended) settles it.
+		log.Error("backup stopped: this node lost the job's lease", "err", err)
+		r.removeObjectsOfFailed(bg, inst.ID, job.ID)
+		r.observe(inst, opts, "Failed", start, 0)
+		return
+	}
 	if err != nil {
 		log.Warn("backup failed", "err", err)
 		r.removeObjectsOfFailed(bg, inst.ID, job.ID)
@@ -383,7 +484,8 @@ func (r *Runner) settle(ctx context.Context, job *rdsbackup.Job, failed *rdsback
 		if r.Metrics != nil {
 			r.Metrics.CatalogWriteFailed(true)
 		}
-		permanent := rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND // the job's row is gone
+		// The job's row is gone, or another node has taken the job.
+		permanent := rdsbackup.ErrorCode(err) == rdsbackup.ENOTFOUND || rdsbackup.ErrorCode(err) == rdsbackup.ECONFLICT
 		r.mu.Lock()
 		u := r.unsettled[job.ID]
 		if u == nil {
@@ -544,6 +646,20 @@ func (r *Runner) take(ctx context.Context, inst *rdsbackup.Instance, engine rdsb
 	}
 	set := full.ToBackupSet()
 	set.Encryption = encryption
+	if r.Node != "" {
+		// A fresh lease before the set is recorded: no other node settles
+		// the job while this one records it Success.
+		// A catalog that does not take the renewal will not take the set
+		// either, and says why there; only a job another node holds stops
+		// here.
+		err := r.Catalog.RenewJobLease(context.WithoutCancel(ctx), job.ID, r.Node, r.Now().Add(r.lease()))
+		if code := rdsbackup.ErrorCode(err); code == rdsbackup.ECONFLICT || code == rdsbackup.ENOTFOUND {
+			r.removeSetObjects(context.WithoutCancel(ctx), inst.ID, job.ID)
+			return nil, fmt.Errorf("%w: renew before recording the set: %w", errLeaseLost, err)
+		} else if err != nil {
+			log.Warn("cannot renew the job's lease before recording its set", "err", err)
+		}
+	}
 	if err := r.Catalog.CreateBackupSet(context.WithoutCancel(ctx), set); err != nil {
 		r.removeSetObjects(context.WithoutCancel(ctx), inst.ID, job.ID)
 		return nil, fmt.Errorf("record backup set: %w", err)
@@ -643,6 +759,9 @@ func (r *Runner) failure(inst *rdsbackup.Instance, job *rdsbackup.Job, opts Opti
 	if errors.Is(cause, context.Canceled) {
 		reason = "cancelled: the service stopped during the backup"
 	}
+	if errors.Is(cause, errLeaseLost) {
+		reason = "cancelled: this node lost the job's lease (another node settles it)"
+	}
 	if len(reason) > maxReason {
 		reason = "…" + reason[len(reason)-maxReason:]
 	}
@@ -718,41 +837,134 @@ func (r *Runner) trackProgress(ctx context.Context, job *rdsbackup.Job, sw *setW
 // recorded Failed — unless the set had in fact been recorded, in which case
 // the job takes the set's state. Call it at start, before StartBackup. A
 // final state the catalog does not take is retried in the background.
+//
+// With a Node, only this node's jobs (its previous process's) and those
+// whose lease has ended are settled, the latter as NodeLost; a job another
+// node holds is left alone. Sweep does the same while the service runs.
 func (r *Runner) Recover(ctx context.Context) error {
+	_, err := r.Sweep(ctx)
+	return err
+}
+
+// Sweep settles the unfinished jobs no node holds any more (see Recover)
+// and returns how many it settled. Jobs this runner is running or still
+// recording are skipped. Every node runs it periodically, so that a dead
+// node's jobs are settled within about a lease time.
+func (r *Runner) Sweep(ctx context.Context) (int, error) {
 	jobs, err := r.Catalog.FindJobs(ctx, rdsbackup.JobFilter{Statuses: []rdsbackup.JobStatus{
 		rdsbackup.JobNoStart, rdsbackup.JobPreparing, rdsbackup.JobWaiting, rdsbackup.JobUploading, rdsbackup.JobChecking}})
 	if err != nil {
-		return fmt.Errorf("find unfinished jobs: %w", err)
+		return 0, fmt.Errorf("find unfinished jobs: %w", err)
 	}
+	settled := 0
 	for _, job := range jobs {
-		set, err := r.Catalog.FindBackupSet(ctx, job.ID)
-		if err == nil && set.Status == rdsbackup.BackupSuccess {
-			job.BackupSetID, job.Status, job.Progress = set.ID, rdsbackup.JobFinished, 100
-			r.recoverFinal(ctx, job, nil)
+		if r.local(job.ID) {
 			continue
-		} else if err == nil {
-			job.BackupSetID, job.Error, job.Status = set.ID, set.FailureReason, rdsbackup.JobFailed
-			r.recoverFinal(ctx, job, nil)
-			continue
-		} else if rdsbackup.ErrorCode(err) != rdsbackup.ENOTFOUND {
-			return err
 		}
-		inst, err := r.Catalog.FindInstance(ctx, job.InstanceID)
-		if err != nil {
-			// The instance left the configuration; record against what the job knows.
-			inst = &rdsbackup.Instance{ID: job.InstanceID}
+		lost := false
+		if r.Node != "" {
+			now := r.Now()
+			if job.Node != r.Node && job.Node != "" && job.LeaseUntil.After(now) {
+				continue // another node holds it
+			}
+			// Of several nodes sweeping at once, one claims the job.
+			if err := r.Catalog.ClaimJob(ctx, job.ID, r.Node, now, now.Add(r.lease())); rdsbackup.ErrorCode(err) == rdsbackup.ECONFLICT {
+				continue
+			} else if err != nil {
+				return settled, fmt.Errorf("claim job %d: %w", job.ID, err)
+			}
+			lost = job.Node != r.Node && job.Node != ""
+			job.Node = r.Node
 		}
+		if err := r.settleInterrupted(ctx, job, lost); err != nil {
+			return settled, err
+		}
+		settled++
+	}
+	return settled, nil
+}
+
+// local reports whether the job is this runner's: running, or ended and
+// still being recorded.
+func (r *Runner) local(id int64) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	_, running := r.cancels[id]
+	_, unsettled := r.unsettled[id]
+	return running || unsettled
+}
+
+// settleInterrupted records an interrupted job's final state: the state of
+// its set when the set was recorded, else Failed. For a job of a lost
+// node, the Failed set is recorded before the objects go: should that node
+// still be alive and record its Success set first, the job takes it and
+// its objects stay; otherwise that node's late Success is refused (the id
+// is taken) and it removes what it wrote.
+func (r *Runner) settleInterrupted(ctx context.Context, job *rdsbackup.Job, lost bool) error {
+	set, err := r.Catalog.FindBackupSet(ctx, job.ID)
+	if err == nil {
+		r.adoptSet(ctx, job, set)
+		return nil
+	} else if rdsbackup.ErrorCode(err) != rdsbackup.ENOTFOUND {
+		return err
+	}
+	inst, err := r.Catalog.FindInstance(ctx, job.InstanceID)
+	if err != nil {
+		// The instance left the configuration; record against what the job knows.
+		inst = &rdsbackup.Instance{ID: job.InstanceID}
+	}
+	opts := Options{Method: job.Method, Strategy: job.Strategy, Databases: job.Databases, Mode: job.Mode,
+		Initiator: rdsbackup.InitiatorUser, StoreStatus: rdsbackup.StoreEnabled}
+	if job.Mode == rdsbackup.BackupAutomated {
+		opts.Initiator, opts.StoreStatus = rdsbackup.InitiatorSystem, rdsbackup.StoreDisabled
+	}
+	if !lost {
 		r.Logger.Warn("backup interrupted by a restart; recording it failed", "job", job.ID, "instance", job.InstanceID)
-		opts := Options{Method: job.Method, Strategy: job.Strategy, Databases: job.Databases, Mode: job.Mode,
-			Initiator: rdsbackup.InitiatorUser, StoreStatus: rdsbackup.StoreEnabled}
-		if job.Mode == rdsbackup.BackupAutomated {
-			opts.Initiator, opts.StoreStatus = rdsbackup.InitiatorSystem, rdsbackup.StoreDisabled
-		}
-		r.removeObjectsOfFailed(ctx, inst.ID, job.ID)
+		r.removeInterrupted(ctx, inst.ID, job.ID)
 		failed := r.failure(inst, job, opts, job.CreatedAt, errors.New("interrupted: the service stopped during the backup"))
 		r.recoverFinal(ctx, job, failed)
+		return nil
 	}
+	r.Logger.Warn("the node running a backup stopped renewing its lease; recording it failed", "job", job.ID, "instance", job.InstanceID)
+	failed := r.failure(inst, job, opts, job.CreatedAt, errors.New(NodeLost))
+	if err := r.Catalog.CreateBackupSet(ctx, failed); err != nil {
+		if set, ferr := r.Catalog.FindBackupSet(ctx, job.ID); ferr == nil {
+			r.adoptSet(ctx, job, set)
+			return nil
+		}
+		// The catalog does not take it now: the objects go first, as for
+		// any failed job, and the write is retried.
+		r.removeInterrupted(ctx, inst.ID, job.ID)
+		r.recoverFinal(ctx, job, failed)
+		return nil
+	}
+	r.removeInterrupted(ctx, inst.ID, job.ID)
+	r.recoverFinal(ctx, job, nil)
 	return nil
+}
+
+// adoptSet gives an interrupted job the state of the set it recorded.
+func (r *Runner) adoptSet(ctx context.Context, job *rdsbackup.Job, set *rdsbackup.BackupSet) {
+	if set.Status == rdsbackup.BackupSuccess {
+		job.BackupSetID, job.Status, job.Progress = set.ID, rdsbackup.JobFinished, 100
+	} else {
+		job.BackupSetID, job.Error, job.Status = set.ID, set.FailureReason, rdsbackup.JobFailed
+	}
+	r.recoverFinal(ctx, job, nil)
+}
+
+// removeInterrupted removes what an interrupted job stored: its objects,
+// and the incomplete uploads its writers left.
+func (r *Runner) removeInterrupted(ctx context.Context, instanceID string, id int64) {
+	r.removeObjectsOfFailed(ctx, instanceID, id)
+	if r.AbortUploads == nil {
+		return
+	}
+	if n, err := r.AbortUploads(ctx, setPrefix(instanceID, id)); err != nil {
+		r.Logger.Error("abort the incomplete uploads of an interrupted backup", "job", id, "err", err)
+	} else if n > 0 {
+		r.Logger.Info("aborted the incomplete uploads of an interrupted backup", "job", id, "count", n)
+	}
 }
 
 // recoverFinal writes a recovered job's final state. If the catalog does

@@ -63,6 +63,18 @@ type Supervisor struct {
 	// Retry paces restarts of a broken stream and retried uploads.
 	RetryInitial, RetryMax time.Duration
 	Metrics                Metrics
+	// Leases, when set, makes each instance's stream, and log retention,
+	// a cluster-wide singleton: this node streams an instance only while
+	// it holds the lease "logs/<id>" (of Lease, renewed every third of
+	// it), and expires logs only while it holds "logs-retention". Another
+	// node takes a stream over within about Lease of this one's death.
+	Leases rdsbackup.LeaseService
+	Node   string
+	Lease  time.Duration
+	// AbortUploads, when set, aborts the store's incomplete uploads under
+	// a prefix: what the previous holder left of an instance's logs, when
+	// this node takes its stream.
+	AbortUploads func(ctx context.Context, prefix string) (int, error)
 
 	mu      sync.Mutex
 	streams map[string]*stream
@@ -144,27 +156,80 @@ func (s *Supervisor) Run(ctx context.Context) error {
 	if err := s.finishDeletes(ctx); err != nil {
 		s.logger().Warn("finish deleting log files", "err", err)
 	}
-	t := time.NewTicker(s.Interval)
+	interval := s.Interval
+	if s.Leases != nil {
+		if s.Lease <= 0 {
+			s.Lease = 30 * time.Second
+		}
+		// Leases are renewed by reconcile: often enough to outlive it.
+		interval = min(interval, s.Lease/3)
+	}
+	t := time.NewTicker(interval)
 	defer t.Stop()
+	lastExpire := time.Time{}
 	for {
 		if err := s.reconcile(ctx); err != nil && ctx.Err() == nil {
 			s.logger().Warn("log streams: read policies", "err", err)
 		}
-		if err := s.expire(ctx); err != nil && ctx.Err() == nil {
-			s.logger().Warn("log retention", "err", err)
+		if time.Since(lastExpire) >= s.Interval && s.holds(ctx, "logs-retention") {
+			lastExpire = time.Now()
+			if err := s.expire(ctx); err != nil && ctx.Err() == nil {
+				s.logger().Warn("log retention", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
 			s.mu.Lock()
-			for _, st := range s.streams {
+			var ids []string
+			for id, st := range s.streams {
 				st.cancel()
+				ids = append(ids, id)
 			}
 			s.mu.Unlock()
 			s.wg.Wait()
+			for _, id := range ids {
+				s.release(id)
+			}
+			if s.Leases != nil {
+				s.Leases.ReleaseLease(context.WithoutCancel(ctx), "logs-retention", s.Node)
+			}
 			return nil
 		case <-t.C:
 		case <-kick:
 		}
+	}
+}
+
+// StreamLease names the lease of an instance's log stream.
+func StreamLease(instanceID string) string { return "logs/" + instanceID }
+
+// holds takes or renews the lease name; without Leases this node is the
+// only one and holds everything. A catalog that does not answer means
+// not held: the stream stops before its lease could end, because another
+// node may take it from then on.
+func (s *Supervisor) holds(ctx context.Context, name string) bool {
+	if s.Leases == nil {
+		return true
+	}
+	now := s.Now()
+	held, err := s.Leases.AcquireLease(ctx, name, s.Node, now, now.Add(s.Lease))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.logger().Warn("cannot renew a lease", "lease", name, "err", err)
+		}
+		return false
+	}
+	return held
+}
+
+// release frees an instance's stream lease once its stream has stopped,
+// so that another node takes it at once.
+func (s *Supervisor) release(instanceID string) {
+	if s.Leases == nil {
+		return
+	}
+	if err := s.Leases.ReleaseLease(context.Background(), StreamLease(instanceID), s.Node); err != nil {
+		s.logger().Warn("cannot release a log stream's lease", "instance", instanceID, "err", err)
 	}
 }
 
@@ -182,9 +247,14 @@ func (s *Supervisor) reconcile(ctx context.Context) error {
 		on[p.InstanceID] = p.EnableBackupLog
 	}
 	want := map[string]*rdsbackup.Instance{}
+	elsewhere := map[string]bool{} // streamed by another node
 	for _, inst := range insts {
 		if on[inst.ID] && s.Streamers[inst.Engine] != nil {
-			want[inst.ID] = inst
+			if s.holds(ctx, StreamLease(inst.ID)) {
+				want[inst.ID] = inst
+			} else {
+				elsewhere[inst.ID] = true
+			}
 		}
 	}
 	s.mu.Lock()
@@ -195,6 +265,10 @@ func (s *Supervisor) reconcile(ctx context.Context) error {
 			st.cancel()
 			<-st.done
 			delete(s.streams, id)
+			if elsewhere[id] {
+				s.logger().Warn("log stream moved to another node: this node lost its lease", "instance", id)
+				continue
+			}
 			if w == nil {
 				s.dropSource(ctx, st.inst)
 			}
@@ -202,6 +276,13 @@ func (s *Supervisor) reconcile(ctx context.Context) error {
 	}
 	for id, inst := range want {
 		if s.streams[id] == nil {
+			if s.Leases != nil && s.AbortUploads != nil {
+				// What the previous holder's uploads left; none of this
+				// node's, since it streams the instance only from now.
+				if _, err := s.AbortUploads(ctx, path.Join("logs", id)+"/"); err != nil {
+					s.logger().Warn("abort the log uploads a previous node left", "instance", id, "err", err)
+				}
+			}
 			s.start(ctx, inst)
 		}
 	}

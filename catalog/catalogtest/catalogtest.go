@@ -96,6 +96,8 @@ func Run(t *testing.T, h Harness) {
 		{"LogFiles", testLogFiles},
 		{"LogGapsAndPositions", testLogGapsAndPositions},
 		{"Recoveries", testRecoveries},
+		{"JobLeases", testJobLeases},
+		{"Leases", testLeases},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, Open(t, h.New(t))) })
@@ -114,6 +116,8 @@ func Run(t *testing.T, h Harness) {
 		{"RacingUsersAndPolicies", testRacingUsersAndPolicies},
 		{"RacingPolicyAndNewSets", testRacingPolicyAndNewSets},
 		{"RacingDeletes", testRacingDeletes},
+		{"RacingJobClaims", testRacingJobClaims},
+		{"RacingLeases", testRacingLeases},
 	}
 	for _, tt := range multi {
 		t.Run(tt.name, func(t *testing.T) { tt.fn(t, h.New(t)) })

@@ -2,6 +2,7 @@ package postgres
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -15,7 +16,10 @@ import (
 
 var _ rdsbackup.JobService = (*DB)(nil)
 
-const jobColumns = `id, instance_id, status, mode, method, strategy, databases, progress, backup_set_id, error, created_at, updated_at, window_start`
+const jobColumns = `id, instance_id, status, mode, method, strategy, databases, progress, backup_set_id, error, created_at, updated_at, window_start, node_id, lease_until`
+
+// finalStates is the SQL list of the states a job ends in.
+const finalStates = `('Finished', 'Failed')`
 
 // nextIDs takes n new ids, above every id a job or a set has had, and
 // returns the first. The counter row stays locked until tx ends, so ids are
@@ -47,17 +51,32 @@ func (db *DB) CreateJob(ctx context.Context, job *rdsbackup.Job) error {
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
+		if _, err := tx.Exec(ctx, `INSERT INTO jobs (`+jobColumns+`) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)`,
 			id, job.InstanceID, string(job.Status), string(job.Mode), string(job.Method), job.Strategy, columns.JoinList(job.Databases),
-			job.Progress, job.BackupSetID, job.Error, columns.Unix(now), columns.Unix(now), columns.Unix(job.Window)); err != nil {
-			if code, constraint := pgCode(err); code == uniqueViolation && constraint == "jobs_by_window" {
+			job.Progress, job.BackupSetID, job.Error, columns.Unix(now), columns.Unix(now), columns.Unix(job.Window),
+			job.Node, columns.Millis(job.LeaseUntil)); err != nil {
+			code, constraint := pgCode(err)
+			if code == uniqueViolation && constraint == "jobs_by_window" {
 				return rdsbackup.Errorf(rdsbackup.ECONFLICT, "instance %s already has a job for the window starting %s", job.InstanceID, job.Window.UTC().Format(time.RFC3339))
+			}
+			if code == uniqueViolation && constraint == "jobs_one_running" {
+				return errRunning
 			}
 			return fmt.Errorf("create job: %w", err)
 		}
 		job.ID = id
 		return nil
 	})
+	if err == errRunning {
+		// The insert's transaction is over: say which job runs.
+		var id int64
+		var node string
+		if qerr := db.pool.QueryRow(ctx, `SELECT id, node_id FROM jobs WHERE instance_id = $1 AND node_id <> '' AND status NOT IN `+finalStates,
+			job.InstanceID).Scan(&id, &node); qerr != nil {
+			return rdsbackup.Errorf(rdsbackup.EBackupRunning, "Current DB instance state does not support this operation: %s has a backup job running.", job.InstanceID)
+		}
+		return runningError(job.InstanceID, id, node)
+	}
 	if err != nil {
 		return err
 	}
@@ -65,16 +84,74 @@ func (db *DB) CreateJob(ctx context.Context, job *rdsbackup.Job) error {
 	return nil
 }
 
+// errRunning marks CreateJob's unique violation on jobs_one_running.
+var errRunning = errors.New("instance has a running job")
+
+// runningError is CreateJob's refusal of a second backup of an instance.
+func runningError(instanceID string, id int64, node string) error {
+	return rdsbackup.Errorf(rdsbackup.EBackupRunning, "Current DB instance state does not support this operation: backup job %d of %s is still running (on node %s).", id, instanceID, node)
+}
+
+// jobNotHeld says why a write to job id that node meant to hold changed
+// nothing: ENOTFOUND without the job, ECONFLICT when it is not node's.
+func (db *DB) jobNotHeld(ctx context.Context, id int64, node string) error {
+	var holder, status string
+	if err := db.pool.QueryRow(ctx, `SELECT node_id, status FROM jobs WHERE id = $1`, id).Scan(&holder, &status); err == pgx.ErrNoRows {
+		return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "job %d not found", id)
+	} else if err != nil {
+		return fmt.Errorf("job %d: %w", id, err)
+	}
+	return rdsbackup.Errorf(rdsbackup.ECONFLICT, "job %d is not held by node %s: node %q holds it, %s", id, node, holder, status)
+}
+
+// RenewJobLease extends the lease node holds on an unfinished job.
+func (db *DB) RenewJobLease(ctx context.Context, id int64, node string, until time.Time) error {
+	tag, err := db.exec(ctx, `UPDATE jobs SET lease_until = $1 WHERE id = $2 AND node_id = $3 AND status NOT IN `+finalStates,
+		columns.Millis(until), id, node)
+	if err != nil {
+		return fmt.Errorf("renew the lease of job %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return db.jobNotHeld(ctx, id, node)
+	}
+	return nil
+}
+
+// ClaimJob gives node an unfinished job whose lease ended, or that node
+// holds already. One conditional UPDATE: PostgreSQL re-checks the
+// condition on the row it locks, so of two nodes claiming at once one
+// wins.
+func (db *DB) ClaimJob(ctx context.Context, id int64, node string, now, until time.Time) error {
+	tag, err := db.exec(ctx, `UPDATE jobs SET node_id = $1, lease_until = $2 WHERE id = $3 AND status NOT IN `+finalStates+`
+		AND (lease_until <= $4 OR node_id = $1)`, node, columns.Millis(until), id, columns.Millis(now))
+	if code, constraint := pgCode(err); code == uniqueViolation && constraint == "jobs_one_running" {
+		// A job without a node, of an instance a node runs another job
+		// of: it waits until that one ends.
+		return rdsbackup.Errorf(rdsbackup.ECONFLICT, "job %d cannot be claimed while its instance has another job running", id)
+	}
+	if err != nil {
+		return fmt.Errorf("claim job %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return db.jobNotHeld(ctx, id, node)
+	}
+	return nil
+}
+
 // UpdateJob stores a job's progress and outcome.
 func (db *DB) UpdateJob(ctx context.Context, job *rdsbackup.Job) error {
 	job.UpdatedAt = db.now()
-	tag, err := db.exec(ctx, `UPDATE jobs SET status = $1, progress = $2, backup_set_id = $3, error = $4, updated_at = $5 WHERE id = $6`,
-		string(job.Status), job.Progress, job.BackupSetID, job.Error, columns.Unix(job.UpdatedAt), job.ID)
+	q := `UPDATE jobs SET status = $1, progress = $2, backup_set_id = $3, error = $4, updated_at = $5 WHERE id = $6`
+	args := []any{string(job.Status), job.Progress, job.BackupSetID, job.Error, columns.Unix(job.UpdatedAt), job.ID}
+	if job.Node != "" {
+		q, args = q+` AND node_id = $7`, append(args, job.Node)
+	}
+	tag, err := db.exec(ctx, q, args...)
 	if err != nil {
 		return fmt.Errorf("update job %d: %w", job.ID, err)
 	}
 	if tag.RowsAffected() == 0 {
-		return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "job %d not found", job.ID)
+		return db.jobNotHeld(ctx, job.ID, job.Node)
 	}
 	return nil
 }
@@ -117,11 +194,12 @@ func (db *DB) FindJobs(ctx context.Context, f rdsbackup.JobFilter) ([]*rdsbackup
 	for rows.Next() {
 		var j rdsbackup.Job
 		var status, mode, method, dbs string
-		var created, updated, window int64
+		var created, updated, window, lease int64
 		if err := rows.Scan(&j.ID, &j.InstanceID, &status, &mode, &method, &j.Strategy, &dbs, &j.Progress,
-			&j.BackupSetID, &j.Error, &created, &updated, &window); err != nil {
+			&j.BackupSetID, &j.Error, &created, &updated, &window, &j.Node, &lease); err != nil {
 			return nil, fmt.Errorf("find jobs: %w", err)
 		}
+		j.LeaseUntil = columns.FromMillis(lease)
 		j.Status, j.Mode, j.Method = rdsbackup.JobStatus(status), rdsbackup.BackupMode(mode), rdsbackup.BackupMethod(method)
 		j.Databases = columns.SplitList(dbs)
 		j.CreatedAt, j.UpdatedAt, j.Window = columns.FromUnix(created), columns.FromUnix(updated), columns.FromUnix(window)

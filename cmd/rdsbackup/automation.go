@@ -17,6 +17,7 @@ type automationCatalog interface {
 	FindInstance(ctx context.Context, id string) (*rdsbackup.Instance, error)
 	FindLastWindows(ctx context.Context) (map[string]time.Time, error)
 	FindBackupPolicy(ctx context.Context, instanceID string) (*rdsbackup.BackupPolicy, error)
+	FindBackupPolicies(ctx context.Context) ([]*rdsbackup.BackupPolicy, error)
 	PutBackupPolicies(ctx context.Context, ps []*rdsbackup.BackupPolicy) error
 }
 
@@ -30,14 +31,16 @@ type automation struct {
 	sched   *scheduler.Scheduler
 	logger  *slog.Logger
 
-	mu       sync.Mutex
-	policies map[string]*rdsbackup.BackupPolicy
+	mu        sync.Mutex
+	policies  map[string]*rdsbackup.BackupPolicy
+	scheduled map[string]bool // instances whose engine can be backed up
 }
 
 var _ api.Scheduling = (*automation)(nil)
 
 func newAutomation(db automationCatalog, runner *backup.Runner, deleter *backup.Deleter, cfg *Config, now func() time.Time, logger *slog.Logger) *automation {
-	a := &automation{db: db, runner: runner, deleter: deleter, logger: logger, policies: map[string]*rdsbackup.BackupPolicy{}}
+	a := &automation{db: db, runner: runner, deleter: deleter, logger: logger, policies: map[string]*rdsbackup.BackupPolicy{},
+		scheduled: map[string]bool{}}
 	a.sched = scheduler.New(a.start)
 	a.sched.Now = now
 	a.sched.Running = runner.Running
@@ -85,6 +88,9 @@ func (a *automation) load(ctx context.Context, cfg *Config, now time.Time) error
 		a.policies[ic.ID] = p
 		a.mu.Unlock()
 		if a.runner.Engines[rdsbackup.Engine(ic.Engine)] != nil {
+			a.mu.Lock()
+			a.scheduled[ic.ID] = true
+			a.mu.Unlock()
 			a.sched.Set(ic.ID, schedule(p), last[ic.ID])
 		}
 	}
@@ -121,12 +127,42 @@ func (a *automation) start(ctx context.Context, instanceID string, window time.T
 	return err
 }
 
+// refresh reads the policies and the windows taken back from the catalog:
+// with several nodes the one that schedules (it holds the scheduler
+// lease) sees a policy changed through another node, and the windows
+// another node's scheduler took before this one became the leader.
+func (a *automation) refresh(ctx context.Context) error {
+	pols, err := a.db.FindBackupPolicies(ctx)
+	if err != nil {
+		return err
+	}
+	last, err := a.db.FindLastWindows(ctx)
+	if err != nil {
+		return err
+	}
+	for _, p := range pols {
+		a.mu.Lock()
+		known, scheduled := a.policies[p.InstanceID] != nil, a.scheduled[p.InstanceID]
+		if known {
+			a.policies[p.InstanceID] = p
+		}
+		a.mu.Unlock()
+		if scheduled {
+			a.sched.Set(p.InstanceID, schedule(p), last[p.InstanceID])
+		}
+	}
+	return nil
+}
+
 // PolicyChanged applies a policy stored by ModifyBackupPolicy.
 func (a *automation) PolicyChanged(p *rdsbackup.BackupPolicy) {
 	a.mu.Lock()
 	a.policies[p.InstanceID] = p
 	a.mu.Unlock()
 	if inst, err := a.db.FindInstance(context.Background(), p.InstanceID); err == nil && a.runner.Engines[inst.Engine] != nil {
+		a.mu.Lock()
+		a.scheduled[p.InstanceID] = true
+		a.mu.Unlock()
 		a.sched.Set(p.InstanceID, schedule(p), time.Time{})
 	}
 }
@@ -136,22 +172,17 @@ func (a *automation) PolicyChanged(p *rdsbackup.BackupPolicy) {
 // off (then nothing runs at that time; see README).
 func (a *automation) NextBackup(instanceID string) time.Time { return a.sched.Next(instanceID) }
 
-// run ticks the scheduler and sweeps expired sets until ctx ends.
-func (a *automation) run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		a.sched.Tick(ctx)
-		if err := a.deleter.Resume(ctx); err != nil && ctx.Err() == nil {
-			a.logger.Error("finish deletions", "err", err)
-		}
-		if _, err := a.deleter.Sweep(ctx); err != nil && ctx.Err() == nil {
-			a.logger.Error("expiry sweep", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// tick runs the scheduler and sweeps expired sets once. serve calls it
+// through a rdsbackup.Singleton: on one node of the cluster at a time.
+func (a *automation) tick(ctx context.Context) {
+	if err := a.refresh(ctx); err != nil && ctx.Err() == nil {
+		a.logger.Error("read backup policies", "err", err)
+	}
+	a.sched.Tick(ctx)
+	if err := a.deleter.Resume(ctx); err != nil && ctx.Err() == nil {
+		a.logger.Error("finish deletions", "err", err)
+	}
+	if _, err := a.deleter.Sweep(ctx); err != nil && ctx.Err() == nil {
+		a.logger.Error("expiry sweep", "err", err)
 	}
 }

@@ -130,6 +130,7 @@ func tryCreateBackup(t testing.TB, c *clients, inst, method string, setup func(*
 type taskOut struct {
 	rds.BackupJob
 	FailureReason string
+	NodeId        string // the node holding the job (rdsbackup extension)
 }
 
 // describeTasks calls DescribeBackupTasks through the SDK and decodes the

@@ -50,6 +50,48 @@ type Config struct {
 	Clones *ClonesConfig `yaml:"clones"`
 	// Drills configures restore drills (docs/drills.md).
 	Drills DrillsConfig `yaml:"drills"`
+	// Node names this process among the nodes sharing a catalog
+	// (docs/nodes.md).
+	Node NodeConfig `yaml:"node"`
+}
+
+// NodeConfig identifies a node and sets how long its claims last.
+type NodeConfig struct {
+	// ID names the node in job rows, leases and /healthz (default the
+	// hostname). Every node sharing a catalog needs its own: two processes
+	// with one id would settle each other's jobs at start.
+	ID string `yaml:"id"`
+	// Lease is how long a node's claim on a job, the scheduler or a log
+	// stream lasts without renewal (default 30s, 2s to 10m): when a node
+	// dies, its work moves to another node within about this time.
+	Lease Duration `yaml:"lease"`
+}
+
+// nodeIDPattern: short, printable, safe in logs and headers.
+var nodeIDPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
+
+// hostname is the default node id; tests replace it.
+var hostname = os.Hostname
+
+func (n *NodeConfig) validate() error {
+	if n.ID == "" {
+		h, err := hostname()
+		if err != nil {
+			return fmt.Errorf("config: node.id is not set and the hostname cannot be read (%v): set node.id", err)
+		}
+		if !nodeIDPattern.MatchString(h) {
+			return fmt.Errorf("config: node.id is not set and the hostname %q is not a valid node id: set node.id (1-63 letters, digits, '.', '_' or '-', starting with a letter or digit)", h)
+		}
+		n.ID = h
+	} else if !nodeIDPattern.MatchString(n.ID) {
+		return fmt.Errorf("config: node.id %q: use 1-63 letters, digits, '.', '_' or '-', starting with a letter or digit", n.ID)
+	}
+	if n.Lease == 0 {
+		n.Lease = Duration(30 * time.Second)
+	} else if n.Lease < Duration(2*time.Second) || n.Lease > Duration(10*time.Minute) {
+		return fmt.Errorf("config: node.lease %v: must be between 2s and 10m", time.Duration(n.Lease))
+	}
+	return nil
 }
 
 // ClonesConfig enables CloneDBInstance: servers started on this host from
@@ -440,6 +482,9 @@ func (c *Config) Validate() error {
 		return err
 	}
 	if err := c.Catalog.validate(); err != nil {
+		return err
+	}
+	if err := c.Node.validate(); err != nil {
 		return err
 	}
 	if c.Clones != nil {

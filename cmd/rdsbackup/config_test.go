@@ -138,3 +138,33 @@ func TestDrillsConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestNodeConfig: node.id defaults to the hostname and is validated, as is
+// node.lease.
+func TestNodeConfig(t *testing.T) {
+	env := func(string) string { return "" }
+	defer func(h func() (string, error)) { hostname = h }(hostname)
+	hostname = func() (string, error) { return "db1.example", nil }
+	c, err := ParseConfig([]byte("{}"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Node.ID != "db1.example" || time.Duration(c.Node.Lease) != 30*time.Second {
+		t.Errorf("defaults: %+v", c.Node)
+	}
+	c, err = ParseConfig([]byte("node:\n  id: node-b\n  lease: 5s\n"), env)
+	if err != nil || c.Node.ID != "node-b" || time.Duration(c.Node.Lease) != 5*time.Second {
+		t.Errorf("set: %+v %v", c, err)
+	}
+	hostname = func() (string, error) { return "bad host!", nil }
+	for _, bad := range []struct{ yaml, want string }{
+		{"{}", `the hostname "bad host!" is not a valid node id: set node.id`},
+		{"node:\n  id: -x\n", `node.id "-x": use 1-63 letters`},
+		{"node:\n  id: a/b\n", `node.id "a/b"`},
+		{"node:\n  id: n1\n  lease: 1s\n", "node.lease 1s: must be between 2s and 10m"},
+	} {
+		if _, err := ParseConfig([]byte(bad.yaml), env); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want %q", bad.yaml, err, bad.want)
+		}
+	}
+}

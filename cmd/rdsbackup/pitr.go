@@ -7,6 +7,7 @@ import (
 	"github.com/rdsbackup/rdsbackup"
 	"github.com/rdsbackup/rdsbackup/api"
 	"github.com/rdsbackup/rdsbackup/backup"
+	"github.com/rdsbackup/rdsbackup/engine/postgres"
 	"github.com/rdsbackup/rdsbackup/logs"
 )
 
@@ -23,6 +24,16 @@ type pitrParts struct {
 
 func newPITR(bes map[rdsbackup.Engine]rdsbackup.BackupEngine, db rdsbackup.Catalog, store rdsbackup.ObjectStore, cfg *Config, logger *slog.Logger, met logs.Metrics) *pitrParts {
 	p := &pitrParts{sources: map[rdsbackup.Engine]api.LogSource{}, listers: map[rdsbackup.Engine]api.DatabaseLister{}, catalog: db}
+	// The PostgreSQL streamer offers the segment being written to the
+	// supervisor at most every WALPartialInterval (10 s by default): a
+	// shorter logs.uploadInterval is only honoured when it offers as often
+	// (bench/pitrperf measured a p99 of 11 s from COMMIT to the store at an
+	// uploadInterval of 5 s).
+	if pg, ok := bes[rdsbackup.EnginePostgreSQL].(*postgres.Engine); ok && pg.WALPartialInterval == 0 {
+		if up := time.Duration(cfg.Logs.UploadInterval); up > 0 && up < 10*time.Second {
+			pg.WALPartialInterval = up
+		}
+	}
 	streamers := map[rdsbackup.Engine]rdsbackup.LogStreamer{}
 	restorers := pitrEngines(bes)
 	for name, be := range bes {

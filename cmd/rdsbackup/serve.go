@@ -108,7 +108,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := storage.Clean(ctx); err != nil {
+	// On a shared catalog other nodes may be writing to the bucket: their
+	// uploads are not this start's to abort. A dead node's are aborted job
+	// by job when its jobs are settled (docs/nodes.md).
+	if cfg.Catalog.Type == CatalogPostgres && storage.AbortUploads != nil {
+		logger.Info("shared catalog: incomplete uploads are aborted per settled job, not all at start")
+	} else if err := storage.Clean(ctx); err != nil {
 		return fmt.Errorf("clean backup storage (%s): %w", storage.Describe, err)
 	}
 	// Encryption outermost: the runner asks its writers how a set is encrypted.
@@ -128,6 +133,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	bes := engines(logger, tmpDir, children)
 	runner := backup.NewRunner(db, store, bes)
 	runner.Logger, runner.Metrics = logger, met
+	runner.Node, runner.Lease, runner.AbortUploads = cfg.Node.ID, time.Duration(cfg.Node.Lease), storage.AbortUploads
 	met.Jobs(runner.JobStates, func() int { return len(runner.Unsettled()) })
 	// DescribeBackupTasks shows an ended job's final state even while the
 	// catalog cannot take it yet.
@@ -138,6 +144,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	}
 	defer runner.Close()
 	srv.Backup = runner
+	// Every node settles the jobs of nodes that stopped renewing their
+	// leases: within about 1.5 lease times of a node's death.
+	defer every(ctx, time.Duration(cfg.Node.Lease)/2, func(ctx context.Context) {
+		if _, err := runner.Sweep(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("settle the jobs of lost nodes", "err", err)
+		}
+	})()
 
 	deleter := &backup.Deleter{Catalog: db, Store: store, Logger: logger, Now: time.Now, Metrics: met}
 	// Deletions a killed process left half done are finished first.
@@ -153,10 +166,21 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 
 	// Point-in-time recovery: log streams and restores into instances.
 	pitr := newPITR(bes, db, store, cfg, logger, met)
+	// Restores too are held by their node; any node fails those of a dead
+	// one.
+	pitr.recoverer.Leases, pitr.recoverer.Node, pitr.recoverer.Lease = db, cfg.Node.ID, time.Duration(cfg.Node.Lease)
 	if err := pitr.recoverer.Recover(ctx); err != nil {
 		return fmt.Errorf("settle interrupted restores: %w", err)
 	}
+	defer every(ctx, time.Duration(cfg.Node.Lease)/2, func(ctx context.Context) {
+		if _, err := pitr.recoverer.Sweep(ctx); err != nil && ctx.Err() == nil {
+			logger.Error("settle the restores of lost nodes", "err", err)
+		}
+	})()
 	pitr.wire(srv)
+	// Each instance's log stream runs on one node at a time.
+	pitr.supervisor.Leases, pitr.supervisor.Node, pitr.supervisor.Lease = db, cfg.Node.ID, time.Duration(cfg.Node.Lease)
+	pitr.supervisor.AbortUploads = storage.AbortUploads
 	pitrCtx, stopPITR := context.WithCancel(ctx)
 	pitrDone := make(chan struct{})
 	go func() { defer close(pitrDone); pitr.supervisor.Run(pitrCtx) }()
@@ -203,7 +227,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 
 	mux := http.NewServeMux()
 	mux.Handle("/download/", &api.Downloads{Links: links, Backups: db, Store: store, LogFiles: db})
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { health(w, r, runner, storage) })
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { health(w, r, cfg.Node.ID, runner, storage) })
 	mux.Handle("/", srv)
 
 	hs := &http.Server{
@@ -232,7 +256,7 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		go certs.watch(ctx, m.Hangup)
 	}
 	logger.Info("rdsbackup serving", "addr", ln.Addr().String(), "scheme", scheme, "dataDir", cfg.DataDir, "storage", storage.Describe,
-		"region", cfg.Region, "accountId", accountID, "instances", len(instances))
+		"region", cfg.Region, "accountId", accountID, "instances", len(instances), "node", cfg.Node.ID)
 	if m.Ready != nil {
 		m.Ready(ln.Addr().String())
 	}
@@ -242,7 +266,12 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	go func() {
 		defer close(autoDone)
 		if cfg.Backups.Scheduled() {
-			auto.run(autoCtx, time.Duration(cfg.Backups.TickInterval))
+			// One node of the cluster schedules and sweeps; another takes
+			// over within node.lease of its death.
+			leader := &rdsbackup.Singleton{Leases: db, Name: "scheduler", Node: cfg.Node.ID, Lease: time.Duration(cfg.Node.Lease),
+				Every: time.Duration(cfg.Backups.TickInterval), Now: time.Now,
+				Failed: func(err error) { logger.Warn("scheduler lease", "err", err) }}
+			leader.Run(autoCtx, auto.tick)
 		}
 	}()
 	defer func() { stopAuto(); <-autoDone }()
@@ -258,13 +287,37 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 	return hs.Shutdown(shutdownCtx)
 }
 
+// every runs fn every d until ctx ends or the returned stop is called,
+// which waits for a run in progress.
+func every(ctx context.Context, d time.Duration, fn func(ctx context.Context)) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(d)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				fn(ctx)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
 // health answers /healthz: 200 while the service does its work, 503 while
 // the backup storage does not answer (an S3 bucket that is down or refuses
 // the credentials), or while a backup job has ended but its final state
 // cannot be recorded in the catalog (its disk is full, say; the service
-// keeps retrying, and a restart would not help). The body says why.
-func health(w http.ResponseWriter, r *http.Request, runner *backup.Runner, storage *backupStorage) {
+// keeps retrying, and a restart would not help). The body says why; the
+// X-Rdsbackup-Node header and the body's last line name the node.
+func health(w http.ResponseWriter, r *http.Request, node string, runner *backup.Runner, storage *backupStorage) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Rdsbackup-Node", node)
+	defer fmt.Fprintf(w, "node %s\n", node)
 	var storeErr error
 	if storage.Healthy != nil {
 		storeErr = storage.Healthy(r.Context())

@@ -128,6 +128,9 @@ type backupStorage struct {
 	// Clean removes what writers killed before Commit left: temp files,
 	// incomplete multipart uploads. Run it only when no write is running.
 	Clean func(ctx context.Context) error
+	// AbortUploads, for s3, aborts the incomplete uploads under a prefix
+	// (those of one job), leaving other nodes' uploads alone.
+	AbortUploads func(ctx context.Context, prefix string) (int, error)
 	// Healthy reports whether the store answers (nil: a local directory
 	// always does, or fails each operation on its own).
 	Healthy func(ctx context.Context) error
@@ -158,7 +161,8 @@ func openStore(ctx context.Context, cfg *Config, logger *slog.Logger) (*backupSt
 				}
 				return err
 			},
-			Healthy: st.Healthy,
+			AbortUploads: st.AbortUploadsUnder,
+			Healthy:      st.Healthy,
 			Presign: func(ctx context.Context, key string, expires time.Time, filename string) (string, error) {
 				return st.PresignGet(ctx, key, time.Until(expires), filename)
 			},

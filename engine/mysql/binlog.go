@@ -69,11 +69,31 @@ func (b binlogInfo) closed() bool {
 // scanBinlog reads the event headers of a binary log file. A trailing
 // partial event (still being written) is not counted.
 func scanBinlog(path string) (binlogInfo, error) {
+	return scanBinlogFrom(path, binlogInfo{})
+}
+
+// scanBinlogFrom goes on reading the event headers of a file after those
+// prev describes (a scan of the same file when it was shorter), so that
+// following a growing file costs what was appended, not the whole file
+// again. A file shorter than prev.Size is scanned from its start.
+func scanBinlogFrom(path string, prev binlogInfo) (binlogInfo, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return binlogInfo{}, err
 	}
 	defer f.Close()
+	if prev.Size > 0 {
+		fi, err := f.Stat()
+		if err != nil {
+			return binlogInfo{}, err
+		}
+		if fi.Size() >= prev.Size {
+			if _, err := f.Seek(prev.Size, io.SeekStart); err != nil {
+				return binlogInfo{}, err
+			}
+			return scanEvents(bufio.NewReaderSize(f, 64<<10), prev)
+		}
+	}
 	return scanBinlogReader(f)
 }
 
@@ -91,6 +111,12 @@ func scanBinlogReader(r io.Reader) (binlogInfo, error) {
 		return info, fmt.Errorf("not a binary log (magic %q)", magic)
 	}
 	info.Size = int64(len(binlogMagic))
+	return scanEvents(br, info)
+}
+
+// scanEvents reads the events of br, which starts at info.Size, adding
+// them to info.
+func scanEvents(br *bufio.Reader, info binlogInfo) (binlogInfo, error) {
 	var h [binlogHeaderSize]byte
 	for {
 		if _, err := io.ReadFull(br, h[:]); err != nil {
@@ -353,7 +379,7 @@ func (e *Engine) StreamLogs(ctx context.Context, inst *rdsbackup.Instance, spec 
 	exited := make(chan error, 1)
 	go func() { exited <- cmd.Wait() }()
 
-	s := &spoolScanner{dir: spec.SpoolDir, host: info.HostID, sink: sink}
+	s := &spoolScanner{dir: spec.SpoolDir, host: info.HostID, sink: sink, scanned: map[string]binlogInfo{}}
 	ticker := time.NewTicker(pollInterval)
 	defer ticker.Stop()
 	for {
@@ -407,6 +433,10 @@ type spoolScanner struct {
 	dir  string
 	host string
 	sink rdsbackup.LogSink
+	// scanned is what the last scan read of each file still in the spool:
+	// the next scan goes on from there (the tool only appends, and the
+	// spool is emptied before it starts).
+	scanned map[string]binlogInfo
 }
 
 func (s *spoolScanner) scan(ctx context.Context) error {
@@ -430,10 +460,11 @@ func (s *spoolScanner) scan(ctx context.Context) error {
 	sort.Slice(files, func(i, j int) bool { return files[i].seq < files[j].seq })
 	for i, f := range files {
 		path := filepath.Join(s.dir, f.name)
-		info, err := scanBinlog(path)
+		info, err := scanBinlogFrom(path, s.scanned[f.name])
 		if err != nil {
 			return fmt.Errorf("read %s: %w", path, err)
 		}
+		s.scanned[f.name] = info
 		// The tool opens the next file only after the server has moved
 		// on to it (a Rotate event, or a fake one for a file the server
 		// left without one when it crashed), and the spool was emptied
@@ -455,6 +486,7 @@ func (s *spoolScanner) scan(ctx context.Context) error {
 			if err := s.sink.CompleteLog(ctx, sl); err != nil {
 				return err
 			}
+			delete(s.scanned, f.name) // moved out of the spool
 			continue
 		}
 		// Offered on every scan, grown or not: the sink stores it again

@@ -527,6 +527,28 @@ func (s *Store) CleanUploads(ctx context.Context) (int, error) {
 	return len(ups), nil
 }
 
+// AbortUploadsUnder aborts the incomplete multipart uploads whose key
+// starts with prefix, and returns how many: what a dead node's writer left
+// of one object, aborted by the node that settles its job while other
+// nodes' uploads go on.
+func (s *Store) AbortUploadsUnder(ctx context.Context, prefix string) (int, error) {
+	var ups []Upload
+	for u, err := range s.Uploads(ctx) {
+		if err != nil {
+			return 0, err
+		}
+		if strings.HasPrefix(u.Key, prefix) {
+			ups = append(ups, u)
+		}
+	}
+	for i, u := range ups {
+		if err := s.abortUpload(ctx, s.cfg.Prefix+u.Key, u.UploadID); err != nil {
+			return i, err
+		}
+	}
+	return len(ups), nil
+}
+
 // retryAborts retries the aborts that failed, as soon as the bucket
 // answers again: on the next write and the next health check.
 func (s *Store) retryAborts(ctx context.Context) {

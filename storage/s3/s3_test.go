@@ -567,3 +567,28 @@ func TestServerCRC(t *testing.T) {
 		t.Fatal("read back other bytes")
 	}
 }
+
+// TestAbortUploadsUnder aborts one job's incomplete upload and leaves the
+// others' (other nodes' running backups) alone.
+func TestAbortUploadsUnder(t *testing.T) {
+	srv := s3test.Shared(t)
+	bucket := srv.NewBucket(t)
+	st := newStore(t, config(srv, bucket, "p/"))
+	for _, key := range []string{"backups/a/1/set.zst", "backups/a/12/set.zst"} {
+		w, err := st.Create(t.Context(), key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Write(random(s3.MinPartSize + 1)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, func() bool { return len(srv.Uploads(t, bucket, "")) == 2 })
+	n, err := st.AbortUploadsUnder(t.Context(), "backups/a/1/")
+	if err != nil || n != 1 {
+		t.Fatalf("abort under backups/a/1/: %d, %v; want 1", n, err)
+	}
+	if ups := srv.Uploads(t, bucket, ""); len(ups) != 1 || !strings.HasPrefix(ups[0], "p/backups/a/12/set.zst ") {
+		t.Fatalf("uploads left: %v", ups)
+	}
+}

@@ -103,3 +103,20 @@ func (c *SetRow) Scan(scan func(dest ...any) error) (*rdsbackup.BackupSet, error
 	s.VerifyStatus, s.VerifyTime = rdsbackup.VerifyStatus(c.verifyStatus), FromUnix(c.verifyTime)
 	return s, nil
 }
+
+// Millis is t in unix milliseconds, 0 for the zero time: leases need
+// finer times than the seconds the rest of the catalog keeps.
+func Millis(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixMilli()
+}
+
+// FromMillis is the inverse of Millis.
+func FromMillis(ms int64) time.Time {
+	if ms == 0 {
+		return time.Time{}
+	}
+	return time.UnixMilli(ms).UTC()
+}
