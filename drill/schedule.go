@@ -2,6 +2,7 @@ package drill
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"time"
 
@@ -42,6 +43,12 @@ type Scheduler struct {
 	Interval time.Duration // how often plans are looked at (default 1m)
 	Now      func() time.Time
 	Logger   *slog.Logger
+	// Leases and Node, when set, keep nodes sharing a catalog from
+	// drilling one set at once: a drill holds the lease drill/<BackupId>
+	// for its timeout (LeaseFor) and frees it when it ends.
+	Leases   rdsbackup.LeaseService
+	Node     string
+	LeaseFor time.Duration
 
 	// tried holds the sets a drill could not run on, and when: they are
 	// tried again after retryAfter, not at every tick.
@@ -105,12 +112,17 @@ func (s *Scheduler) Tick(ctx context.Context) {
 		if set == nil {
 			continue
 		}
+		release, ok := s.claim(ctx, set.ID, p.Timeout)
+		if !ok {
+			continue
+		}
 		dctx, cancel := ctx, context.CancelFunc(func() {})
 		if p.Timeout > 0 {
 			dctx, cancel = context.WithTimeout(ctx, p.Timeout)
 		}
 		dr, err := s.Driller.Run(dctx, set.ID, nil)
 		cancel()
+		release()
 		if err != nil {
 			s.logger().Error("drills: the scheduled drill", "backupId", set.ID, "err", err)
 		}
@@ -118,6 +130,36 @@ func (s *Scheduler) Tick(ctx context.Context) {
 			s.tried[set.ID] = s.now()
 		}
 	}
+}
+
+// claim takes the lease of a drill of set id (see Leases); false when
+// another node holds it or the catalog does not answer.
+func (s *Scheduler) claim(ctx context.Context, id int64, timeout time.Duration) (func(), bool) {
+	if s.Leases == nil {
+		return func() {}, true
+	}
+	if timeout <= 0 {
+		timeout = s.LeaseFor
+	}
+	if timeout <= 0 {
+		timeout = time.Hour
+	}
+	name := fmt.Sprintf("drill/%d", id)
+	now := s.now()
+	// A minute past the timeout: the drill's cleanup after it.
+	held, err := s.Leases.AcquireLease(ctx, name, s.Node, now, now.Add(timeout+time.Minute))
+	if err != nil {
+		s.logger().Warn("drills: take the drill's lease", "backupId", id, "err", err)
+		return nil, false
+	}
+	if !held {
+		return nil, false
+	}
+	return func() {
+		if err := s.Leases.ReleaseLease(context.WithoutCancel(ctx), name, s.Node); err != nil {
+			s.logger().Warn("drills: free the drill's lease", "backupId", id, "err", err)
+		}
+	}, true
 }
 
 // due returns the set of inst to drill now, if any.

@@ -77,3 +77,41 @@ func TestSchedulerDue(t *testing.T) {
 	s.Driller = nil // a drill started now would panic: Tick must not start one
 	s.Tick(context.Background())
 }
+
+type fakeLeases struct{ holder map[string]string }
+
+func (f *fakeLeases) AcquireLease(ctx context.Context, name, node string, now, until time.Time) (bool, error) {
+	if h, ok := f.holder[name]; ok && h != node {
+		return false, nil
+	}
+	f.holder[name] = node
+	return true, nil
+}
+
+func (f *fakeLeases) ReleaseLease(ctx context.Context, name, node string) error {
+	if f.holder[name] == node {
+		delete(f.holder, name)
+	}
+	return nil
+}
+
+// TestSchedulerClaim: two nodes never drill one set at once.
+func TestSchedulerClaim(t *testing.T) {
+	leases := &fakeLeases{holder: map[string]string{}}
+	a := &Scheduler{Leases: leases, Node: "a"}
+	b := &Scheduler{Leases: leases, Node: "b"}
+	release, ok := a.claim(context.Background(), 7, time.Minute)
+	if !ok {
+		t.Fatal("a could not claim a free drill")
+	}
+	if _, ok := b.claim(context.Background(), 7, time.Minute); ok {
+		t.Fatal("b claimed the drill a holds")
+	}
+	if _, ok := b.claim(context.Background(), 8, time.Minute); !ok {
+		t.Fatal("b could not claim another set's drill")
+	}
+	release()
+	if _, ok := b.claim(context.Background(), 7, time.Minute); !ok {
+		t.Fatal("b could not claim the drill a freed")
+	}
+}

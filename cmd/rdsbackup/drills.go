@@ -156,7 +156,7 @@ func startDrills(ctx context.Context, cfg *Config, db rdsbackup.Catalog, store r
 		return func() {}, nil
 	}
 	s := &drill.Scheduler{Driller: d, Sets: db, Plans: plans, Busy: busy, Interval: time.Duration(cfg.Backups.TickInterval),
-		Now: time.Now, Logger: logger}
+		Now: time.Now, Logger: logger, Leases: db, Node: cfg.Node.ID, LeaseFor: time.Duration(cfg.Drills.Timeout)}
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() { defer close(done); s.Run(ctx) }()
