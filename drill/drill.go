@@ -90,10 +90,10 @@ func (d *Driller) now() time.Time {
 // Clean removes the drill directories a killed process left behind. Call
 // it before the first drill, when no drill of this Dir runs.
 func (d *Driller) Clean() error {
-	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
-		return fmt.Errorf("drills: %w", err)
-	}
 	entries, err := os.ReadDir(d.Dir)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil // made by the first drill
+	}
 	if err != nil {
 		return fmt.Errorf("drills: %w", err)
 	}
@@ -201,7 +201,9 @@ type server interface {
 // run restores the set and checks it; the error is *failed, *notRun or
 // another (not run).
 func (d *Driller) run(ctx context.Context, set *rdsbackup.BackupSet, report func(rdsbackup.DrillCheck)) error {
-	if err := os.MkdirAll(d.Dir, 0o755); err != nil {
+	// Searchable, not readable, by others: PostgreSQL runs as the postgres
+	// user when rdsbackup runs as root, and must reach its directory.
+	if err := os.MkdirAll(d.Dir, 0o711); err != nil {
 		return &notRun{"the drills' directory: " + err.Error()}
 	}
 	dir, err := os.MkdirTemp(d.Dir, fmt.Sprintf("%s%d-", dirPrefix, set.ID))
@@ -214,7 +216,7 @@ func (d *Driller) run(ctx context.Context, set *rdsbackup.BackupSet, report func
 		return &notRun{"lock the drill's directory: " + err.Error()}
 	}
 	defer unlock()
-	if err := os.Chmod(dir, 0o755); err != nil {
+	if err := os.Chmod(dir, 0o711); err != nil {
 		return &notRun{err.Error()}
 	}
 	// Short: a PostgreSQL socket path must fit in 100 bytes.
