@@ -385,3 +385,37 @@ func TestVerifyRefusals(t *testing.T) {
 	}
 	checkNoDrillLeft(t, dir)
 }
+
+// TestDrillsDirUnreachable: with a PostgreSQL instance's drills on, serve
+// refuses a drills.dir the postgres user cannot reach (it runs the
+// servers as that user when rdsbackup runs as root).
+func TestDrillsDirUnreachable(t *testing.T) {
+	t.Parallel()
+	dataDir := t.TempDir()
+	private := filepath.Join(dataDir, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf("instances:\n  - id: pg-x\n    engine: PostgreSQL\n    dsn: \"postgres://u:p@127.0.0.1:1/postgres\"\n    drills:\n      enabled: true\ndrills:\n  dir: %s\n",
+		filepath.Join(private, "drills"))
+	cfgPath := filepath.Join(t.TempDir(), "config.yaml")
+	if err := os.WriteFile(cfgPath, []byte(fmt.Sprintf("listen: 127.0.0.1:0\ndataDir: %s\nbackups:\n  schedule: false\nencryption:\n  enabled: false\n%s", dataDir, yaml)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stdout, stderr syncBuffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	// Should it start, it is stopped at once.
+	m := &Main{Stdout: &stdout, Stderr: &stderr, Getenv: testEnv(nil), Ready: func(string) { cancel() }}
+	code := m.Run(ctx, []string{"serve", "--config", cfgPath})
+	if os.Geteuid() != 0 {
+		// PostgreSQL runs as this user, who reaches any directory it made.
+		if code != exitOK {
+			t.Errorf("serve as a user other than root: exit %d\n%s", code, stderr.String())
+		}
+		return
+	}
+	if code != exitFailed || !strings.Contains(stderr.String(), "config: drills.dir "+filepath.Join(private, "drills")) || !strings.Contains(stderr.String(), "cannot reach") {
+		t.Errorf("serve with an unreachable drills.dir: exit %d\n%s", code, stderr.String())
+	}
+}
