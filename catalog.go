@@ -49,6 +49,7 @@ type Catalog interface {
 	SettingService
 	LogService
 	RecoveryService
+	VerificationRecorder
 	CatalogTransfer
 	LeaseService
 	// Nonces returns the catalog's replay protection, remembering nonces

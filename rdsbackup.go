@@ -125,6 +125,10 @@ type BackupSet struct {
 	FailureReason    string    // why a Failed set failed
 	ObjectKey        string    // where the set's object lives in storage; "" when none
 	Artifacts        []Artifact
+	// The last restore drill's verdict (docs/drills.md): "" when none.
+	VerifyStatus        VerifyStatus
+	VerifyTime          time.Time
+	VerifyFailureReason string
 }
 
 // Artifact is one database's part of a backup set: a byte range of the set's

@@ -73,7 +73,7 @@ var CatalogTables = []CatalogTable{
 		method initiator size:i available:i store_status meta_status storage_class copy_only:i
 		consistent_time:i checksum host_instance_id encryption engine engine_version
 		resource_group_id location scale db_names expect_expire_time:i failure_reason object_key
-		deleting:i artifacts`), KeyColumns: 1},
+		deleting:i artifacts verify_status verify_time:i verify_reason`), KeyColumns: 1},
 	{Name: "jobs", Columns: catalogColumns(`id:i instance_id status mode method strategy databases
 		progress:i backup_set_id:i error created_at:i updated_at:i window_start:i node_id lease_until:i`), KeyColumns: 1},
 	// Point-in-time recovery (docs/pitr.md). Positions are JSON

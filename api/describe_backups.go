@@ -62,6 +62,11 @@ type backupItem struct {
 	DBInstanceComment         string           `json:"DBInstanceComment" xml:"DBInstanceComment"`
 	// FailureReason is an rdsbackup extension: why a Failed set failed.
 	FailureReason string `json:"FailureReason,omitempty" xml:"FailureReason,omitempty"`
+	// VerifyStatus, VerifyTime and VerifyFailureReason are rdsbackup
+	// extensions: the last restore drill's verdict (docs/drills.md).
+	VerifyStatus        string `json:"VerifyStatus,omitempty" xml:"VerifyStatus,omitempty"`
+	VerifyTime          string `json:"VerifyTime,omitempty" xml:"VerifyTime,omitempty"`
+	VerifyFailureReason string `json:"VerifyFailureReason,omitempty" xml:"VerifyFailureReason,omitempty"`
 }
 
 // downloadLinksOut is the double-nested BackupDownloadLinkByDB.
@@ -217,6 +222,11 @@ func (s *Server) backupItem(set *rdsbackup.BackupSet, expires int64) backupItem 
 		BackupDBNames:          strings.Join(set.DBNames, ","),
 		TotalBackupSize:        set.Size,
 		FailureReason:          set.FailureReason,
+		VerifyStatus:           string(set.VerifyStatus),
+		VerifyFailureReason:    set.VerifyFailureReason,
+	}
+	if !set.VerifyTime.IsZero() {
+		item.VerifyTime = formatTime(set.VerifyTime)
 	}
 	if item.Encryption == "" {
 		item.Encryption = "{}"

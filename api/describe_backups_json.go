@@ -102,5 +102,14 @@ func (it *backupItem) appendJSON(b []byte) []byte {
 	if it.FailureReason != "" {
 		b = str(b, `,"FailureReason":`, it.FailureReason)
 	}
+	if it.VerifyStatus != "" {
+		b = str(b, `,"VerifyStatus":`, it.VerifyStatus)
+	}
+	if it.VerifyTime != "" {
+		b = str(b, `,"VerifyTime":`, it.VerifyTime)
+	}
+	if it.VerifyFailureReason != "" {
+		b = str(b, `,"VerifyFailureReason":`, it.VerifyFailureReason)
+	}
 	return append(b, '}')
 }

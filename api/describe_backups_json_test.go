@@ -29,6 +29,7 @@ func TestDescribeBackupsJSONMatchesEncodingJSON(t *testing.T) {
 				Encryption: s(), Engine: s(), EngineVersion: s(), ResourceGroupId: s(), ExpectExpireTime: s(),
 				BackupLocation: s(), BackupScale: s(), BackupExtractionStatus: s(), BackupDBNames: s(),
 				TotalBackupSize: n(), SlaveStatus: s(), DBInstanceComment: s(), FailureReason: s(),
+				VerifyStatus: s(), VerifyTime: s(), VerifyFailureReason: s(),
 			}
 			if r.IntN(4) > 0 {
 				it.BackupDownloadLinkByDB.BackupDownloadLinkByDB = []downloadLink{}

@@ -41,6 +41,7 @@ type Metrics struct {
 	logBytes       *prometheus.CounterVec
 	logGaps        *prometheus.CounterVec
 	logStreamFails *prometheus.CounterVec
+	drills         *prometheus.CounterVec
 }
 
 // New returns the service's metrics, with Go runtime and process metrics.
@@ -98,14 +99,20 @@ func New() *Metrics {
 	m.logStreamFails = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "log_stream_failures_total",
 		Help: "Times an instance's log stream broke and was restarted."},
 		[]string{"instance"})
+	m.drills = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: namespace, Name: "drills_total",
+		Help: "Restore drills by result: Passed, Failed (the set is no longer available) or NotRun (docs/drills.md)."},
+		[]string{"result"})
 	for _, c := range []prometheus.Collector{m.requests, m.latency, m.authFailures, m.throttled, m.backups, m.backupDuration,
-		m.backupBytes, m.catalogFailed, m.tick, m.sweeps, m.expired, m.storageErrors, m.logFiles, m.logBytes, m.logGaps, m.logStreamFails} {
+		m.backupBytes, m.catalogFailed, m.tick, m.sweeps, m.expired, m.storageErrors, m.logFiles, m.logBytes, m.logGaps, m.logStreamFails, m.drills} {
 		f(c)
 	}
 	m.catalogFailed.WithLabelValues("final")
 	m.catalogFailed.WithLabelValues("progress")
 	for _, r := range []string{"ok", "error"} {
 		m.sweeps.WithLabelValues(r)
+	}
+	for _, r := range []rdsbackup.DrillResult{rdsbackup.DrillPassed, rdsbackup.DrillFailed, rdsbackup.DrillNotRun} {
+		m.drills.WithLabelValues(string(r))
 	}
 	return m
 }
@@ -165,6 +172,11 @@ func (m *Metrics) LogGap(instanceID string) { m.logGaps.WithLabelValues(instance
 
 // StreamFailed counts a broken log stream.
 func (m *Metrics) StreamFailed(instanceID string) { m.logStreamFails.WithLabelValues(instanceID).Inc() }
+
+// DrillDone counts a restore drill by its result.
+func (m *Metrics) DrillDone(result rdsbackup.DrillResult) {
+	m.drills.WithLabelValues(string(result)).Inc()
+}
 
 // CatalogWriteFailed counts a job state the catalog refused.
 func (m *Metrics) CatalogWriteFailed(final bool) {

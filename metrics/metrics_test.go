@@ -152,3 +152,14 @@ func TestLogMetrics(t *testing.T) {
 	want(t, got, `rdsbackup_log_gaps_total{instance="rm-a"}`, 1)
 	want(t, got, `rdsbackup_log_stream_failures_total{instance="rm-b"}`, 1)
 }
+
+func TestDrillMetrics(t *testing.T) {
+	m := metrics.New()
+	m.DrillDone(rdsbackup.DrillFailed)
+	m.DrillDone(rdsbackup.DrillPassed)
+	m.DrillDone(rdsbackup.DrillPassed)
+	got := scrape(t, m)
+	want(t, got, `rdsbackup_drills_total{result="Passed"}`, 2)
+	want(t, got, `rdsbackup_drills_total{result="Failed"}`, 1)
+	want(t, got, `rdsbackup_drills_total{result="NotRun"}`, 0)
+}

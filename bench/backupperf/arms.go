@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -54,6 +55,8 @@ const (
 	armRdsBackup  = "rdsbackup backup"
 	armDirectPipe = "direct pipe → client"
 	armRdsRestore = "rdsbackup restore"
+	armRdsVerify  = "rdsbackup verify (drill)"
+	armRdsVerifyN = "rdsbackup verify --low-priority=false"
 )
 
 func backupArm(label string) string {
@@ -389,6 +392,49 @@ func rdsRestore(ctx context.Context, label, bin, workDir, url string, target *db
 	}
 	time.Sleep(300 * time.Millisecond)
 	res.ServerCPU = treeCPU(target.pid()) - srv0
+	return res, nil
+}
+
+// drillArm and drillNormalArm mark the drill's arms (-drill) in a run's
+// restore rotation: as scheduled (nice 19, idle I/O) and at normal priority.
+var (
+	drillArm       = &service{label: "drill"}
+	drillNormalArm = &service{label: "drill-normal"}
+)
+
+var drillPassedRE = regexp.MustCompile(`drill passed in`)
+
+// rdsVerify runs `rdsbackup verify --backup-id` of the main service's set:
+// a restore drill, which starts its own empty server (counted), restores
+// the set into it, checks it and removes it.
+func rdsVerify(ctx context.Context, svc *service, backupID string, low bool) (*armResult, error) {
+	res := &armResult{Arm: armRdsVerify, LoadBefore: loadAvg()}
+	if !low {
+		res.Arm = armRdsVerifyN
+	}
+	cmd := exec.CommandContext(ctx, svc.bin, "verify", "--backup-id", backupID, "--config", filepath.Join(svc.dir, "rdsbackup.yaml"),
+		fmt.Sprintf("--low-priority=%v", low))
+	cmd.Env = svc.env
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	samp := startSampler(cmd.Process.Pid, 100*time.Millisecond)
+	err := cmd.Wait()
+	res.Wall = time.Since(start)
+	peak, hwm, last := samp.finish()
+	res.LoadAfter = loadAvg()
+	if err != nil || !drillPassedRE.Match(out.Bytes()) {
+		return nil, fmt.Errorf("rdsbackup verify: %v: %s", err, tail(out.String(), 3000))
+	}
+	log.Printf("drill: %s", tail(out.String(), 600))
+	total := cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	res.RdsCPU = last.Self
+	res.ToolCPU = total - last.Self
+	res.PeakRSS, res.HWM = peak, hwm
 	return res, nil
 }
 

@@ -56,6 +56,7 @@ import (
 type options struct {
 	size       int64
 	engines    []string
+	drill      bool
 	runs       int
 	dir        string
 	repo       string
@@ -118,6 +119,7 @@ func parseFlags() (*options, error) {
 	flag.DurationVar(&o.poll, "poll", 100*time.Millisecond, "DescribeBackupTasks polling interval")
 	flag.BoolVar(&o.skipBackup, "skip-backup-compare", false, "take the rdsbackup backup (needed for the restore) but do not run the bare dump arm")
 	flag.BoolVar(&o.skipRestor, "skip-restore", false, "measure backups only")
+	flag.BoolVar(&o.drill, "drill", false, "add a restore arm: `rdsbackup verify --backup-id` of the main arm's set (a drill: its own new server, the restore, the checks, the cleanup)")
 	flag.BoolVar(&o.zstdCLI, "zstd-cli", false, "add a backup arm for reference: the dump tools piped into `zstd -1` (the C command) writing one file, fsynced: what a shell script would do")
 	flag.StringVar(&o.profile, "profile", "", "profiling mode: drive backup.Runner in-process and write CPU/heap profiles into this directory")
 	flag.Func("alt", "also measure the rdsbackup built from another checkout, as `LABEL=DIR` (repeatable): its backup and restore arms join each run's rotation, e.g. to try a change", func(v string) error {
@@ -474,7 +476,26 @@ func measureRun(ctx context.Context, o *options, run int, t *tools, src *dbServe
 		return out, nil
 	}
 	restoreArms := append([]*service{nil}, svcs...)
+	if o.drill {
+		restoreArms = append(restoreArms, drillArm, drillNormalArm)
+	}
+	var restoreWall, drillWall, drillNormalWall time.Duration
 	for i, svc := range runOrder(restoreArms, run) {
+		if svc == drillArm || svc == drillNormalArm {
+			r, err := rdsVerify(ctx, svcs[0], backups[svcs[0]].JobID, svc == drillArm)
+			if err != nil {
+				return nil, fmt.Errorf("run %d, drill: %w", run+1, err)
+			}
+			r.Run, r.Order = run+1, i
+			logArm(engine, r)
+			out = append(out, r)
+			if svc == drillArm {
+				drillWall = r.Wall
+			} else {
+				drillNormalWall = r.Wall
+			}
+			continue
+		}
 		dir := filepath.Join(work, fmt.Sprintf("%s-target-%d-%d", engine, run, i))
 		target, err := freshTarget(ctx, template, dir, engine, src.password)
 		if err != nil {
@@ -499,6 +520,13 @@ func measureRun(ctx context.Context, o *options, run int, t *tools, src *dbServe
 		r.Run, r.Order = run+1, i
 		logArm(engine, r)
 		out = append(out, r)
+		if svc == svcs[0] {
+			restoreWall = r.Wall
+		}
+	}
+	if o.drill && restoreWall > 0 {
+		log.Printf("%s run %d: drill ÷ rdsbackup restore = %.3f (low priority), %.3f (normal priority)", engine, run+1,
+			drillWall.Seconds()/restoreWall.Seconds(), drillNormalWall.Seconds()/restoreWall.Seconds())
 	}
 	return out, nil
 }

@@ -39,6 +39,7 @@ type service struct {
 	instanceID string
 	ak, secret string
 	cmd        *exec.Cmd
+	env        []string // serve's, for rdsbackup verify with the same config
 	done       chan struct{}
 	http       *http.Client
 }
@@ -70,7 +71,9 @@ instances:
     dsn: "%s"
 backups:
   schedule: false
-%s`, s.addr, filepath.Join(dir, "data"), s.instanceID, engine, src.rdsbackupDSN(passwordEnv), extraConfig)
+drills:
+  dir: %s
+%s`, s.addr, filepath.Join(dir, "data"), s.instanceID, engine, src.rdsbackupDSN(passwordEnv), filepath.Join(filepath.Dir(filepath.Dir(dir)), "dr-"+filepath.Base(dir)[:2]), extraConfig)
 	cfgPath := filepath.Join(dir, "rdsbackup.yaml")
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		return nil, err
@@ -92,6 +95,7 @@ backups:
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
+	s.env = cmd.Env
 	s.cmd, s.done = cmd, make(chan struct{})
 	go func() { cmd.Wait(); close(s.done) }()
 	deadline := time.Now().Add(time.Minute)

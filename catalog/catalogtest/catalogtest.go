@@ -75,6 +75,7 @@ func Run(t *testing.T, h Harness) {
 		{"BackupSetExplicitID", testBackupSetExplicitID},
 		{"BackupSetUpdate", testBackupSetUpdate},
 		{"BackupSetDelete", testBackupSetDelete},
+		{"RecordVerification", testRecordVerification},
 		{"BackupSetAvailableNeedsObject", testBackupSetAvailableNeedsObject},
 		{"FindBackupSets", testFindBackupSets},
 		{"ImportBackupSets", testImportBackupSets},
@@ -1250,4 +1251,55 @@ func testPolicies(t *testing.T, c Catalog) {
 	if _, err := c.FindPolicy(ctx, "Shared", system); err != nil {
 		t.Errorf("deleting custom Shared removed system Shared: %v", err)
 	}
+}
+
+// testRecordVerification: a failed drill makes the set unavailable and
+// keeps its reason; a passed one records its time and makes available only
+// a set a failed drill had made unavailable.
+func testRecordVerification(t *testing.T, c Catalog) {
+	ctx := t.Context()
+	set := newSet("rm-verify", time.Date(2024, 7, 1, 0, 0, 0, 0, time.UTC))
+	ok(t, c.CreateBackupSet(ctx, set), "create")
+	other := newSet("rm-verify", time.Date(2024, 7, 2, 0, 0, 0, 0, time.UTC))
+	ok(t, c.CreateBackupSet(ctx, other), "create")
+	at := time.Date(2024, 7, 3, 1, 2, 3, 0, time.UTC)
+	ok(t, c.RecordVerification(ctx, set.ID, rdsbackup.VerifyPassed, at, ""), "record passed")
+	got, err := c.FindBackupSet(ctx, set.ID)
+	ok(t, err, "find")
+	if got.VerifyStatus != rdsbackup.VerifyPassed || !got.VerifyTime.Equal(at) || got.VerifyFailureReason != "" || !got.Available {
+		t.Errorf("after a passed drill: %q %v %q avail %v", got.VerifyStatus, got.VerifyTime, got.VerifyFailureReason, got.Available)
+	}
+	later := at.Add(time.Hour)
+	ok(t, c.RecordVerification(ctx, set.ID, rdsbackup.VerifyFailed, later, "integrity: table t is corrupt"), "record failed")
+	got, err = c.FindBackupSet(ctx, set.ID)
+	ok(t, err, "find")
+	if got.VerifyStatus != rdsbackup.VerifyFailed || !got.VerifyTime.Equal(later) || got.VerifyFailureReason != "integrity: table t is corrupt" || got.Available {
+		t.Errorf("after a failed drill: %q %v %q avail %v", got.VerifyStatus, got.VerifyTime, got.VerifyFailureReason, got.Available)
+	}
+	// The rest of the set is as it was; the other set is untouched.
+	if d := diff(got, stored(set), "VerifyStatus", "VerifyTime", "VerifyFailureReason", "Available", "ExpectExpireTime"); d != "" {
+		t.Errorf("the drill changed more of the set: %s", d)
+	}
+	o, err := c.FindBackupSet(ctx, other.ID)
+	ok(t, err, "find")
+	if o.VerifyStatus != "" || !o.VerifyTime.IsZero() || !o.Available {
+		t.Errorf("the other set: %q %v avail %v", o.VerifyStatus, o.VerifyTime, o.Available)
+	}
+	// A pass after a failure undoes what the failed drill did.
+	ok(t, c.RecordVerification(ctx, set.ID, rdsbackup.VerifyPassed, later.Add(time.Hour), ""), "record passed again")
+	got, err = c.FindBackupSet(ctx, set.ID)
+	ok(t, err, "find")
+	if got.VerifyStatus != rdsbackup.VerifyPassed || got.VerifyFailureReason != "" || !got.Available {
+		t.Errorf("a pass after a failure: %q %q avail %v", got.VerifyStatus, got.VerifyFailureReason, got.Available)
+	}
+	// A pass never makes available a set something else made unavailable.
+	got.Available = false
+	ok(t, c.UpdateBackupSet(ctx, got), "update")
+	ok(t, c.RecordVerification(ctx, set.ID, rdsbackup.VerifyPassed, later.Add(2*time.Hour), ""), "record passed")
+	got, err = c.FindBackupSet(ctx, set.ID)
+	ok(t, err, "find")
+	if got.Available {
+		t.Errorf("a pass made available a set a drill had not made unavailable")
+	}
+	wantCode(t, c.RecordVerification(ctx, 999999, rdsbackup.VerifyFailed, later, "x"), rdsbackup.ENOTFOUND, "unknown set")
 }

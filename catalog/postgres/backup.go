@@ -352,3 +352,21 @@ func (db *DB) FindDeletingBackupSets(ctx context.Context) ([]*rdsbackup.BackupSe
 	}
 	return sets, nil
 }
+
+// RecordVerification records a drill's verdict on a set
+// (rdsbackup.VerificationRecorder): a failed drill clears available, a
+// passed one after a failed one sets it again (it undoes only what a drill
+// did).
+func (db *DB) RecordVerification(ctx context.Context, id int64, status rdsbackup.VerifyStatus, at time.Time, reason string) error {
+	tag, err := db.exec(ctx, `UPDATE backup_sets SET verify_status = $2, verify_time = $3, verify_reason = $4,
+		available = CASE WHEN $5 THEN false WHEN verify_status = 'Failed' AND object_key <> '' THEN true ELSE available END
+		WHERE id = $1 AND NOT deleting`,
+		id, string(status), columns.Unix(at), reason, status == rdsbackup.VerifyFailed)
+	if err != nil {
+		return fmt.Errorf("record the drill of backup set %d: %w", id, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "backup set %d not found", id)
+	}
+	return nil
+}

@@ -254,3 +254,23 @@ func (db *DB) ImportBackupSets(ctx context.Context, sets []*rdsbackup.BackupSet)
 		return nil
 	})
 }
+
+// RecordVerification records a drill's verdict on a set
+// (rdsbackup.VerificationRecorder): a failed drill clears available, a
+// passed one after a failed one sets it again (it undoes only what a drill
+// did).
+func (db *DB) RecordVerification(ctx context.Context, id int64, status rdsbackup.VerifyStatus, at time.Time, reason string) error {
+	return db.update(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE backup_sets SET verify_status = ?, verify_time = ?, verify_reason = ?,
+			available = CASE WHEN ? THEN 0 WHEN verify_status = 'Failed' AND object_key != '' THEN 1 ELSE available END
+			WHERE id = ? AND deleting = 0`,
+			string(status), columns.Unix(at), reason, boolInt(status == rdsbackup.VerifyFailed), id)
+		if err != nil {
+			return fmt.Errorf("record the drill of backup set %d: %w", id, err)
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return rdsbackup.Errorf(rdsbackup.ENOTFOUND, "backup set %d not found", id)
+		}
+		return nil
+	})
+}

@@ -267,6 +267,8 @@ func waitFinished(t testing.TB, c *clients, inst, id string) jobTrace {
 type backupOut struct {
 	rds.Backup
 	FailureReason string
+	// The last restore drill's verdict (docs/drills.md).
+	VerifyStatus, VerifyTime, VerifyFailureReason string
 }
 
 // describeSet returns set id of inst through DescribeBackups (BackupId).

@@ -48,6 +48,8 @@ type Config struct {
 	Encryption EncryptionConfig `yaml:"encryption"`
 	// Clones, when present, enables CloneDBInstance (docs/clones.md).
 	Clones *ClonesConfig `yaml:"clones"`
+	// Drills configures restore drills (docs/drills.md).
+	Drills DrillsConfig `yaml:"drills"`
 	// Node names this process among the nodes sharing a catalog
 	// (docs/nodes.md).
 	Node NodeConfig `yaml:"node"`
@@ -323,6 +325,65 @@ type InstanceConfig struct {
 	Description string `yaml:"description"`
 	// BackupPolicy, when set, is the instance's policy (see README).
 	BackupPolicy *PolicyConfig `yaml:"backupPolicy"`
+	// Drills, when set, schedules restore drills of the instance's sets
+	// (docs/drills.md); absent: none (rdsbackup verify still runs one).
+	Drills *InstanceDrills `yaml:"drills"`
+}
+
+// DrillsConfig is where and how restore drills run (docs/drills.md).
+type DrillsConfig struct {
+	// Dir holds the drills' throwaway servers (default dataDir/drills).
+	// When rdsbackup runs as root, PostgreSQL servers run as the postgres
+	// user, who must be able to reach it.
+	Dir string `yaml:"dir"`
+	// Timeout bounds one drill (default 1h); a drill that runs out of
+	// time did not run and leaves its set as it was.
+	Timeout Duration `yaml:"timeout"`
+}
+
+// Drill schedules of an instance.
+const (
+	DrillAfterEachSet = "after-each-set"
+	DrillDaily        = "daily"
+	DrillWeekly       = "weekly"
+)
+
+// InstanceDrills is an instance's drills schedule.
+type InstanceDrills struct {
+	Enabled bool `yaml:"enabled"`
+	// Schedule is after-each-set (default), daily or weekly (the newest
+	// Success set that no drill has judged).
+	Schedule string `yaml:"schedule"`
+	// Timeout overrides drills.timeout for this instance's sets.
+	Timeout Duration `yaml:"timeout"`
+}
+
+func (d *DrillsConfig) validate(cfg *Config) error {
+	if d.Dir == "" {
+		d.Dir = cfg.Path("drills")
+	}
+	if d.Timeout == 0 {
+		d.Timeout = Duration(time.Hour)
+	} else if d.Timeout < Duration(time.Second) {
+		return fmt.Errorf("config: drills.timeout %v: must be at least 1s", time.Duration(d.Timeout))
+	}
+	for i := range cfg.Instances {
+		id := cfg.Instances[i].Drills
+		if id == nil {
+			continue
+		}
+		switch id.Schedule {
+		case "":
+			id.Schedule = DrillAfterEachSet
+		case DrillAfterEachSet, DrillDaily, DrillWeekly:
+		default:
+			return fmt.Errorf("config: instances[%d].drills.schedule %q: use after-each-set, daily or weekly", i, id.Schedule)
+		}
+		if id.Timeout != 0 && id.Timeout < Duration(time.Second) {
+			return fmt.Errorf("config: instances[%d].drills.timeout: must be at least 1s", i)
+		}
+	}
+	return nil
 }
 
 // DefaultConfig is the configuration without a file, with every default
@@ -430,6 +491,9 @@ func (c *Config) Validate() error {
 		if err := c.Clones.validate(c); err != nil {
 			return err
 		}
+	}
+	if err := c.Drills.validate(c); err != nil {
+		return err
 	}
 	if err := c.Storage.validate(); err != nil {
 		return err

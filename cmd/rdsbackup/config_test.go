@@ -114,6 +114,31 @@ func TestClonesConfig(t *testing.T) {
 	}
 }
 
+func TestDrillsConfig(t *testing.T) {
+	env := func(string) string { return "" }
+	c, err := ParseConfig([]byte("dataDir: /srv/rb\ninstances:\n  - id: rm-a\n    engine: MariaDB\n    dsn: \"u:p@tcp(h:3306)/\"\n    drills:\n      enabled: true\n  - id: rm-b\n    engine: MariaDB\n    dsn: \"u:p@tcp(h:3306)/\"\n"), env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Drills.Dir != "/srv/rb/drills" || c.Drills.Timeout != Duration(time.Hour) {
+		t.Errorf("defaults: %+v", c.Drills)
+	}
+	if d := c.Instances[0].Drills; d == nil || !d.Enabled || d.Schedule != DrillAfterEachSet {
+		t.Errorf("rm-a's drills: %+v", d)
+	}
+	if c.Instances[1].Drills != nil {
+		t.Errorf("rm-b has drills without asking: %+v", c.Instances[1].Drills)
+	}
+	for _, bad := range []struct{ yaml, want string }{
+		{"instances:\n  - id: rm-a\n    engine: MariaDB\n    dsn: \"u:p@tcp(h:3306)/\"\n    drills:\n      schedule: hourly\n", "instances[0].drills.schedule \"hourly\""},
+		{"drills:\n  timeout: 10ms\n", "drills.timeout 10ms: must be at least 1s"},
+	} {
+		if _, err := ParseConfig([]byte(bad.yaml), env); err == nil || !strings.Contains(err.Error(), bad.want) {
+			t.Errorf("%q: %v, want %q", bad.yaml, err, bad.want)
+		}
+	}
+}
+
 // TestNodeConfig: node.id defaults to the hostname and is validated, as is
 // node.lease.
 func TestNodeConfig(t *testing.T) {

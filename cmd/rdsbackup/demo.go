@@ -477,10 +477,14 @@ func demoExec(ctx context.Context, kind string, open func() (*sql.DB, error), st
 // passwords as ${VAR} references.
 func writeDemoConfig(path, listen, dataDir string, maria *localserver.MariaDB, pg *localserver.Postgres, tlsCfg TLSConfig) error {
 	type instance struct {
-		ID          string `yaml:"id"`
-		Engine      string `yaml:"engine"`
-		DSN         string `yaml:"dsn"`
-		Description string `yaml:"description"`
+		ID          string          `yaml:"id"`
+		Engine      string          `yaml:"engine"`
+		DSN         string          `yaml:"dsn"`
+		Description string          `yaml:"description"`
+		Drills      *InstanceDrills `yaml:"drills"`
+	}
+	type drills struct {
+		Dir string `yaml:"dir"`
 	}
 	cfg := struct {
 		Listen    string     `yaml:"listen"`
@@ -488,20 +492,27 @@ func writeDemoConfig(path, listen, dataDir string, maria *localserver.MariaDB, p
 		Region    string     `yaml:"region"`
 		Instances []instance `yaml:"instances"`
 		TLS       *TLSConfig `yaml:"tls,omitempty"`
+		Drills    drills     `yaml:"drills"`
 	}{
 		Listen:  listen,
 		DataDir: dataDir,
 		Region:  DefaultRegion,
+		// Restore drills of every new set (docs/drills.md), in the demo
+		// PostgreSQL server's directory: the postgres user reaches it, and
+		// it goes with the demo.
+		Drills: drills{Dir: filepath.Join(pg.Dir, "drills")},
 		Instances: []instance{{
 			ID:          demoMariaDBInstance,
 			Engine:      string(rdsbackup.EngineMariaDB),
 			DSN:         fmt.Sprintf("%s:${%s}@tcp(%s)/", maria.User, envDemoMariaDBPassword, net.JoinHostPort(maria.Host, strconv.Itoa(maria.Port))),
 			Description: "rdsbackup demo: MariaDB with the sample database " + demoMariaDBDatabase,
+			Drills:      &InstanceDrills{Enabled: true, Schedule: DrillAfterEachSet},
 		}, {
 			ID:          demoPostgresInstance,
 			Engine:      string(rdsbackup.EnginePostgreSQL),
 			DSN:         fmt.Sprintf("postgres://%s:${%s}@%s/postgres?sslmode=disable", pg.User, envDemoPostgresPassword, net.JoinHostPort(pg.Host, strconv.Itoa(pg.Port))),
 			Description: "rdsbackup demo: PostgreSQL with the sample database " + demoPostgresDatabase,
+			Drills:      &InstanceDrills{Enabled: true, Schedule: DrillAfterEachSet},
 		}},
 	}
 	if tlsCfg.Enabled() {

@@ -181,6 +181,15 @@ func TestDemo(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the demo's config: %v\n%s", err, raw)
 	}
+	// The demo drills every new set (docs/drills.md).
+	for _, ic := range cfg.Instances {
+		if ic.Drills == nil || !ic.Drills.Enabled || ic.Drills.Schedule != DrillAfterEachSet {
+			t.Errorf("demo instance %s: drills %+v, want enabled after each set", ic.ID, ic.Drills)
+		}
+	}
+	if err := localserver.CheckPostgresParent(cfg.Drills.Dir); err != nil {
+		t.Errorf("the demo's drills.dir %s: %v", cfg.Drills.Dir, err)
+	}
 	ports := demoServerPorts(t, cfg)
 	for _, p := range ports {
 		c, err := net.DialTimeout("tcp", p, 5*time.Second)

@@ -72,6 +72,7 @@ const usage = `rdsbackup — a self-hosted database backup service with the Alib
 Usage:
   rdsbackup serve [--config FILE]            start the service (without --config: built-in defaults)
   rdsbackup restore (--url URL | --file F)   restore a backup set into a server (see restore -h)
+  rdsbackup verify --backup-id ID [--config F] restore a set into a throwaway server and check it (drill)
   rdsbackup rebuild-catalog [--config FILE]  rebuild the catalog's backup sets from the manifests in storage
   rdsbackup catalog copy --from F --to DSN   move a SQLite catalog into PostgreSQL, verified (see catalog -h)
   rdsbackup keys (list|rotate|rewrap)        manage the encryption keys (see keys -h)
@@ -97,6 +98,8 @@ func (m *Main) Run(ctx context.Context, args []string) int {
 		err = m.serve(ctx, args[1:])
 	case "restore":
 		err = m.restore(ctx, args[1:])
+	case "verify":
+		err = m.verify(ctx, args[1:])
 	case "rebuild-catalog":
 		err = m.rebuildCatalog(ctx, args[1:])
 	case "catalog":

@@ -196,6 +196,13 @@ func (m *Main) serve(ctx context.Context, args []string) error {
 		srv.Clones = clones
 	}
 
+	// Restore drills (docs/drills.md): leftovers removed, schedules started.
+	stopDrills, err := startDrills(ctx, cfg, db, store, logger, met.DrillDone, func() bool { return runner.Active() > 0 })
+	if err != nil {
+		return err
+	}
+	defer stopDrills()
+
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listen: %w", err)

@@ -12,7 +12,7 @@ import (
 const BackupColumns = `id, instance_id, status, start_time, end_time, type, mode, method, initiator,
 	size, available, store_status, meta_status, storage_class, copy_only, consistent_time, checksum,
 	host_instance_id, encryption, engine, engine_version, resource_group_id, location, scale, db_names,
-	expect_expire_time, failure_reason, object_key, artifacts`
+	expect_expire_time, failure_reason, object_key, artifacts, verify_status, verify_time, verify_reason`
 
 // Unix is a time as the catalogs store it: unix seconds, 0 for none.
 func Unix(t time.Time) int64 {
@@ -45,16 +45,17 @@ func SetValues(s *rdsbackup.BackupSet, boolean func(bool) any) []any {
 		string(s.Mode), string(s.Method), string(s.Initiator), s.Size, boolean(s.Available), string(s.StoreStatus),
 		s.MetaStatus, storageClass, boolean(s.CopyOnly), s.ConsistentTime, s.Checksum, s.HostInstanceID,
 		encryption, string(s.Engine), s.EngineVersion, s.ResourceGroupID, s.Location, s.Scale,
-		JoinList(s.DBNames), Unix(s.ExpectExpireTime), s.FailureReason, s.ObjectKey, EncodeArtifacts(s.Artifacts)}
+		JoinList(s.DBNames), Unix(s.ExpectExpireTime), s.FailureReason, s.ObjectKey, EncodeArtifacts(s.Artifacts),
+		string(s.VerifyStatus), Unix(s.VerifyTime), s.VerifyFailureReason}
 }
 
 // SetRow holds what a row of BackupColumns is scanned into before it
 // becomes a set. Scan's destinations escape to the heap, so one SetRow
 // serves all the rows of a query instead of a dozen allocations per row.
 type SetRow struct {
-	start, end, expire                                        int64
+	start, end, expire, verifyTime                            int64
 	availInt, copyOnlyInt                                     int64
-	dbNames, artifacts                                        string
+	dbNames, artifacts, verifyStatus                          string
 	status, typ, mode, method, initiator, storeStatus, engine string
 	intBools                                                  bool
 	set                                                       rdsbackup.BackupSet
@@ -75,7 +76,8 @@ func NewSetRow(intBools bool) *SetRow {
 	c.dest = []any{&s.ID, &s.InstanceID, &c.status, &c.start, &c.end, &c.typ, &c.mode, &c.method, &c.initiator,
 		&s.Size, avail, &c.storeStatus, &s.MetaStatus, &s.StorageClass, copyOnly, &s.ConsistentTime, &s.Checksum,
 		&s.HostInstanceID, &s.Encryption, &c.engine, &s.EngineVersion, &s.ResourceGroupID, &s.Location, &s.Scale,
-		&c.dbNames, &c.expire, &s.FailureReason, &s.ObjectKey, &c.artifacts}
+		&c.dbNames, &c.expire, &s.FailureReason, &s.ObjectKey, &c.artifacts,
+		&c.verifyStatus, &c.verifyTime, &s.VerifyFailureReason}
 	return c
 }
 
@@ -98,6 +100,7 @@ func (c *SetRow) Scan(scan func(dest ...any) error) (*rdsbackup.BackupSet, error
 		s.Available, s.CopyOnly = c.availInt == 1, c.copyOnlyInt == 1
 	}
 	s.DBNames = SplitList(c.dbNames)
+	s.VerifyStatus, s.VerifyTime = rdsbackup.VerifyStatus(c.verifyStatus), FromUnix(c.verifyTime)
 	return s, nil
 }
 

@@ -1,0 +1,4 @@
+-- Restore drills (docs/drills.md): the verdict of a set's last drill.
+ALTER TABLE backup_sets ADD COLUMN verify_status TEXT NOT NULL DEFAULT '';
+ALTER TABLE backup_sets ADD COLUMN verify_time INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE backup_sets ADD COLUMN verify_reason TEXT NOT NULL DEFAULT '';
