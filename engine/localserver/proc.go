@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"os/exec"
@@ -408,13 +409,22 @@ func existingServerDir(dir string) (string, error) {
 
 // CheckPostgresParent reports whether a PostgreSQL server's directory can be
 // made in dir: when the caller is root the server runs as the postgres
-// user, who must be able to search dir and every parent.
+// user, who must be able to search dir and every parent. A dir not made
+// yet is judged by its nearest existing parent: the callers make the
+// missing directories searchable by everyone.
 func CheckPostgresParent(dir string) error {
 	acct, err := postgresAccount()
 	if err != nil || acct == nil {
 		return err
 	}
-	if !traversableBy(dir, acct) {
+	existing := filepath.Clean(dir)
+	for {
+		if _, err := os.Stat(existing); err == nil || !errors.Is(err, fs.ErrNotExist) || existing == filepath.Dir(existing) {
+			break
+		}
+		existing = filepath.Dir(existing)
+	}
+	if !traversableBy(existing, acct) {
 		return fmt.Errorf("user %s cannot reach %s (PostgreSQL refuses to run as root, so it runs as %s): use a directory whose parents everyone may search, e.g. in %s",
 			acct.name, dir, acct.name, TempDir())
 	}
