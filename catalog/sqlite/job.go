@@ -159,10 +159,7 @@ func (db *DB) FindJobs(ctx context.Context, f rdsbackup.JobFilter) ([]*rdsbackup
 		where, args = append(where, "mode = ?"), append(args, string(*f.Mode))
 	}
 	if len(f.Statuses) > 0 {
-		where = append(where, "status IN (?"+strings.Repeat(",?", len(f.Statuses)-1)+")")
-		for _, s := range f.Statuses {
-			args = append(args, string(s))
-		}
+		where, args = appendIn(where, args, "status", f.Statuses)
 	}
 	q := `SELECT ` + jobColumns + ` FROM jobs`
 	if len(where) > 0 {
@@ -192,4 +189,14 @@ func (db *DB) FindJobs(ctx context.Context, f rdsbackup.JobFilter) ([]*rdsbackup
 		jobs = append(jobs, &j)
 	}
 	return jobs, rows.Err()
+}
+
+// appendIn adds the condition "column IN (?, …)" over values, which must
+// not be empty, to a query's WHERE terms and arguments.
+func appendIn[S ~string](where []string, args []any, column string, values []S) ([]string, []any) {
+	where = append(where, column+" IN (?"+strings.Repeat(",?", len(values)-1)+")")
+	for _, v := range values {
+		args = append(args, string(v))
+	}
+	return where, args
 }

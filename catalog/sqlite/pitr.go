@@ -96,10 +96,7 @@ func (db *DB) FindLogFiles(ctx context.Context, f rdsbackup.LogFileFilter) ([]*r
 		where, args = append(where, "begin_time <= ?"), append(args, f.EndTime.Unix())
 	}
 	if len(f.Statuses) > 0 {
-		where = append(where, "status IN (?"+strings.Repeat(",?", len(f.Statuses)-1)+")")
-		for _, s := range f.Statuses {
-			args = append(args, string(s))
-		}
+		where, args = appendIn(where, args, "status", f.Statuses)
 	}
 	cond := " WHERE " + strings.Join(where, " AND ")
 	var total int
@@ -337,10 +334,7 @@ func (db *DB) FindRecoveries(ctx context.Context, f rdsbackup.RecoveryFilter) ([
 		where, args = append(where, "target_id = ?"), append(args, f.TargetID)
 	}
 	if len(f.Statuses) > 0 {
-		where = append(where, "status IN (?"+strings.Repeat(",?", len(f.Statuses)-1)+")")
-		for _, s := range f.Statuses {
-			args = append(args, string(s))
-		}
+		where, args = appendIn(where, args, "status", f.Statuses)
 	}
 	q := `SELECT ` + recoveryColumns + ` FROM recoveries`
 	if len(where) > 0 {
